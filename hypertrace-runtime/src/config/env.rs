@@ -1,0 +1,1 @@
+//! STUB (config helper replaces this file).
