@@ -8,6 +8,7 @@
 //! - `http/`: the axum/tower glue: the server span, its attributes (§3.3), body wrappers.
 //! - `init.rs`: what `#[hypertrace::main]` runs at start and at exit.
 
+mod agent;
 pub mod capture;
 pub mod config;
 pub mod export;
@@ -17,7 +18,9 @@ pub mod propagation;
 mod subscriber;
 
 pub use config::{Config, ConfigBuilder, ConfigError};
-pub use init::{shutdown_signal, Agent, Guard};
+pub use agent::{current as current_agent, Agent, Guard};
+pub use http::layer::{layer, HypertraceLayer};
+pub use init::shutdown_signal;
 pub use subscriber::otel_layer;
 
 /// Used by the code that the macros generate; not a public API.

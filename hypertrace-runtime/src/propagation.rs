@@ -1,1 +1,211 @@
-//! stub
+//! Propagators per `propagation_formats` (CONTRACT §3.3): W3C trace context (with baggage) and B3,
+//! single and multi header. A malformed header yields no parent, so the request starts a new trace.
+
+use std::sync::OnceLock;
+
+use opentelemetry::propagation::{text_map_propagator::FieldIter, Extractor, Injector, TextMapCompositePropagator, TextMapPropagator};
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+use opentelemetry::Context;
+use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
+
+use crate::config::PropagationFormat;
+
+/// The composite propagator for the configured formats. When several formats carry a parent, the
+/// W3C one wins (it is listed last, and the composite lets later extractions override).
+pub fn build(formats: &[PropagationFormat]) -> TextMapCompositePropagator {
+    let mut list: Vec<Box<dyn TextMapPropagator + Send + Sync>> = Vec::new();
+    if formats.contains(&PropagationFormat::B3) {
+        list.push(Box::new(B3Propagator::new()));
+    }
+    if formats.contains(&PropagationFormat::TraceContext) {
+        list.push(Box::new(TraceContextPropagator::new()));
+        list.push(Box::new(BaggagePropagator::new()));
+    }
+    TextMapCompositePropagator::new(list)
+}
+
+const B3_SINGLE: &str = "b3";
+const B3_TRACE_ID: &str = "x-b3-traceid";
+const B3_SPAN_ID: &str = "x-b3-spanid";
+const B3_SAMPLED: &str = "x-b3-sampled";
+const B3_FLAGS: &str = "x-b3-flags";
+
+/// B3: extracts the single `b3` header or else the multi `X-B3-*` headers; injects both forms, so
+/// that peers reading either one see the parent.
+#[derive(Debug)]
+pub struct B3Propagator {
+    fields: [String; 4],
+}
+
+impl B3Propagator {
+    pub fn new() -> Self {
+        B3Propagator { fields: [B3_SINGLE, B3_TRACE_ID, B3_SPAN_ID, B3_SAMPLED].map(String::from) }
+    }
+}
+
+impl Default for B3Propagator {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn trace_id(s: &str) -> Option<TraceId> {
+    // 64-bit B3 trace ids are left-padded to 128 bits, as the B3 spec says.
+    let ok = (s.len() == 16 || s.len() == 32) && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let id = if ok { TraceId::from_hex(s).ok()? } else { return None };
+    (id != TraceId::INVALID).then_some(id)
+}
+
+fn span_id(s: &str) -> Option<SpanId> {
+    let ok = s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let id = if ok { SpanId::from_hex(s).ok()? } else { return None };
+    (id != SpanId::INVALID).then_some(id)
+}
+
+/// `Some(sampled)` for a valid sampling state; debug (`d`, flags `1`) counts as sampled.
+fn sampled(s: &str) -> Option<bool> {
+    match s {
+        "1" | "d" | "true" => Some(true),
+        "0" | "false" => Some(false),
+        _ => None,
+    }
+}
+
+fn context(trace: TraceId, span: SpanId, sampled: bool) -> SpanContext {
+    let flags = if sampled { TraceFlags::SAMPLED } else { TraceFlags::default() };
+    SpanContext::new(trace, span, flags, true, TraceState::NONE)
+}
+
+fn extract_single(v: &str) -> Option<SpanContext> {
+    let mut parts = v.trim().split('-');
+    let t = trace_id(parts.next()?)?;
+    let s = span_id(parts.next()?)?;
+    // A missing sampling state defers the decision; we record (sampled), as a root would.
+    let smp = match parts.next() {
+        None => true,
+        Some(p) => sampled(p)?,
+    };
+    if let Some(parent) = parts.next() {
+        span_id(parent)?;
+    }
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(context(t, s, smp))
+}
+
+fn extract_multi(ex: &dyn Extractor) -> Option<SpanContext> {
+    let t = trace_id(ex.get(B3_TRACE_ID)?.trim())?;
+    let s = span_id(ex.get(B3_SPAN_ID)?.trim())?;
+    let debug = ex.get(B3_FLAGS).map(str::trim) == Some("1");
+    let smp = match ex.get(B3_SAMPLED).map(str::trim) {
+        None => true,
+        Some(v) => sampled(v)?,
+    };
+    Some(context(t, s, smp || debug))
+}
+
+impl TextMapPropagator for B3Propagator {
+    fn inject_context(&self, cx: &Context, injector: &mut dyn Injector) {
+        let span = cx.span();
+        let sc = span.span_context();
+        if !sc.is_valid() {
+            return;
+        }
+        let smp = if sc.is_sampled() { "1" } else { "0" };
+        injector.set(B3_SINGLE, format!("{}-{}-{}", sc.trace_id(), sc.span_id(), smp));
+        injector.set(B3_TRACE_ID, sc.trace_id().to_string());
+        injector.set(B3_SPAN_ID, sc.span_id().to_string());
+        injector.set(B3_SAMPLED, smp.to_string());
+    }
+
+    fn extract_with_context(&self, cx: &Context, extractor: &dyn Extractor) -> Context {
+        let sc = match extractor.get(B3_SINGLE) {
+            Some(v) => extract_single(v),
+            None => extract_multi(extractor),
+        };
+        match sc {
+            Some(sc) => cx.with_remote_span_context(sc),
+            None => cx.clone(),
+        }
+    }
+
+    fn fields(&self) -> FieldIter<'_> {
+        FieldIter::new(&self.fields)
+    }
+}
+
+static PROPAGATOR: OnceLock<TextMapCompositePropagator> = OnceLock::new();
+
+/// The propagator installed by `init` (W3C only until then).
+pub fn current() -> &'static TextMapCompositePropagator {
+    PROPAGATOR.get_or_init(|| build(&[PropagationFormat::TraceContext]))
+}
+
+pub(crate) fn install(formats: &[PropagationFormat]) {
+    let _ = PROPAGATOR.set(build(formats));
+    opentelemetry::global::set_text_map_propagator(build(formats));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn extract(p: &dyn TextMapPropagator, headers: &[(&str, &str)]) -> SpanContext {
+        let map: HashMap<String, String> = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        p.extract(&map).span().span_context().clone()
+    }
+
+    const T: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const S: &str = "00f067aa0ba902b7";
+
+    #[test]
+    fn b3_single_and_multi() {
+        let p = B3Propagator::new();
+        let sc = extract(&p, &[("b3", &format!("{T}-{S}-1"))]);
+        assert_eq!((sc.trace_id().to_string(), sc.span_id().to_string(), sc.is_sampled()), (T.into(), S.into(), true));
+        let sc = extract(&p, &[("x-b3-traceid", T), ("x-b3-spanid", S), ("x-b3-sampled", "0")]);
+        assert!(sc.is_valid() && !sc.is_sampled() && sc.is_remote());
+        // 64-bit trace ids are left-padded.
+        let sc = extract(&p, &[("b3", &format!("a3ce929d0e0e4736-{S}"))]);
+        assert_eq!(sc.trace_id().to_string(), "0000000000000000a3ce929d0e0e4736");
+    }
+
+    #[test]
+    fn b3_malformed_gives_no_parent() {
+        let p = B3Propagator::new();
+        for bad in ["garbage", "0", &format!("{T}-zz"), &format!("{T}-{S}-x"), &format!("{T}-{S}-1-{S}-9")] {
+            assert!(!extract(&p, &[("b3", bad)]).is_valid(), "{bad}");
+        }
+        assert!(!extract(&p, &[("x-b3-traceid", T)]).is_valid());
+        assert!(!extract(&p, &[("x-b3-traceid", "00000000000000000000000000000000"), ("x-b3-spanid", S)]).is_valid());
+    }
+
+    #[test]
+    fn b3_inject_round_trips() {
+        let p = B3Propagator::new();
+        let parent = extract(&p, &[("b3", &format!("{T}-{S}-1"))]);
+        let cx = Context::new().with_remote_span_context(parent);
+        let mut out: HashMap<String, String> = HashMap::new();
+        p.inject_context(&cx, &mut out);
+        assert_eq!(out["b3"], format!("{T}-{S}-1"));
+        assert_eq!(out["x-b3-traceid"], T);
+        assert_eq!(out["x-b3-spanid"], S);
+    }
+
+    #[test]
+    fn composite_follows_formats() {
+        let tp = format!("00-{T}-{S}-01");
+        let b3_only = build(&[PropagationFormat::B3]);
+        assert!(!extract(&b3_only, &[("traceparent", &tp)]).is_valid());
+        let w3c_only = build(&[PropagationFormat::TraceContext]);
+        assert!(!extract(&w3c_only, &[("b3", &format!("{T}-{S}-1"))]).is_valid());
+        assert!(extract(&w3c_only, &[("traceparent", &tp)]).is_valid());
+        let both = build(&[PropagationFormat::B3, PropagationFormat::TraceContext]);
+        assert!(extract(&both, &[("b3", &format!("{T}-{S}-1"))]).is_valid());
+        assert!(extract(&both, &[("traceparent", &tp)]).is_valid());
+        // A malformed traceparent starts a new trace.
+        assert!(!extract(&both, &[("traceparent", "00-xyz-01")]).is_valid());
+    }
+}

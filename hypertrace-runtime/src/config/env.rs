@@ -1,1 +1,389 @@
-//! STUB (config helper replaces this file).
+//! The environment: `HT_*` variables (one per field of the table) and the OpenTelemetry fallbacks.
+//!
+//! An `OTEL_*` variable is used only where the corresponding `HT_*` variable is absent, and it is applied
+//! before the `HT_*` variables, so: file < `OTEL_*` < `HT_*`. An empty (blank) variable counts as unset.
+//!
+//! | OpenTelemetry variable | used for |
+//! |---|---|
+//! | `OTEL_SERVICE_NAME` | `service_name` |
+//! | `OTEL_RESOURCE_ATTRIBUTES` (`k=v,...`, values percent-decoded) | merged into `resource_attributes`; `HT_RESOURCE_ATTRIBUTES` keys win |
+//! | `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` | `reporting.endpoint`, as is |
+//! | `OTEL_EXPORTER_OTLP_ENDPOINT` | `reporting.endpoint`, a base URL: `/v1/traces` is appended for OTLP_HTTP |
+//! | `OTEL_EXPORTER_OTLP_HEADERS`, then `OTEL_EXPORTER_OTLP_TRACES_HEADERS` | `reporting.headers` (keys lower-cased, values percent-decoded) |
+//!
+//! The two endpoint variables are resolved by the loader ([`OtelEndpoint`]), once the reporter type is known.
+
+use super::error::{ConfigError, ConfigSource, ConfigWarning, REDACTED};
+use super::fields::{self, env_var_of, Raw, FIELDS, FOREIGN_SECTIONS};
+use super::Config;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The variable naming the config file.
+pub(crate) const CONFIG_FILE_VAR: &str = "HT_CONFIG_FILE";
+
+/// `HT_*` variables of other agents (outside their own `HT_<AGENT>_` prefix), accepted silently.
+const FOREIGN_VARS: &[&str] = &[
+    "HT_LOG_LEVEL",
+    "HT_SKIP_MODULES",
+    "HT_ENABLE_CONSOLE_SPAN_EXPORTER",
+];
+
+/// The variables that matter to the agent (`HT_*`, `OTEL_*`), blank ones dropped.
+pub(crate) struct EnvVars(BTreeMap<String, String>);
+
+impl EnvVars {
+    pub fn from_pairs(vars: impl IntoIterator<Item = (String, String)>) -> Self {
+        EnvVars(
+            vars.into_iter()
+                .filter(|(k, v)| {
+                    (k.starts_with("HT_") || k.starts_with("OTEL_")) && !v.trim().is_empty()
+                })
+                .collect(),
+        )
+    }
+
+    /// The process environment (non-UTF-8 names are skipped, values converted lossily).
+    pub fn from_process() -> Self {
+        Self::from_pairs(
+            std::env::vars_os().filter_map(|(k, v)| {
+                Some((k.into_string().ok()?, v.to_string_lossy().into_owned()))
+            }),
+        )
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+}
+
+/// An OpenTelemetry endpoint variable, to be applied by the loader once the reporter type is final.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum OtelEndpoint {
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`: the full URL, used as is.
+    Traces(String),
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`: a base URL.
+    Base(String),
+}
+
+/// What the loader needs to know after the environment was applied.
+#[derive(Debug, Default)]
+pub(crate) struct EnvOutcome {
+    /// The paths of the fields set by `HT_*` variables.
+    pub applied: Vec<&'static str>,
+    /// Set only when `HT_REPORTING_ENDPOINT` is absent.
+    pub otel_endpoint: Option<OtelEndpoint>,
+}
+
+/// Applies the `OTEL_*` fallbacks, then the `HT_*` variables; warns about unknown `HT_*` variables.
+pub(crate) fn apply(
+    env: &EnvVars,
+    cfg: &mut Config,
+    warnings: &mut Vec<ConfigWarning>,
+) -> Result<EnvOutcome, ConfigError> {
+    let mut outcome = EnvOutcome {
+        otel_endpoint: apply_otel(env, cfg)?,
+        ..EnvOutcome::default()
+    };
+    for field in FIELDS {
+        let var = field.env_var();
+        if let Some(value) = env.get(&var) {
+            if field.apply(cfg, Raw::Env(value), || ConfigSource::Env {
+                var: var.clone(),
+            })? {
+                outcome.applied.push(field.path);
+            }
+        }
+    }
+    warnings.extend(
+        unknown_vars(env)
+            .into_iter()
+            .map(|var| ConfigWarning::UnknownEnvVar { var }),
+    );
+    Ok(outcome)
+}
+
+fn apply_otel(env: &EnvVars, cfg: &mut Config) -> Result<Option<OtelEndpoint>, ConfigError> {
+    let ht_absent = |path: &str| env.get(&env_var_of(path)).is_none();
+    if ht_absent("service_name") {
+        if let Some(name) = env.get("OTEL_SERVICE_NAME") {
+            cfg.service_name = name.trim().to_owned();
+        }
+    }
+    if let Some(attrs) = env.get("OTEL_RESOURCE_ATTRIBUTES") {
+        cfg.resource_attributes
+            .extend(otel_pairs("OTEL_RESOURCE_ATTRIBUTES", attrs, false)?);
+    }
+    for var in [
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+    ] {
+        for (key, value) in env
+            .get(var)
+            .map(|v| otel_pairs(var, v, true))
+            .transpose()?
+            .unwrap_or_default()
+        {
+            let key = key.to_lowercase();
+            cfg.reporting.headers.retain(|(k, _)| *k != key);
+            cfg.reporting.headers.push((key, value));
+        }
+    }
+    if !ht_absent("reporting.endpoint") {
+        return Ok(None);
+    }
+    let traces = env
+        .get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        .map(|e| OtelEndpoint::Traces(e.trim().to_owned()));
+    Ok(traces.or_else(|| {
+        env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .map(|e| OtelEndpoint::Base(e.trim().to_owned()))
+    }))
+}
+
+/// `k=v,...` with percent-decoded, trimmed values. `secret`: values (export headers) are never shown.
+fn otel_pairs(var: &str, value: &str, secret: bool) -> Result<Vec<(String, String)>, ConfigError> {
+    let pairs = fields::split_pairs(value).map_err(|item| {
+        let got = if secret {
+            REDACTED.to_owned()
+        } else {
+            format!("{item:?}")
+        };
+        ConfigError::value(
+            ConfigSource::Env {
+                var: var.to_owned(),
+            },
+            got,
+            "comma-separated key=value pairs",
+        )
+    })?;
+    Ok(pairs
+        .into_iter()
+        .map(|(k, v)| (k, percent_decode(&v).trim().to_owned()))
+        .collect())
+}
+
+/// Decodes `%XX` escapes (W3C baggage style); a `%` not followed by two hex digits is kept as is.
+pub(crate) fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let hex = |i: usize| bytes.get(i).and_then(|b| (*b as char).to_digit(16));
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], hex(i + 1), hex(i + 2)) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `HT_*` variables that neither the table, nor `HT_CONFIG_FILE`, nor another agent knows.
+fn unknown_vars(env: &EnvVars) -> Vec<String> {
+    let known: BTreeSet<String> = FIELDS.iter().map(|f| f.env_var()).collect();
+    let foreign_prefixes: Vec<String> = FOREIGN_SECTIONS
+        .iter()
+        .map(|s| format!("{}_", env_var_of(s)))
+        .collect();
+    env.0
+        .keys()
+        .filter(|var| var.starts_with("HT_"))
+        .filter(|var| {
+            !known.contains(*var)
+                && *var != CONFIG_FILE_VAR
+                && !FOREIGN_VARS.contains(&var.as_str())
+        })
+        .filter(|var| !foreign_prefixes.iter().any(|p| var.starts_with(p.as_str())))
+        .cloned()
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::{expected_config, load_with, CASES, SVC};
+    use super::*;
+
+    /// Every field of the table, set by its `HT_*` variable.
+    #[test]
+    fn every_field_takes_effect_from_its_env_var() {
+        for case in CASES {
+            let var = env_var_of(case.path);
+            let (cfg, warnings) =
+                load_with(None, &[(&var, case.env)]).unwrap_or_else(|e| panic!("{var}: {e}"));
+            assert!(warnings.is_empty(), "{var}: {warnings:?}");
+            assert_eq!(cfg, expected_config(case), "{var}={}", case.env);
+            assert_ne!(cfg, Config::defaults(SVC), "{var}");
+        }
+    }
+
+    #[test]
+    fn blank_variables_are_unset() {
+        let vars: Vec<(String, &str)> = FIELDS.iter().map(|f| (f.env_var(), "  ")).collect();
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        assert_eq!(
+            load_with(None, &vars).unwrap(),
+            (Config::defaults(SVC), vec![])
+        );
+    }
+
+    /// (variable, value, fragments the error must contain)
+    const ENV_ERRORS: &[(&str, &str, &[&str])] = &[
+        ("HT_ENABLED", "nope", &["invalid configuration: environment variable HT_ENABLED: got \"nope\", expected true or false"]),
+        ("HT_DATA_CAPTURE_HTTP_BODY_RESPONSE", "1", &["HT_DATA_CAPTURE_HTTP_BODY_RESPONSE: got \"1\", expected true or false"]),
+        ("HT_DATA_CAPTURE_BODY_MAX_SIZE_BYTES", "-5", &["HT_DATA_CAPTURE_BODY_MAX_SIZE_BYTES: got \"-5\", expected a whole number"]),
+        ("HT_RUSTAGENT_SCHEDULED_DELAY_MS", "1s", &["HT_RUSTAGENT_SCHEDULED_DELAY_MS: got \"1s\"", "milliseconds"]),
+        ("HT_REPORTING_TRACE_REPORTER_TYPE", "jaeger", &["got \"jaeger\", expected one of OTLP, OTLP_HTTP, ZIPKIN, LOGGING, NONE"]),
+        ("HT_REPORTING_METRIC_REPORTER_TYPE", "statsd", &["got \"statsd\"", "METRIC_REPORTER_TYPE_PROMETHEUS", "PROMETHEUS"]),
+        ("HT_PROPAGATION_FORMATS", "B3,jaeger", &["HT_PROPAGATION_FORMATS: got \"jaeger\", expected one of TRACECONTEXT, B3"]),
+        ("HT_RESOURCE_ATTRIBUTES", "a=1,b", &["HT_RESOURCE_ATTRIBUTES: got \"b\"", "key=value"]),
+        ("OTEL_RESOURCE_ATTRIBUTES", "a=1,b", &["environment variable OTEL_RESOURCE_ATTRIBUTES: got \"b\"", "key=value"]),
+    ];
+
+    #[test]
+    fn env_errors_name_the_variable_value_and_expectation() {
+        for (var, value, wanted) in ENV_ERRORS {
+            let err = load_with(None, &[(var, value)]).unwrap_err();
+            let msg = err.to_string();
+            assert_eq!(
+                err.source,
+                ConfigSource::Env {
+                    var: var.to_string()
+                }
+            );
+            for w in *wanted {
+                assert!(msg.contains(w), "{var}: {msg:?} lacks {w:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn header_values_never_appear_in_errors() {
+        for var in [
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+        ] {
+            let err = load_with(
+                None,
+                &[(var, "x-honeycomb-team=hc-s3cr3t,Bearer hc-s3cr3t")],
+            )
+            .unwrap_err();
+            for shown in [err.to_string(), format!("{err:?}")] {
+                assert!(!shown.contains("s3cr3t"), "{shown}");
+                assert!(shown.contains(var) && shown.contains(REDACTED), "{shown}");
+            }
+        }
+    }
+
+    #[test]
+    fn otel_fallbacks_apply_only_where_ht_is_absent() {
+        let otel = [
+            ("OTEL_SERVICE_NAME", "from-otel"),
+            (
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "deployment.environment=prod%20eu,team=a%2Cb,k= v ",
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                "https://api.honeycomb.io:443",
+            ),
+        ];
+        let cfg = load_with(None, &otel).unwrap().0;
+        assert_eq!(cfg.service_name, "from-otel");
+        let attrs: Vec<(&str, &str)> = cfg
+            .resource_attributes
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            attrs,
+            [
+                ("deployment.environment", "prod eu"),
+                ("k", "v"),
+                ("team", "a,b")
+            ]
+        );
+        assert_eq!(
+            cfg.reporting.endpoint.as_deref(),
+            Some("https://api.honeycomb.io:443")
+        );
+
+        let mut both = otel.to_vec();
+        both.extend([
+            ("HT_SERVICE_NAME", "from-ht"),
+            ("HT_RESOURCE_ATTRIBUTES", "team=ht"),
+            ("HT_REPORTING_ENDPOINT", "http://ht:4317"),
+        ]);
+        let cfg = load_with(None, &both).unwrap().0;
+        assert_eq!(cfg.service_name, "from-ht");
+        assert_eq!(cfg.resource_attributes["team"], "ht");
+        assert_eq!(cfg.resource_attributes["deployment.environment"], "prod eu");
+        assert_eq!(cfg.reporting.endpoint.as_deref(), Some("http://ht:4317"));
+    }
+
+    #[test]
+    fn otel_headers_are_lowercased_decoded_and_traces_specific_win() {
+        let vars = [
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                " X-Honeycomb-Team = abc%3D%3D , X-Dataset=all",
+            ),
+            ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x-dataset=traces"),
+        ];
+        let cfg = load_with(None, &vars).unwrap().0;
+        let want = [
+            ("x-honeycomb-team".to_owned(), "abc==".to_owned()),
+            ("x-dataset".to_owned(), "traces".to_owned()),
+        ];
+        assert_eq!(cfg.reporting.headers, want);
+        assert!(
+            !format!("{cfg:?}").contains("abc=="),
+            "header values must not reach Debug"
+        );
+    }
+
+    #[test]
+    fn percent_decoding() {
+        let cases = [
+            ("a%20b", "a b"),
+            ("100%", "100%"),
+            ("%zz%4", "%zz%4"),
+            ("%C3%A9t%C3%A9", "été"),
+            ("plain", "plain"),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(percent_decode(raw), want);
+        }
+    }
+
+    #[test]
+    fn unknown_ht_variables_warn_and_others_are_silent() {
+        let vars = [
+            ("HT_SERVICE_NAME", "s"),
+            ("HT_SERVICE_NAM", "typo"),
+            ("HT_DATA_CAPTURE_HTTP_HEADER_REQUEST", "false"),
+            ("HT_CONFIG_FILE", ""),
+            ("HT_GOAGENT_USE_CUSTOM_BSP", "true"),
+            ("HT_JAVAAGENT_FILTER_JAR_PATHS", "a.jar"),
+            ("HT_REPORTING_OPA_ENABLED", "true"),
+            ("HT_LOG_LEVEL", "debug"),
+            ("OTEL_SOMETHING", "x"),
+            ("PATH", "/bin"),
+        ];
+        let (cfg, warnings) = load_with(None, &vars).unwrap();
+        assert_eq!(cfg.service_name, "s");
+        let shown: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "unknown environment variable HT_DATA_CAPTURE_HTTP_HEADER_REQUEST (ignored)",
+                "unknown environment variable HT_SERVICE_NAM (ignored)",
+            ]
+        );
+        assert!(!shown.concat().contains("typo"), "values are not shown");
+    }
+}

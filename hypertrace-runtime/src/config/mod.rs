@@ -10,8 +10,11 @@ mod error;
 mod fields;
 mod file;
 mod load;
+#[cfg(test)]
+mod testutil;
 
-pub use error::{ConfigError, ConfigWarning};
+pub use error::{ConfigError, ConfigSource, ConfigWarning, Problem};
+pub use file::check_file_permissions;
 pub use load::ConfigBuilder;
 
 use std::collections::BTreeMap;

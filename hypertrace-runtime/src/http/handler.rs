@@ -1,22 +1,20 @@
+//! The entry point that `#[hypertrace::handler]` expands into.
+
 use std::future::Future;
+
 use axum::extract::Request;
 use axum::response::Response;
 
-/// Per-handler options from `#[hypertrace::handler(...)]`; `None` means "as the config says".
-#[derive(Debug, Clone, Copy, Default)]
-pub struct HandlerOptions {
-    pub name: Option<&'static str>,
-    pub request_headers: Option<bool>,
-    pub response_headers: Option<bool>,
-    pub request_body: Option<bool>,
-    pub response_body: Option<bool>,
-}
+use super::server_span::{serve, Overrides};
 
+/// Per-handler options from `#[hypertrace::handler(...)]`; `None` means "as the config says".
+pub type HandlerOptions = Overrides;
+
+/// Runs the handler body `inner` inside the request's SERVER span.
 pub async fn run_handler<F, Fut>(opts: &'static HandlerOptions, req: Request, inner: F) -> Response
 where
     F: FnOnce(Request) -> Fut,
     Fut: Future<Output = Response> + Send,
 {
-    let _ = opts;
-    inner(req).await
+    serve(opts, req, inner).await
 }

@@ -1,0 +1,268 @@
+//! `#[hypertrace::main]`: checks `async fn main()` and turns it into a plain `fn main()` that builds the
+//! tokio runtime, starts the agent, runs the body, and flushes the agent before the runtime goes away.
+//!
+//! ```text
+//! #[hypertrace::main(service_name = "checkout")]
+//! async fn main() -> Result<(), Box<dyn Error>> { body }
+//! ```
+//! becomes
+//! ```text
+//! fn main() -> Result<(), Box<dyn Error>> {
+//!     let __ht_body = async {
+//!         if false { let __ht_fake_return: Result<(), Box<dyn Error>> = loop {}; return __ht_fake_return; }
+//!         body
+//!     };
+//!     let __ht_runtime = Builder::new_multi_thread().enable_all().build().expect(..);
+//!     let __ht_guard = { let _enter = __ht_runtime.enter(); init_main(MainOptions { .. }) };
+//!     let __ht_output = __ht_runtime.block_on(__ht_body);
+//!     drop(__ht_guard);
+//!     __ht_output
+//! }
+//! ```
+//! The never-taken `return` of a value of the declared type fixes the async block's output type before
+//! rustc reads the body, so a wrong tail expression or a `?` that can't convert is reported on the
+//! user's code against the declared type (tracing-attributes' "fake return"). The guard is declared
+//! after the runtime, so it is dropped (export flushed) before the runtime, also when the body panics.
+
+use proc_macro2::{Literal, TokenStream};
+use quote::{quote, quote_spanned, ToTokens};
+use syn::spanned::Spanned;
+use syn::{LitStr, ReturnType, Type};
+
+use crate::args::{self, value, Args, Flavor, MainOptions, MAIN_ATTRIBUTE};
+use crate::errors::{token_stream_with_error, Ctxt};
+use crate::item::{self, contains_impl_trait, FnItem};
+
+pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
+    let Args { options, cx } = args::parse::<MainOptions>(args);
+    check_options(&cx, &options);
+    let func = match item::parse_fn(item.clone(), MAIN_ATTRIBUTE, "`async fn main()`") {
+        Ok(func) => func,
+        Err(err) => {
+            cx.syn_error(err);
+            return with_errors(item, cx);
+        }
+    };
+    let shape = check_signature(&cx, &func);
+    if !cx.has_errors() {
+        cx.check().expect("no errors were recorded");
+        return expand_main(&func, &options);
+    }
+    let fallback = match shape {
+        Shape::Expandable => expand_main(&func, &options),
+        Shape::Original => func.sanitized(),
+        Shape::Nested => nested(&func),
+    };
+    with_errors(fallback, cx)
+}
+
+fn with_errors(item: TokenStream, cx: Ctxt) -> TokenStream {
+    match cx.check() {
+        Ok(()) => item,
+        Err(err) => token_stream_with_error(item, err),
+    }
+}
+
+/// What can be emitted next to the errors without rustc adding errors of its own.
+enum Shape {
+    /// A valid `async fn main()`: the normal expansion (with the valid options).
+    Expandable,
+    /// A function rustc accepts as it is (not named `main`, or a non-async `main`).
+    Original,
+    /// A `main` rustc would reject (arguments, generics, ...): a bare `fn main() {}` holding the
+    /// function as an unused nested item, so its body is still type-checked and IDE-navigable.
+    Nested,
+}
+
+fn check_options(cx: &Ctxt, options: &MainOptions) {
+    if let (Some(Flavor::CurrentThread), Some(workers)) =
+        (value(&options.flavor), &options.worker_threads)
+    {
+        cx.error_at(
+            workers.key_span,
+            "`worker_threads` sets the size of the multi-threaded runtime, but `flavor = \"current_thread\"` runs everything on the main thread: remove `worker_threads`, or use `flavor = \"multi_thread\"`",
+        );
+    }
+}
+
+fn check_signature(cx: &Ctxt, func: &FnItem) -> Shape {
+    let sig = &func.sig;
+    let is_main = sig.ident == "main";
+    if !is_main {
+        cx.error_spanned_by(
+            &sig.ident,
+            format!(
+                "{MAIN_ATTRIBUTE} goes on the program's `main` function (it builds the tokio runtime and starts the agent for the whole program): rename `{}` to `main`, or move the attribute to `main`",
+                sig.ident
+            ),
+        );
+    }
+    for attr in &func.attrs {
+        let path = attr.path();
+        let last = path.segments.last().map(|s| s.ident.to_string());
+        let first = path.segments.first().map(|s| s.ident.to_string());
+        if last.as_deref() == Some("main")
+            && path.segments.len() == 2
+            && matches!(first.as_deref(), Some("tokio" | "hypertrace"))
+        {
+            cx.error_spanned_by(
+                attr,
+                format!(
+                    "{MAIN_ATTRIBUTE} already builds the tokio runtime: remove `#[{}]`",
+                    path.to_token_stream().to_string().replace(' ', "")
+                ),
+            );
+        }
+    }
+    if let Some(constness) = &sig.constness {
+        cx.error_spanned_by(constness, "`main` can't be `const`: remove `const`");
+    }
+    if let Some(unsafety) = &sig.unsafety {
+        cx.error_spanned_by(unsafety, "`main` can't be `unsafe`: remove `unsafe` (use an `unsafe` block inside if needed)");
+    }
+    if let Some(abi) = &sig.abi {
+        cx.error_spanned_by(abi, "`main` can't have an ABI: remove the `extern`");
+    }
+    if sig.asyncness.is_none() {
+        cx.error_spanned_by(
+            sig.fn_token,
+            format!("{MAIN_ATTRIBUTE} needs an `async fn`: add `async` before `fn` (if `#[tokio::main]` is also on this function, remove it: {MAIN_ATTRIBUTE} builds the runtime)"),
+        );
+    }
+    let has_generics = !sig.generics.params.is_empty() || sig.generics.where_clause.is_some();
+    if has_generics {
+        cx.error_spanned_by(
+            &sig.generics,
+            "`main` can't be generic: remove the generic parameters",
+        );
+    }
+    let has_args = !sig.inputs.is_empty() || sig.variadic.is_some();
+    if has_args {
+        let mut args = sig.inputs.to_token_stream();
+        if let Some(variadic) = &sig.variadic {
+            variadic.to_tokens(&mut args);
+        }
+        cx.error_spanned_by(
+            args,
+            "`main` takes no arguments: remove them and read the command line with `std::env::args()`",
+        );
+    }
+    let rejected_by_rustc = has_args
+        || has_generics
+        || sig.constness.is_some()
+        || sig.unsafety.is_some()
+        || sig.abi.is_some();
+    if !is_main {
+        Shape::Original
+    } else if rejected_by_rustc {
+        Shape::Nested
+    } else if sig.asyncness.is_none() {
+        Shape::Original
+    } else {
+        Shape::Expandable
+    }
+}
+
+fn nested(func: &FnItem) -> TokenStream {
+    let inner = func.sanitized();
+    let vis = &func.vis;
+    quote! {
+        #vis fn main() {
+            #[allow(dead_code, clippy::all)]
+            #inner
+        }
+    }
+}
+
+fn expand_main(func: &FnItem, options: &MainOptions) -> TokenStream {
+    let attrs = func.attrs_with_inner_lifted();
+    let vis = &func.vis;
+    let mut sig = func.sig.clone();
+    let async_token = sig.asyncness.take();
+    let async_token = match async_token {
+        Some(token) => quote!(#token),
+        None => quote!(async),
+    };
+
+    let return_type: Option<&Type> = match &func.sig.output {
+        ReturnType::Default => None,
+        ReturnType::Type(_, ty) => Some(ty),
+    };
+    let fake_return = match return_type {
+        Some(ty) if contains_impl_trait(ty) => quote!(),
+        Some(ty) => fake_return(quote_spanned!(ty.span()=> #ty), ty.span()),
+        None => fake_return(quote!(()), func.sig.ident.span()),
+    };
+    let body = func.body.block_with_prefix(fake_return);
+
+    let builder = match value(&options.flavor).unwrap_or(Flavor::MultiThread) {
+        Flavor::MultiThread => quote!(new_multi_thread()),
+        Flavor::CurrentThread => quote!(new_current_thread()),
+    };
+    let worker_threads = value(&options.worker_threads).map(|n| {
+        let n = Literal::usize_unsuffixed(n);
+        quote!(.worker_threads(#n))
+    });
+    let service_name = optional_str(value(&options.service_name));
+    let config_file = optional_str(value(&options.config));
+    let tracing_subscriber = value(&options.tracing_subscriber).unwrap_or(true);
+
+    let run = if matches!(return_type, Some(Type::Never(_))) {
+        quote!(__ht_runtime.block_on(__ht_body))
+    } else {
+        quote! {
+            let __ht_output = __ht_runtime.block_on(__ht_body);
+            ::core::mem::drop(__ht_guard);
+            __ht_output
+        }
+    };
+
+    quote! {
+        #(#attrs)*
+        #vis #sig {
+            let __ht_body = #async_token #body;
+            #[allow(clippy::expect_used)]
+            let __ht_runtime = ::hypertrace::__private::tokio::runtime::Builder::#builder
+                #worker_threads
+                .enable_all()
+                .build()
+                .expect("hypertrace: failed to build the tokio runtime");
+            // Declared after the runtime: dropped (the export flushed) before it, on unwinding too.
+            let __ht_guard = {
+                let _enter = __ht_runtime.enter();
+                ::hypertrace::__private::init_main(::hypertrace::__private::MainOptions {
+                    service_name: #service_name,
+                    config_file: #config_file,
+                    tracing_subscriber: #tracing_subscriber,
+                    package_name: ::core::env!("CARGO_PKG_NAME"),
+                })
+            };
+            #run
+        }
+    }
+}
+
+/// `if false { let x: T = loop {}; return x; }`: fixes the async block's output type to `T`.
+fn fake_return(ty: TokenStream, span: proc_macro2::Span) -> TokenStream {
+    quote_spanned! {span=>
+        #[allow(
+            unknown_lints,
+            unreachable_code,
+            clippy::diverging_sub_expression,
+            clippy::empty_loop,
+            clippy::let_unit_value,
+            clippy::needless_return,
+        )]
+        if false {
+            let __ht_fake_return: #ty = loop {};
+            return __ht_fake_return;
+        }
+    }
+}
+
+fn optional_str(s: Option<LitStr>) -> TokenStream {
+    match s {
+        Some(s) => quote!(::core::option::Option::Some(#s)),
+        None => quote!(::core::option::Option::None),
+    }
+}

@@ -1,0 +1,150 @@
+//! The installed agent: the configuration in force, the tracer, and the export pipeline.
+//!
+//! One agent is current per process. It can be swapped (tests install one per case), so the hot
+//! path reads it through a `RwLock` and clones an `Arc`: a few tens of nanoseconds.
+
+use std::sync::{Arc, RwLock};
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider, SpanExporter};
+
+use crate::config::Config;
+use crate::export::{self, ExportError, ExportStats, Pipeline};
+use crate::http::attributes::Semconv;
+
+/// A configured agent, not yet installed. Build one with [`Agent::from_config`] (the exporter the
+/// config names) or [`Agent::with_exporter`] (yours), then [`Agent::install`] it.
+pub struct Agent {
+    pub(crate) config: Config,
+    pub(crate) semconv: Semconv,
+    pub(crate) tracer: SdkTracer,
+    provider: SdkTracerProvider,
+    stats: Arc<ExportStats>,
+    /// The runtime that drives the gRPC exporter's connection, independent of the app's runtime
+    /// (which may be single-threaded, or already unwinding when we flush).
+    export_runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+static CURRENT: RwLock<Option<Arc<Agent>>> = RwLock::new(None);
+
+/// The installed agent, if any.
+pub fn current() -> Option<Arc<Agent>> {
+    CURRENT.read().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+impl Agent {
+    /// Builds the exporter named by `config.reporting` behind the bounded batch processor.
+    pub fn from_config(config: Config) -> Result<Agent, ExportError> {
+        let needs_runtime = config.enabled && config.reporting.trace_reporter_type == crate::config::TraceReporterType::Otlp;
+        let export_runtime = if needs_runtime {
+            Some(
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .thread_name("hypertrace-grpc")
+                    .enable_all()
+                    .build()
+                    .map_err(|e| ExportError::new(format!("cannot start the export runtime: {e}")))?,
+            )
+        } else {
+            None
+        };
+        let pipeline = match &export_runtime {
+            Some(rt) => {
+                let _enter = rt.enter();
+                export::build(&config)?
+            }
+            None if config.enabled => export::build(&config)?,
+            None => export::disabled(&config),
+        };
+        Ok(Agent::assemble(config, pipeline, export_runtime))
+    }
+
+    /// An agent exporting to `exporter` (through the same batch processor and resource).
+    pub fn with_exporter<E: SpanExporter + 'static>(config: Config, exporter: E) -> Agent {
+        let pipeline = export::with_exporter(exporter, &config);
+        Agent::assemble(config, pipeline, None)
+    }
+
+    fn assemble(config: Config, pipeline: Pipeline, export_runtime: Option<tokio::runtime::Runtime>) -> Agent {
+        let tracer = pipeline.provider.tracer("hypertrace");
+        Agent {
+            semconv: Semconv::from_env(),
+            config,
+            tracer,
+            provider: pipeline.provider,
+            stats: pipeline.stats,
+            export_runtime,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Export counters: queued, dropped (queue full), exported, failed exports.
+    pub fn stats(&self) -> &ExportStats {
+        &self.stats
+    }
+
+    pub fn tracer_provider(&self) -> &SdkTracerProvider {
+        &self.provider
+    }
+
+    /// Makes this the process's agent: the handler macro and the layer use it, the OpenTelemetry
+    /// globals (tracer provider, propagator) point at it. Dropping the guard flushes and shuts down.
+    pub fn install(self) -> Guard {
+        let agent = Arc::new(self);
+        crate::propagation::install(&agent.config.propagation_formats);
+        if agent.config.enabled {
+            opentelemetry::global::set_tracer_provider(agent.provider.clone());
+        }
+        *CURRENT.write().unwrap_or_else(|p| p.into_inner()) = Some(agent.clone());
+        Guard { agent: Some(agent) }
+    }
+}
+
+/// Flushes and shuts the export down when dropped (on return, error return and panic alike).
+#[must_use = "dropping the guard shuts the agent down"]
+pub struct Guard {
+    agent: Option<Arc<Agent>>,
+}
+
+impl Guard {
+    pub fn agent(&self) -> &Agent {
+        self.agent.as_ref().expect("guard holds its agent until dropped")
+    }
+
+    /// Exports everything queued so far and waits (up to the shutdown deadline).
+    pub fn flush(&self) {
+        let _ = self.agent().provider.force_flush();
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let Some(agent) = self.agent.take() else { return };
+        {
+            let mut cur = CURRENT.write().unwrap_or_else(|p| p.into_inner());
+            if cur.as_ref().is_some_and(|a| Arc::ptr_eq(a, &agent)) {
+                *cur = None;
+            }
+        }
+        // Blocks at most `rustagent.shutdown_timeout` (the batch processor gives up then).
+        let _ = agent.provider.shutdown();
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(rt) = self.export_runtime.take() {
+            // Never blocks, so an agent dropped inside async code does not panic.
+            rt.shutdown_background();
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! Header capture (CONTRACT §3.4).
+
+use http::{HeaderMap, HeaderValue};
+use opentelemetry::{KeyValue, Value};
+
+/// What a redacted header's value is recorded as.
+pub const REDACTED: &str = "[REDACTED]";
+
+/// Appends one attribute per header value to `out`: `<prefix><name>` for a header sent once,
+/// `<prefix><name>[i]` for each value of a header sent several times.
+///
+/// `prefix` is `"http.request.header."` or `"http.response.header."`. Names in `redact` (lower-case)
+/// are recorded as [`REDACTED`]; values that are not UTF-8 are recorded lossily.
+pub fn record_headers(
+    prefix: &str,
+    headers: &HeaderMap,
+    redact: &[String],
+    out: &mut Vec<KeyValue>,
+) {
+    // `len()` counts values, not names: exactly the number of attributes pushed.
+    out.reserve(headers.len());
+    for name in headers.keys() {
+        let name_str = name.as_str();
+        // `eq_ignore_ascii_case` so a hand-built list with capitals still redacts.
+        let redacted = redact.iter().any(|r| r.eq_ignore_ascii_case(name_str));
+        let value = |v: &HeaderValue| -> Value {
+            if redacted {
+                Value::from(REDACTED)
+            } else {
+                Value::from(String::from_utf8_lossy(v.as_bytes()).into_owned())
+            }
+        };
+
+        let mut values = headers.get_all(name).iter();
+        let Some(first) = values.next() else { continue };
+        match values.next() {
+            None => {
+                let mut key = String::with_capacity(prefix.len() + name_str.len());
+                key.push_str(prefix);
+                key.push_str(name_str);
+                out.push(KeyValue::new(key, value(first)));
+            }
+            Some(second) => {
+                for (i, v) in [first, second].into_iter().chain(values).enumerate() {
+                    out.push(KeyValue::new(format!("{prefix}{name_str}[{i}]"), value(v)));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DEFAULT_REDACT_HEADERS;
+    use http::header::{HeaderName, AUTHORIZATION, CONTENT_TYPE, COOKIE, SET_COOKIE};
+
+    const REQ: &str = "http.request.header.";
+
+    fn default_redact() -> Vec<String> {
+        DEFAULT_REDACT_HEADERS
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    }
+
+    fn record(headers: &HeaderMap, redact: &[String]) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        record_headers(REQ, headers, redact, &mut out);
+        let mut pairs: Vec<_> = out
+            .into_iter()
+            .map(|kv| match kv.value {
+                Value::String(s) => (kv.key.to_string(), s.to_string()),
+                other => panic!("{} is not a string: {other:?}", kv.key),
+            })
+            .collect();
+        pairs.sort();
+        pairs
+    }
+
+    fn pair(k: &str, v: &str) -> (String, String) {
+        (k.to_string(), v.to_string())
+    }
+
+    #[test]
+    fn keys_are_prefixed_lower_case_names() {
+        let mut h = HeaderMap::new();
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        // HeaderName parsing lower-cases, so "X-Request-ID" on the wire is "x-request-id" here.
+        h.insert(
+            HeaderName::from_bytes(b"X-Request-ID").unwrap(),
+            HeaderValue::from_static("abc"),
+        );
+        assert_eq!(
+            record(&h, &[]),
+            vec![
+                pair("http.request.header.content-type", "application/json"),
+                pair("http.request.header.x-request-id", "abc")
+            ]
+        );
+
+        let mut out = Vec::new();
+        record_headers("http.response.header.", &h, &[], &mut out);
+        assert!(out
+            .iter()
+            .any(|kv| kv.key.as_str() == "http.response.header.x-request-id"));
+    }
+
+    #[test]
+    fn repeated_header_gets_one_indexed_key_per_value() {
+        let mut h = HeaderMap::new();
+        h.append("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        h.append("x-forwarded-for", HeaderValue::from_static("10.0.0.2"));
+        h.append("x-forwarded-for", HeaderValue::from_static("10.0.0.3"));
+        h.append("accept", HeaderValue::from_static("*/*"));
+        assert_eq!(
+            record(&h, &[]),
+            vec![
+                pair("http.request.header.accept", "*/*"),
+                pair("http.request.header.x-forwarded-for[0]", "10.0.0.1"),
+                pair("http.request.header.x-forwarded-for[1]", "10.0.0.2"),
+                pair("http.request.header.x-forwarded-for[2]", "10.0.0.3"),
+            ]
+        );
+    }
+
+    #[test]
+    fn non_utf8_value_is_recorded_lossily() {
+        let mut h = HeaderMap::new();
+        h.insert("x-bin", HeaderValue::from_bytes(b"caf\xe9 ok").unwrap());
+        assert_eq!(
+            record(&h, &[]),
+            vec![pair("http.request.header.x-bin", "caf\u{fffd} ok")]
+        );
+    }
+
+    #[test]
+    fn default_list_redacts_credentials() {
+        let mut h = HeaderMap::new();
+        h.insert(AUTHORIZATION, HeaderValue::from_static("Bearer secret"));
+        h.insert(
+            "proxy-authorization",
+            HeaderValue::from_static("Basic c2VjcmV0"),
+        );
+        h.insert(COOKIE, HeaderValue::from_static("session=secret"));
+        h.append(SET_COOKIE, HeaderValue::from_static("a=1"));
+        h.append(SET_COOKIE, HeaderValue::from_static("b=2"));
+        h.insert("x-api-key", HeaderValue::from_static("secret"));
+        h.insert("x-other", HeaderValue::from_static("visible"));
+        assert_eq!(
+            record(&h, &default_redact()),
+            vec![
+                pair("http.request.header.authorization", REDACTED),
+                pair("http.request.header.cookie", REDACTED),
+                pair("http.request.header.proxy-authorization", REDACTED),
+                pair("http.request.header.set-cookie[0]", REDACTED),
+                pair("http.request.header.set-cookie[1]", REDACTED),
+                pair("http.request.header.x-api-key", REDACTED),
+                pair("http.request.header.x-other", "visible"),
+            ]
+        );
+    }
+
+    #[test]
+    fn empty_list_records_everything() {
+        let mut h = HeaderMap::new();
+        h.insert(AUTHORIZATION, HeaderValue::from_static("Bearer secret"));
+        h.insert(COOKIE, HeaderValue::from_static("session=secret"));
+        assert_eq!(
+            record(&h, &[]),
+            vec![
+                pair("http.request.header.authorization", "Bearer secret"),
+                pair("http.request.header.cookie", "session=secret")
+            ]
+        );
+    }
+
+    #[test]
+    fn custom_list_replaces_default() {
+        let mut h = HeaderMap::new();
+        h.insert(AUTHORIZATION, HeaderValue::from_static("Bearer secret"));
+        h.insert("x-tenant", HeaderValue::from_static("acme"));
+        assert_eq!(
+            record(&h, &["x-tenant".to_string()]),
+            vec![
+                pair("http.request.header.authorization", "Bearer secret"),
+                pair("http.request.header.x-tenant", REDACTED)
+            ]
+        );
+    }
+
+    #[test]
+    fn appends_after_existing_attributes() {
+        let mut h = HeaderMap::new();
+        h.insert("a", HeaderValue::from_static("1"));
+        let mut out = vec![KeyValue::new("http.method", "GET")];
+        record_headers(REQ, &h, &[], &mut out);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].key.as_str(), "http.method");
+
+        record_headers(REQ, &HeaderMap::new(), &[], &mut out);
+        assert_eq!(out.len(), 2);
+    }
+}

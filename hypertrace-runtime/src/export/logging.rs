@@ -1,0 +1,89 @@
+//! LOGGING reporter: one JSON object per span on stdout, in the shape of the Hypertrace sample span.
+
+use std::io::Write;
+
+use opentelemetry::trace::{SpanKind, Status};
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{SpanData, SpanExporter};
+use opentelemetry_sdk::Resource;
+use serde_json::{json, Value as Json};
+
+use super::json::{attributes, rfc3339};
+
+#[derive(Debug, Default)]
+pub struct LoggingExporter {
+    resource: Json,
+}
+
+impl LoggingExporter {
+    pub fn new(resource: &Resource) -> Self {
+        LoggingExporter { resource: attributes(resource.iter()) }
+    }
+}
+
+fn kind(k: &SpanKind) -> &'static str {
+    match k {
+        SpanKind::Server => "SpanKind.SERVER",
+        SpanKind::Client => "SpanKind.CLIENT",
+        SpanKind::Producer => "SpanKind.PRODUCER",
+        SpanKind::Consumer => "SpanKind.CONSUMER",
+        SpanKind::Internal => "SpanKind.INTERNAL",
+    }
+}
+
+/// The JSON object for one span.
+pub fn span_json(span: &SpanData, resource: &Json) -> Json {
+    let ctx = &span.span_context;
+    let status = match &span.status {
+        Status::Unset => json!({ "status_code": "UNSET" }),
+        Status::Ok => json!({ "status_code": "OK" }),
+        Status::Error { description } => json!({ "status_code": "ERROR", "description": description }),
+    };
+    let parent = span.parent_span_id;
+    json!({
+        "name": span.name,
+        "context": {
+            "trace_id": format!("0x{}", ctx.trace_id()),
+            "span_id": format!("0x{}", ctx.span_id()),
+            "trace_state": ctx.trace_state().header(),
+        },
+        "kind": kind(&span.span_kind),
+        "parent_id": if parent == opentelemetry::trace::SpanId::INVALID { Json::Null } else { Json::String(format!("0x{parent}")) },
+        "start_time": rfc3339(span.start_time),
+        "end_time": rfc3339(span.end_time),
+        "status": status,
+        "attributes": attributes(span.attributes.iter().map(|kv| (&kv.key, &kv.value))),
+        "events": span.events.events.iter().map(|e| json!({
+            "name": e.name,
+            "timestamp": rfc3339(e.timestamp),
+            "attributes": attributes(e.attributes.iter().map(|kv| (&kv.key, &kv.value))),
+        })).collect::<Vec<_>>(),
+        "links": span.links.links.iter().map(|l| json!({
+            "context": {
+                "trace_id": format!("0x{}", l.span_context.trace_id()),
+                "span_id": format!("0x{}", l.span_context.span_id()),
+            },
+            "attributes": attributes(l.attributes.iter().map(|kv| (&kv.key, &kv.value))),
+        })).collect::<Vec<_>>(),
+        "resource": resource,
+    })
+}
+
+impl SpanExporter for LoggingExporter {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        // One write per batch under one lock, so lines of concurrent writers never interleave.
+        let mut out = String::new();
+        for span in &batch {
+            out.push_str(&span_json(span, &self.resource).to_string());
+            out.push('\n');
+        }
+        let mut stdout = std::io::stdout().lock();
+        // stdout closed (a pipe reader gone) must not take the app down: drop the batch quietly.
+        let _ = stdout.write_all(out.as_bytes()).and_then(|_| stdout.flush());
+        Ok(())
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.resource = attributes(resource.iter());
+    }
+}

@@ -1,0 +1,58 @@
+//! OTLP reporters: gRPC (tonic) and HTTP/protobuf (blocking reqwest), from `opentelemetry-otlp`.
+
+#[allow(unused_imports)]
+use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
+
+use super::ExportError;
+use crate::config::Config;
+
+/// `secure: true` with an `http://` endpoint means TLS to the same host and port.
+fn endpoint(config: &Config) -> String {
+    let e = config.reporting.effective_endpoint();
+    match e.strip_prefix("http://") {
+        Some(rest) if config.reporting.secure => format!("https://{rest}"),
+        _ => e,
+    }
+}
+
+#[cfg(feature = "otlp-grpc")]
+pub fn grpc(config: &Config) -> Result<opentelemetry_otlp::SpanExporter, ExportError> {
+    use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
+
+    let mut metadata = MetadataMap::new();
+    for (k, v) in super::export_headers(&config.reporting) {
+        let key = MetadataKey::from_bytes(k.as_bytes())
+            .map_err(|_| ExportError::new(format!("export header name {k:?} is not valid gRPC metadata")))?;
+        // The value is never echoed: it may be a token.
+        let val = MetadataValue::try_from(v.as_str())
+            .map_err(|_| ExportError::new(format!("the value of export header {k:?} is not valid gRPC metadata")))?;
+        metadata.insert(key, val);
+    }
+    let builder = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(endpoint(config))
+        .with_timeout(config.rustagent.export_timeout)
+        .with_metadata(metadata);
+    #[cfg(feature = "tls")]
+    let builder = match super::read_cert(&config.reporting)? {
+        Some(pem) => builder.with_tls_config(
+            tonic::transport::ClientTlsConfig::new().ca_certificate(tonic::transport::Certificate::from_pem(pem)),
+        ),
+        None => builder,
+    };
+    builder.build().map_err(|e| ExportError::new(format!("OTLP/gRPC exporter: {e}")))
+}
+
+#[cfg(feature = "otlp-http")]
+pub fn http(config: &Config) -> Result<opentelemetry_otlp::SpanExporter, ExportError> {
+    let client = super::http_client::build(&config.reporting, config.rustagent.export_timeout)?;
+    opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+        .with_endpoint(endpoint(config))
+        .with_timeout(config.rustagent.export_timeout)
+        .with_headers(super::export_headers(&config.reporting).into_iter().collect())
+        .with_http_client(client)
+        .build()
+        .map_err(|e| ExportError::new(format!("OTLP/HTTP exporter: {e}")))
+}

@@ -1,0 +1,45 @@
+//! The resource every span carries (CONTRACT §5.4).
+
+use opentelemetry::KeyValue;
+use opentelemetry_sdk::Resource;
+
+use crate::config::Config;
+
+/// `service.name`, a per-process `service.instance.id`, the SDK identity, host and process, then
+/// `resource_attributes` (which already include `OTEL_RESOURCE_ATTRIBUTES`, see `config::env`).
+pub fn build(config: &Config) -> Resource {
+    let mut attrs = vec![
+        KeyValue::new("service.name", config.service_name.clone()),
+        KeyValue::new("service.instance.id", uuid::Uuid::new_v4().to_string()),
+        KeyValue::new("telemetry.sdk.name", "hypertrace"),
+        KeyValue::new("telemetry.sdk.language", "rust"),
+        KeyValue::new("telemetry.sdk.version", env!("CARGO_PKG_VERSION")),
+        KeyValue::new("host.name", gethostname::gethostname().to_string_lossy().into_owned()),
+        KeyValue::new("process.pid", i64::from(std::process::id())),
+    ];
+    attrs.extend(config.resource_attributes.iter().map(|(k, v)| KeyValue::new(k.clone(), v.clone())));
+    // builder_empty: the SDK's default detectors would read OTEL_SERVICE_NAME and
+    // OTEL_RESOURCE_ATTRIBUTES a second time, behind the config's back.
+    Resource::builder_empty().with_attributes(attrs).build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn has_contract_attributes_and_user_ones_win() {
+        let mut c = Config::defaults("svc");
+        c.resource_attributes.insert("deployment.environment".into(), "prod".into());
+        c.resource_attributes.insert("service.name".into(), "override".into());
+        let r = build(&c);
+        let get = |k: &'static str| r.get(&opentelemetry::Key::from_static_str(k)).map(|v| v.to_string());
+        assert_eq!(get("telemetry.sdk.name").as_deref(), Some("hypertrace"));
+        assert_eq!(get("telemetry.sdk.language").as_deref(), Some("rust"));
+        assert_eq!(get("deployment.environment").as_deref(), Some("prod"));
+        assert_eq!(get("service.name").as_deref(), Some("override"));
+        assert_eq!(get("service.instance.id").map(|s| s.len()), Some(36));
+        assert_eq!(get("process.pid"), Some(std::process::id().to_string()));
+        assert!(get("host.name").is_some());
+    }
+}

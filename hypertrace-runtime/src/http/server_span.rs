@@ -1,0 +1,181 @@
+//! The capture core shared by `#[hypertrace::handler]` and the tower layer: one SERVER span per
+//! request, its attributes, header and body capture, panic and status handling, and the span's end
+//! when the response body is finished or dropped.
+
+use std::any::Any;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request};
+use axum::response::Response;
+use futures_util::FutureExt as _;
+use opentelemetry::context::FutureExt as _;
+use opentelemetry::propagation::{Extractor, TextMapPropagator};
+use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
+use opentelemetry::{Context, KeyValue};
+
+use super::attributes;
+use super::body::{OnBodyDone, Tee};
+use crate::agent::{self, Agent};
+use crate::capture::body::BodyCapture;
+use crate::capture::content_type::{capture_kind, content_encoding};
+use crate::capture::headers::record_headers;
+
+/// Per-handler overrides of the `data_capture` switches; `None` follows the config.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Overrides {
+    pub name: Option<&'static str>,
+    pub request_headers: Option<bool>,
+    pub response_headers: Option<bool>,
+    pub request_body: Option<bool>,
+    pub response_body: Option<bool>,
+}
+
+/// Marks a request already instrumented by the layer, so an annotated handler behind it does not
+/// open a second span.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Instrumented;
+
+struct HeaderExtractor<'a>(&'a http::HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+fn parent_context(req: &Request) -> Context {
+    crate::propagation::current().extract(&HeaderExtractor(req.headers()))
+}
+
+/// Runs `inner` for `req` inside a SERVER span, capturing per the installed agent's config.
+pub async fn serve<F, Fut>(ov: &Overrides, req: Request, inner: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response> + Send,
+{
+    if req.extensions().get::<Instrumented>().is_some() {
+        return inner(req).await;
+    }
+    let Some(agent) = agent::current() else {
+        return inner(req).await;
+    };
+    if !agent.config.enabled {
+        // No span, but the caller's trace context still reaches outgoing calls made inside.
+        let parent = parent_context(&req);
+        return inner(req).with_context(parent).await;
+    }
+    serve_with(&agent, ov, req, inner).await
+}
+
+async fn serve_with<F, Fut>(agent: &Arc<Agent>, ov: &Overrides, mut req: Request, inner: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response> + Send,
+{
+    let cfg = &agent.config;
+    let dc = &cfg.data_capture;
+    let parent = parent_context(&req);
+    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
+
+    let name = match (ov.name, &route) {
+        (Some(n), _) => n.to_owned(),
+        (None, Some(r)) => format!("{} {}", req.method(), r),
+        (None, None) => req.method().as_str().to_owned(),
+    };
+    let mut attrs = Vec::with_capacity(32);
+    attributes::request(&req, route.as_deref(), agent.semconv, &mut attrs);
+    if ov.request_headers.unwrap_or(dc.http_headers.request) {
+        record_headers("http.request.header.", req.headers(), &cfg.rustagent.redact_headers, &mut attrs);
+    }
+    let span = agent.tracer.span_builder(name).with_kind(SpanKind::Server).with_attributes(attrs).start_with_context(&agent.tracer, &parent);
+    let cx = parent.with_span(span);
+
+    if ov.request_body.unwrap_or(dc.http_body.request) {
+        if let Some(kind) = capture_kind(req.headers().get(http::header::CONTENT_TYPE), &dc.allowed_content_types) {
+            let capture = BodyCapture::new(dc.body_max_size_bytes, kind, content_encoding(req.headers()));
+            let done = RequestBodyDone { cx: cx.clone() };
+            req = req.map(|b| Body::new(Tee::new(b, Some(capture), done)));
+        }
+    }
+
+    let result = AssertUnwindSafe(inner(req)).catch_unwind().with_context(cx.clone()).await;
+    let resp = match result {
+        Ok(resp) => resp,
+        Err(panic) => {
+            record_panic(&cx, panic.as_ref());
+            std::panic::resume_unwind(panic);
+        }
+    };
+
+    let status = resp.status();
+    let mut attrs = Vec::with_capacity(16);
+    attributes::status(status.as_u16(), agent.semconv, &mut attrs);
+    if ov.response_headers.unwrap_or(dc.http_headers.response) {
+        record_headers("http.response.header.", resp.headers(), &cfg.rustagent.redact_headers, &mut attrs);
+    }
+    let span = cx.span();
+    span.set_attributes(attrs);
+    if status.is_server_error() {
+        span.set_status(Status::error(""));
+    }
+    let capture = if ov.response_body.unwrap_or(dc.http_body.response) {
+        capture_kind(resp.headers().get(http::header::CONTENT_TYPE), &dc.allowed_content_types)
+            .map(|kind| BodyCapture::new(dc.body_max_size_bytes, kind, content_encoding(resp.headers())))
+    } else {
+        None
+    };
+    let done = ResponseBodyDone { cx };
+    resp.map(|b| Body::new(Tee::new(b, capture, done)))
+}
+
+fn panic_message(p: &(dyn Any + Send)) -> String {
+    p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_else(|| "Box<dyn Any>".into())
+}
+
+fn record_panic(cx: &Context, panic: &(dyn Any + Send)) {
+    let msg = panic_message(panic);
+    let span = cx.span();
+    span.add_event("exception", vec![KeyValue::new("exception.type", "panic"), KeyValue::new("exception.message", msg.clone())]);
+    span.set_status(Status::error(msg));
+    span.end();
+}
+
+struct RequestBodyDone {
+    cx: Context,
+}
+
+impl OnBodyDone for RequestBodyDone {
+    fn done(self, capture: Option<BodyCapture>, _complete: bool) {
+        if let Some(c) = capture {
+            let mut attrs = Vec::with_capacity(2);
+            c.finish("http.request.body", &mut attrs);
+            if !attrs.is_empty() {
+                self.cx.span().set_attributes(attrs);
+            }
+        }
+    }
+}
+
+struct ResponseBodyDone {
+    cx: Context,
+}
+
+impl OnBodyDone for ResponseBodyDone {
+    fn done(self, capture: Option<BodyCapture>, _complete: bool) {
+        let span = self.cx.span();
+        if let Some(c) = capture {
+            let mut attrs = Vec::with_capacity(2);
+            c.finish("http.response.body", &mut attrs);
+            if !attrs.is_empty() {
+                span.set_attributes(attrs);
+            }
+        }
+        span.end();
+    }
+}

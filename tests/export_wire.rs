@@ -1,0 +1,203 @@
+//! Each reporter type over its real wire protocol, into receivers inside the test: OTLP/gRPC
+//! (tonic with the official opentelemetry-proto service), OTLP/HTTP (protobuf decoded with the
+//! official types), Zipkin v2 JSON, plus flush-on-shutdown and a dead collector's deadline.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::routing::post;
+use hypertrace::config::{Config, TraceReporterType};
+use hypertrace::Agent;
+use opentelemetry::trace::{Span as _, SpanKind, TraceContextExt as _, Tracer as _, TracerProvider as _};
+use opentelemetry::KeyValue;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
+use prost::Message;
+
+type Received = Arc<Mutex<Vec<ExportTraceServiceRequest>>>;
+
+#[derive(Clone, Default)]
+struct GrpcReceiver {
+    got: Received,
+    metadata: Arc<Mutex<Vec<(String, String)>>>,
+}
+
+#[tonic::async_trait]
+impl TraceService for GrpcReceiver {
+    async fn export(&self, req: tonic::Request<ExportTraceServiceRequest>) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let md: Vec<(String, String)> = req.metadata().clone().into_headers().iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string())).collect();
+        self.metadata.lock().unwrap().extend(md);
+        self.got.lock().unwrap().push(req.into_inner());
+        Ok(tonic::Response::new(ExportTraceServiceResponse { partial_success: None }))
+    }
+}
+
+async fn grpc_receiver() -> (SocketAddr, GrpcReceiver) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let recv = GrpcReceiver::default();
+    let svc = TraceServiceServer::new(recv.clone());
+    tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(svc)
+            .serve_with_incoming(tokio_stream_from(listener))
+            .await
+            .unwrap();
+    });
+    (addr, recv)
+}
+
+fn tokio_stream_from(listener: tokio::net::TcpListener) -> impl futures_util::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    futures_util::stream::unfold(listener, |l| async move {
+        let r = l.accept().await.map(|(s, _)| s);
+        Some((r, l))
+    })
+}
+
+/// An HTTP receiver at `path` that keeps each request's headers and body.
+async fn http_receiver(path: &'static str) -> (SocketAddr, Arc<Mutex<Vec<(axum::http::HeaderMap, Bytes)>>>) {
+    let got: Arc<Mutex<Vec<(axum::http::HeaderMap, Bytes)>>> = Arc::default();
+    let g = got.clone();
+    let app = axum::Router::new().route(
+        path,
+        post(move |headers: axum::http::HeaderMap, body: Bytes| {
+            let g = g.clone();
+            async move {
+                g.lock().unwrap().push((headers, body));
+                axum::http::StatusCode::ACCEPTED
+            }
+        }),
+    );
+    (support::serve(app).await, got)
+}
+
+fn config(ty: TraceReporterType, endpoint: String) -> Config {
+    let mut c = Config::defaults("wire-test");
+    c.reporting.trace_reporter_type = ty;
+    c.reporting.endpoint = Some(endpoint);
+    c.reporting.token = Some("tok-123".into());
+    c.resource_attributes.insert("deployment.environment".into(), "test".into());
+    // Long enough that only the shutdown flush can deliver: proves nothing queued is lost.
+    c.rustagent.scheduled_delay = Duration::from_secs(60);
+    c
+}
+
+/// Emits one SERVER span with a parent, then shuts the agent down (the flush delivers it).
+fn emit_and_shutdown(config: Config) -> (String, String, String) {
+    let agent = Agent::from_config(config).unwrap();
+    let tracer = agent.tracer_provider().tracer("wire");
+    let guard = agent.install();
+    let parent = tracer.start("parent");
+    let parent_cx = opentelemetry::Context::current_with_span(parent);
+    let mut span = tracer
+        .span_builder("GET /users/{id}")
+        .with_kind(SpanKind::Server)
+        .with_attributes([KeyValue::new("http.status_code", 200i64), KeyValue::new("http.request.header.x-a", "b")])
+        .start_with_context(&tracer, &parent_cx);
+    let ids = (span.span_context().trace_id().to_string(), span.span_context().span_id().to_string(), parent_cx.span().span_context().span_id().to_string());
+    span.end();
+    parent_cx.span().end();
+    drop(guard);
+    ids
+}
+
+fn check_otlp(reqs: &[ExportTraceServiceRequest], ids: &(String, String, String)) {
+    let spans: Vec<_> = reqs.iter().flat_map(|r| r.resource_spans.iter()).flat_map(|rs| rs.scope_spans.iter().flat_map(move |ss| ss.spans.iter().map(move |s| (rs, s)))).collect();
+    let (rs, span) = spans.iter().find(|(_, s)| s.name == "GET /users/{id}").expect("span arrived");
+    assert_eq!(hex(&span.trace_id), ids.0);
+    assert_eq!(hex(&span.span_id), ids.1);
+    assert_eq!(hex(&span.parent_span_id), ids.2);
+    assert_eq!(span.kind, opentelemetry_proto::tonic::trace::v1::span::SpanKind::Server as i32);
+    let attr = |kvs: &[opentelemetry_proto::tonic::common::v1::KeyValue], k: &str| kvs.iter().find(|kv| kv.key == k).and_then(|kv| kv.value.clone()).and_then(|v| v.value);
+    assert_eq!(attr(&span.attributes, "http.status_code"), Some(AnyValue::IntValue(200)));
+    assert_eq!(attr(&span.attributes, "http.request.header.x-a"), Some(AnyValue::StringValue("b".into())));
+    let res = &rs.resource.as_ref().expect("resource").attributes;
+    assert_eq!(attr(res, "service.name"), Some(AnyValue::StringValue("wire-test".into())));
+    assert_eq!(attr(res, "telemetry.sdk.name"), Some(AnyValue::StringValue("hypertrace".into())));
+    assert_eq!(attr(res, "telemetry.sdk.language"), Some(AnyValue::StringValue("rust".into())));
+    assert_eq!(attr(res, "deployment.environment"), Some(AnyValue::StringValue("test".into())));
+    assert!(attr(res, "service.instance.id").is_some() && attr(res, "host.name").is_some() && attr(res, "process.pid").is_some());
+    assert_eq!(spans.len(), 2, "parent and child, nothing else");
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn otlp_grpc_delivers_on_shutdown() {
+    let _serial = support::agent(|_| {}); // holds the per-process agent lock
+    drop(_serial.guard);
+    let (addr, recv) = grpc_receiver().await;
+    let cfg = config(TraceReporterType::Otlp, format!("http://{addr}"));
+    let ids = tokio::task::spawn_blocking(move || emit_and_shutdown(cfg)).await.unwrap();
+    check_otlp(&recv.got.lock().unwrap(), &ids);
+    let md = recv.metadata.lock().unwrap();
+    assert!(md.iter().any(|(k, v)| k == "authorization" && v == "Bearer tok-123"), "token sent as metadata: {md:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn otlp_http_delivers_on_shutdown() {
+    let _serial = support::agent(|_| {});
+    drop(_serial.guard);
+    let (addr, got) = http_receiver("/v1/traces").await;
+    let cfg = config(TraceReporterType::OtlpHttp, format!("http://{addr}/v1/traces"));
+    let ids = tokio::task::spawn_blocking(move || emit_and_shutdown(cfg)).await.unwrap();
+    let got = got.lock().unwrap();
+    assert_eq!(got[0].0.get("content-type").unwrap(), "application/x-protobuf");
+    assert_eq!(got[0].0.get("authorization").unwrap(), "Bearer tok-123");
+    let reqs: Vec<_> = got.iter().map(|(_, b)| ExportTraceServiceRequest::decode(b.as_ref()).unwrap()).collect();
+    check_otlp(&reqs, &ids);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn zipkin_json_matches_the_v2_api() {
+    let _serial = support::agent(|_| {});
+    drop(_serial.guard);
+    let (addr, got) = http_receiver("/api/v2/spans").await;
+    let cfg = config(TraceReporterType::Zipkin, format!("http://{addr}/api/v2/spans"));
+    let ids = tokio::task::spawn_blocking(move || emit_and_shutdown(cfg)).await.unwrap();
+    let got = got.lock().unwrap();
+    assert_eq!(got[0].0.get("authorization").unwrap(), "Bearer tok-123");
+    let spans: Vec<serde_json::Value> = got.iter().flat_map(|(_, b)| serde_json::from_slice::<Vec<serde_json::Value>>(b).unwrap()).collect();
+    assert_eq!(spans.len(), 2);
+    let hexlen = |v: &serde_json::Value, n: usize| v.as_str().is_some_and(|s| s.len() == n && s.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)));
+    for s in &spans {
+        // zipkin2-api.yaml: ids lower-case hex, times integers, tags strings, kind from the enum.
+        assert!(hexlen(&s["traceId"], 32) && hexlen(&s["id"], 16), "{s}");
+        assert!(s["timestamp"].is_u64() && s["duration"].as_u64().unwrap() >= 1);
+        assert!(s["tags"].as_object().unwrap().values().all(|v| v.is_string()));
+        assert_eq!(s["localEndpoint"]["serviceName"], "wire-test");
+    }
+    let child = spans.iter().find(|s| s["name"] == "GET /users/{id}").unwrap();
+    assert_eq!(child["traceId"], ids.0.as_str());
+    assert_eq!(child["id"], ids.1.as_str());
+    assert_eq!(child["parentId"], ids.2.as_str());
+    assert_eq!(child["kind"], "SERVER");
+    assert_eq!(child["tags"]["http.status_code"], "200");
+    let parent = spans.iter().find(|s| s["name"] == "parent").unwrap();
+    assert!(parent.get("parentId").is_none() && parent.get("kind").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dead_collector_does_not_hang_shutdown() {
+    let _serial = support::agent(|_| {});
+    drop(_serial.guard);
+    // A listener that accepts and never answers: the worst case (a refused port fails fast).
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap();
+    for ty in [TraceReporterType::Otlp, TraceReporterType::OtlpHttp, TraceReporterType::Zipkin] {
+        let mut cfg = config(ty, format!("http://{addr}/v1/traces"));
+        cfg.rustagent.shutdown_timeout = Duration::from_millis(500);
+        let start = Instant::now();
+        tokio::task::spawn_blocking(move || emit_and_shutdown(cfg)).await.unwrap();
+        let took = start.elapsed();
+        assert!(took < Duration::from_secs(3), "{ty:?}: shutdown took {took:?}");
+    }
+    drop(silent);
+}

@@ -1,0 +1,408 @@
+//! Behaviour tests of the capture core (CONTRACT §3.3–§3.5) against a real axum server on
+//! 127.0.0.1 driven by a real HTTP client. They go through `hypertrace::layer()`; the handler
+//! macro shares the same core and has its own tests in `handler_macro.rs`.
+
+mod support;
+
+use std::io::Write;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use opentelemetry::trace::{SpanKind, Status};
+use opentelemetry::Value;
+use support::*;
+
+async fn echo(headers: HeaderMap, body: Bytes) -> Response {
+    let ct = headers.get("content-type").cloned();
+    let mut resp = Response::new(Body::from(body));
+    if let Some(ct) = ct {
+        resp.headers_mut().insert("content-type", ct);
+    }
+    resp.headers_mut().insert("x-resp", "yes".parse().unwrap());
+    resp
+}
+
+fn app() -> Router {
+    Router::new()
+        .route("/echo", post(echo))
+        .route("/users/{id}", get(|| async { ([("content-type", "application/json")], r#"{"id":1}"#) }))
+        .route("/boom", get(|| async { StatusCode::INTERNAL_SERVER_ERROR }))
+        .route("/panic", get(|| async { panic!("handler exploded") as &'static str }))
+        .fallback(|| async { StatusCode::NOT_FOUND })
+        .layer(hypertrace::layer())
+}
+
+async fn post_json(addr: std::net::SocketAddr, ct: &str, body: impl Into<reqwest::Body>) -> reqwest::Response {
+    client().post(format!("http://{addr}/echo")).header("content-type", ct).body(body).send().await.unwrap()
+}
+
+#[tokio::test]
+async fn span_name_kind_and_standard_attributes() {
+    let t = agent(|_| {});
+    let addr = serve(app()).await;
+    let r = client().get(format!("http://{addr}/users/7?x=1")).header("user-agent", "test-agent/1").send().await.unwrap();
+    assert_eq!(r.text().await.unwrap(), r#"{"id":1}"#);
+    let s = t.one_span();
+    assert_eq!(s.name, "GET /users/{id}");
+    assert_eq!(s.span_kind, SpanKind::Server);
+    assert_eq!(attr_str(&s, "http.method").as_deref(), Some("GET"));
+    assert_eq!(attr_str(&s, "http.scheme").as_deref(), Some("http"));
+    assert_eq!(attr_str(&s, "http.host"), Some(addr.to_string()));
+    assert_eq!(attr_str(&s, "http.target").as_deref(), Some("/users/7?x=1"));
+    assert_eq!(attr_str(&s, "http.route").as_deref(), Some("/users/{id}"));
+    assert_eq!(attr_str(&s, "http.user_agent").as_deref(), Some("test-agent/1"));
+    assert_eq!(attr_str(&s, "http.flavor").as_deref(), Some("1.1"));
+    assert_eq!(attr_str(&s, "net.peer.ip").as_deref(), Some("127.0.0.1"));
+    assert!(matches!(attr(&s, "net.peer.port"), Some(Value::I64(p)) if p > 0));
+    assert_eq!(attr(&s, "net.host.port"), Some(Value::I64(i64::from(addr.port()))));
+    assert_eq!(attr(&s, "http.status_code"), Some(Value::I64(200)));
+    assert_eq!(s.status, Status::Unset);
+    assert_eq!(attr_str(&s, "http.response.body").as_deref(), Some(r#"{"id":1}"#));
+}
+
+#[tokio::test]
+async fn no_route_names_the_span_after_the_method() {
+    let t = agent(|_| {});
+    let addr = serve(app()).await;
+    let r = client().get(format!("http://{addr}/nowhere")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    let s = t.one_span();
+    assert_eq!(s.name, "GET");
+    assert!(!has(&s, "http.route"));
+    assert_eq!(attr(&s, "http.status_code"), Some(Value::I64(404)));
+    assert_eq!(s.status, Status::Unset, "4xx is not an error on a server span");
+}
+
+#[tokio::test]
+async fn server_error_sets_error_status() {
+    let t = agent(|_| {});
+    let addr = serve(app()).await;
+    assert_eq!(client().get(format!("http://{addr}/boom")).send().await.unwrap().status(), 500);
+    let s = t.one_span();
+    assert_eq!(s.status, Status::error(""));
+    assert_eq!(attr(&s, "http.status_code"), Some(Value::I64(500)));
+}
+
+#[tokio::test]
+async fn panicking_handler_records_exception_and_still_panics() {
+    let t = agent(|_| {});
+    let addr = serve(app()).await;
+    // The panic is resumed: hyper drops the connection, as it would without the agent.
+    assert!(client().get(format!("http://{addr}/panic")).send().await.is_err());
+    let s = t.one_span();
+    assert!(matches!(&s.status, Status::Error { description } if description.contains("handler exploded")));
+    let ev = s.events.events.iter().find(|e| e.name == "exception").expect("exception event");
+    assert!(ev.attributes.iter().any(|kv| kv.key.as_str() == "exception.message" && kv.value.as_str().contains("handler exploded")));
+}
+
+#[tokio::test]
+async fn headers_lower_cased_repeated_and_redacted() {
+    let t = agent(|_| {});
+    let addr = serve(app()).await;
+    client()
+        .post(format!("http://{addr}/echo"))
+        .header("X-Custom-Thing", "v1")
+        .header("x-multi", "a")
+        .header("x-multi", "b")
+        .header("Authorization", "Bearer secret")
+        .header("cookie", "session=secret")
+        .header("x-api-key", "secret")
+        .send()
+        .await
+        .unwrap();
+    let s = t.one_span();
+    assert_eq!(attr_str(&s, "http.request.header.x-custom-thing").as_deref(), Some("v1"));
+    assert_eq!(attr_str(&s, "http.request.header.x-multi[0]").as_deref(), Some("a"));
+    assert_eq!(attr_str(&s, "http.request.header.x-multi[1]").as_deref(), Some("b"));
+    assert!(!has(&s, "http.request.header.x-multi"));
+    for k in ["authorization", "cookie", "x-api-key"] {
+        assert_eq!(attr_str(&s, &format!("http.request.header.{k}")).as_deref(), Some("[REDACTED]"), "{k}");
+    }
+    assert_eq!(attr_str(&s, "http.response.header.x-resp").as_deref(), Some("yes"));
+    assert!(!s.attributes.iter().any(|kv| kv.value.as_str().contains("secret")));
+}
+
+#[tokio::test]
+async fn redaction_off_by_config() {
+    let t = agent(|c| c.rustagent.redact_headers.clear());
+    let addr = serve(app()).await;
+    client().post(format!("http://{addr}/echo")).header("authorization", "Bearer abc").send().await.unwrap();
+    let s = t.one_span();
+    assert_eq!(attr_str(&s, "http.request.header.authorization").as_deref(), Some("Bearer abc"));
+}
+
+#[tokio::test]
+async fn content_types_captured_case_insensitively() {
+    let cases = [
+        ("application/json", true),
+        ("application/json; charset=utf-8", true),
+        ("Application/JSON", true),
+        ("application/vnd.api+json", true),
+        ("text/plain", false),
+    ];
+    for (ct, captured) in cases {
+        let t = agent(|_| {});
+        let addr = serve(app()).await;
+        post_json(addr, ct, r#"{"a":1}"#).await.text().await.unwrap();
+        let s = t.one_span();
+        assert_eq!(has(&s, "http.request.body"), captured, "request body for {ct}");
+        assert_eq!(has(&s, "http.response.body"), captured, "response body for {ct}");
+        if captured {
+            assert_eq!(attr_str(&s, "http.request.body").as_deref(), Some(r#"{"a":1}"#));
+        }
+    }
+}
+
+#[tokio::test]
+async fn no_content_type_no_body() {
+    let t = agent(|_| {});
+    let addr = serve(app()).await;
+    client().post(format!("http://{addr}/echo")).body(r#"{"a":1}"#).send().await.unwrap().bytes().await.unwrap();
+    let s = t.one_span();
+    assert!(!has(&s, "http.request.body") && !has(&s, "http.response.body"));
+}
+
+#[tokio::test]
+async fn body_limit_boundaries() {
+    let limit = 16;
+    // (body, expected capture, truncated)
+    let exact = "a".repeat(limit);
+    let over = "a".repeat(limit + 1);
+    let multibyte = format!("{}é", "a".repeat(limit - 1)); // é straddles the limit
+    let cases = [(exact.clone(), exact.clone(), false), (over, "a".repeat(limit), true), (multibyte, "a".repeat(limit - 1), true)];
+    for (body, want, truncated) in cases {
+        let t = agent(|c| c.data_capture.body_max_size_bytes = limit);
+        let addr = serve(app()).await;
+        let echoed = post_json(addr, "application/json", body.clone()).await.text().await.unwrap();
+        assert_eq!(echoed, body, "the application and client see the whole body");
+        let s = t.one_span();
+        assert_eq!(attr_str(&s, "http.request.body"), Some(want.clone()));
+        assert_eq!(attr_str(&s, "http.response.body"), Some(want));
+        assert_eq!(attr(&s, "http.request.body.truncated"), truncated.then_some(Value::Bool(true)));
+        assert_eq!(attr(&s, "http.response.body.truncated"), truncated.then_some(Value::Bool(true)));
+    }
+}
+
+#[tokio::test]
+async fn binary_body_goes_to_base64() {
+    let t = agent(|_| {});
+    let addr = serve(app()).await;
+    let body = vec![0xff, 0x00, 0xfe, 0x01];
+    let echoed = post_json(addr, "application/json", body.clone()).await.bytes().await.unwrap();
+    assert_eq!(echoed.as_ref(), &body[..]);
+    let s = t.one_span();
+    assert!(!has(&s, "http.request.body"));
+    assert_eq!(attr_str(&s, "http.request.body.base64").as_deref(), Some("/wD+AQ"));
+}
+
+#[tokio::test]
+async fn gzip_request_body_is_decoded_for_capture_only() {
+    let t = agent(|_| {});
+    let addr = serve(app()).await;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(br#"{"zipped":true}"#).unwrap();
+    let gz = enc.finish().unwrap();
+    let echoed = client()
+        .post(format!("http://{addr}/echo"))
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .body(gz.clone())
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(echoed.as_ref(), &gz[..], "the application got the compressed bytes");
+    let s = t.one_span();
+    assert_eq!(attr_str(&s, "http.request.body").as_deref(), Some(r#"{"zipped":true}"#));
+}
+
+#[tokio::test]
+async fn data_capture_switches_turn_capture_off() {
+    type Edit = fn(&mut hypertrace::config::Config);
+    let cases: [(Edit, &str); 4] = [
+        (|c| c.data_capture.http_headers.request = false, "http.request.header.x-h"),
+        (|c| c.data_capture.http_headers.response = false, "http.response.header.x-resp"),
+        (|c| c.data_capture.http_body.request = false, "http.request.body"),
+        (|c| c.data_capture.http_body.response = false, "http.response.body"),
+    ];
+    for (edit, key) in cases {
+        let t = agent(edit);
+        let addr = serve(app()).await;
+        client().post(format!("http://{addr}/echo")).header("x-h", "1").header("content-type", "application/json").body("{}").send().await.unwrap().text().await.unwrap();
+        let s = t.one_span();
+        assert!(!has(&s, key), "{key} should be off");
+        // The other three are still on.
+        let all = ["http.request.header.x-h", "http.response.header.x-resp", "http.request.body", "http.response.body"];
+        for other in all.iter().filter(|k| **k != key) {
+            assert!(has(&s, other), "{other} should still be on when {key} is off");
+        }
+    }
+}
+
+#[tokio::test]
+async fn layer_overrides_and_exclusions() {
+    let t = agent(|_| {});
+    let app = Router::new()
+        .route("/echo", post(echo))
+        .route("/health", get(|| async { "ok" }))
+        .layer(hypertrace::layer().request_body(false).exclude("/health"));
+    let addr = serve(app).await;
+    client().get(format!("http://{addr}/health")).send().await.unwrap();
+    post_json(addr, "application/json", "{}").await.text().await.unwrap();
+    let s = t.one_span();
+    assert_eq!(s.name, "POST /echo");
+    assert!(!has(&s, "http.request.body"));
+    assert!(has(&s, "http.response.body"));
+}
+
+#[tokio::test]
+async fn traceparent_and_b3_parents() {
+    use hypertrace::config::PropagationFormat;
+    const T: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const S: &str = "00f067aa0ba902b7";
+    let cases: [(&str, String, bool); 4] = [
+        ("traceparent", format!("00-{T}-{S}-01"), true),
+        ("b3", format!("{T}-{S}-1"), true),
+        ("x-b3-traceid", T.to_string(), true),
+        ("traceparent", "00-not-a-valid-header-01".to_string(), false),
+    ];
+    for (header, value, parented) in cases {
+        let t = agent(|c| c.propagation_formats = vec![PropagationFormat::TraceContext, PropagationFormat::B3]);
+        let addr = serve(app()).await;
+        let mut req = client().get(format!("http://{addr}/users/1")).header(header, &value);
+        if header == "x-b3-traceid" {
+            req = req.header("x-b3-spanid", S).header("x-b3-sampled", "1");
+        }
+        req.send().await.unwrap().text().await.unwrap();
+        let s = t.one_span();
+        if parented {
+            assert_eq!(s.span_context.trace_id().to_string(), T, "{header}");
+            assert_eq!(s.parent_span_id.to_string(), S, "{header}");
+            assert!(s.parent_span_is_remote);
+        } else {
+            assert_ne!(s.span_context.trace_id().to_string(), T);
+            assert_eq!(s.parent_span_id, opentelemetry::trace::SpanId::INVALID, "malformed header starts a new trace");
+        }
+    }
+}
+
+#[tokio::test]
+async fn stable_semconv_keys_are_not_on_by_default() {
+    let t = agent(|_| {});
+    let addr = serve(app()).await;
+    client().get(format!("http://{addr}/users/1")).send().await.unwrap().text().await.unwrap();
+    let s = t.one_span();
+    assert!(has(&s, "http.status_code"));
+    assert!(!has(&s, "http.response.status_code"));
+}
+
+#[tokio::test]
+async fn sse_first_event_arrives_before_the_stream_ends_and_span_covers_it() {
+    use futures_util::StreamExt;
+    let t = agent(|_| {});
+    let (tx, rx) = tokio::sync::mpsc::channel::<&'static str>(4);
+    let rx = std::sync::Arc::new(std::sync::Mutex::new(Some(rx)));
+    let app = Router::new()
+        .route(
+            "/events",
+            get(move || {
+                let rx = rx.lock().unwrap().take().unwrap();
+                async move {
+                    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+                        rx.recv().await.map(|ev| (Ok::<_, std::convert::Infallible>(Bytes::from(format!("data: {ev}\n\n"))), rx))
+                    });
+                    ([("content-type", "text/event-stream")], Body::from_stream(stream)).into_response()
+                }
+            }),
+        )
+        .layer(hypertrace::layer());
+    let addr = serve(app).await;
+    tx.send("first").await.unwrap();
+    let resp = client().get(format!("http://{addr}/events")).send().await.unwrap();
+    let mut stream = resp.bytes_stream();
+    let first = tokio::time::timeout(Duration::from_secs(5), stream.next()).await.expect("first event in time").unwrap().unwrap();
+    assert_eq!(&first[..], b"data: first\n\n");
+    // The span is still open while the stream is.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    t.guard.flush();
+    assert!(t.spans.0.lock().unwrap().is_empty(), "span ended before the stream finished");
+    tx.send("second").await.unwrap();
+    drop(tx);
+    let rest: Vec<_> = stream.collect().await;
+    assert_eq!(rest.len(), 1);
+    let s = t.one_span();
+    assert!(s.end_time.duration_since(s.start_time).unwrap() >= Duration::from_millis(100));
+}
+
+#[tokio::test]
+async fn client_disconnect_mid_response_still_ends_the_span() {
+    let t = agent(|_| {});
+    let app = Router::new()
+        .route(
+            "/slow",
+            get(|| async {
+                let stream = futures_util::stream::unfold(0u32, |n| async move {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    Some((Ok::<_, std::convert::Infallible>(Bytes::from(vec![b'x'; 1024])), n + 1))
+                });
+                Body::from_stream(stream)
+            }),
+        )
+        .layer(hypertrace::layer());
+    let addr = serve(app).await;
+    let mut resp = client().get(format!("http://{addr}/slow")).send().await.unwrap();
+    resp.chunk().await.unwrap().unwrap();
+    drop(resp); // the client goes away; the stream would never end on its own
+    let s = t.one_span();
+    assert_eq!(s.name, "GET /slow");
+}
+
+#[tokio::test]
+async fn large_upload_and_download_stream_through_byte_identical() {
+    const SIZE: usize = 64 << 20;
+    let t = agent(|_| {});
+    let app = Router::new()
+        .route(
+            "/up",
+            post(|body: Body| async move {
+                let mut stream = body.into_data_stream();
+                let (mut n, mut sum) = (0usize, 0u64);
+                use futures_util::StreamExt;
+                while let Some(chunk) = stream.next().await {
+                    let chunk = chunk.unwrap();
+                    n += chunk.len();
+                    sum = chunk.iter().fold(sum, |s, b| s.wrapping_mul(31).wrapping_add(u64::from(*b)));
+                }
+                format!("{n}:{sum}")
+            }),
+        )
+        .route(
+            "/down",
+            get(|| async {
+                let stream = futures_util::stream::iter((0..SIZE / 65536).map(|i| Ok::<_, std::convert::Infallible>(Bytes::from(vec![(i % 251) as u8; 65536]))));
+                ([("content-type", "application/json")], Body::from_stream(stream))
+            }),
+        )
+        .layer(hypertrace::layer());
+    let addr = serve(app).await;
+    let payload: Vec<u8> = (0..SIZE).map(|i| (i % 253) as u8).collect();
+    let want_sum = payload.iter().fold(0u64, |s, b| s.wrapping_mul(31).wrapping_add(u64::from(*b)));
+    let got = post_json(addr, "application/json", payload).await.text().await.unwrap();
+    assert_eq!(got, format!("{SIZE}:{want_sum}"));
+    let down = client().get(format!("http://{addr}/down")).send().await.unwrap().bytes().await.unwrap();
+    assert_eq!(down.len(), SIZE);
+    assert!(down.chunks(65536).enumerate().all(|(i, c)| c.iter().all(|b| *b == (i % 251) as u8)));
+    let spans = t.wait_spans(2);
+    for s in &spans {
+        let key = if s.name == "POST /up" { "http.request.body" } else { "http.response.body" };
+        let captured = attr(s, key).or_else(|| attr(s, &format!("{key}.base64"))).expect(key);
+        assert!(captured.as_str().len() <= 131072 * 4 / 3 + 4, "capture bounded by the limit");
+        assert_eq!(attr(s, &format!("{key}.truncated")), Some(Value::Bool(true)));
+    }
+}
