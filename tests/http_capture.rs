@@ -40,7 +40,7 @@ async fn post_json(addr: std::net::SocketAddr, ct: &str, body: impl Into<reqwest
     client().post(format!("http://{addr}/echo")).header("content-type", ct).body(body).send().await.unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn span_name_kind_and_standard_attributes() {
     let t = agent(|_| {});
     let addr = serve(app()).await;
@@ -64,7 +64,7 @@ async fn span_name_kind_and_standard_attributes() {
     assert_eq!(attr_str(&s, "http.response.body").as_deref(), Some(r#"{"id":1}"#));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_route_names_the_span_after_the_method() {
     let t = agent(|_| {});
     let addr = serve(app()).await;
@@ -77,7 +77,7 @@ async fn no_route_names_the_span_after_the_method() {
     assert_eq!(s.status, Status::Unset, "4xx is not an error on a server span");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_error_sets_error_status() {
     let t = agent(|_| {});
     let addr = serve(app()).await;
@@ -87,7 +87,7 @@ async fn server_error_sets_error_status() {
     assert_eq!(attr(&s, "http.status_code"), Some(Value::I64(500)));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn panicking_handler_records_exception_and_still_panics() {
     let t = agent(|_| {});
     let addr = serve(app()).await;
@@ -99,7 +99,7 @@ async fn panicking_handler_records_exception_and_still_panics() {
     assert!(ev.attributes.iter().any(|kv| kv.key.as_str() == "exception.message" && kv.value.as_str().contains("handler exploded")));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn headers_lower_cased_repeated_and_redacted() {
     let t = agent(|_| {});
     let addr = serve(app()).await;
@@ -126,7 +126,7 @@ async fn headers_lower_cased_repeated_and_redacted() {
     assert!(!s.attributes.iter().any(|kv| kv.value.as_str().contains("secret")));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redaction_off_by_config() {
     let t = agent(|c| c.rustagent.redact_headers.clear());
     let addr = serve(app()).await;
@@ -135,7 +135,7 @@ async fn redaction_off_by_config() {
     assert_eq!(attr_str(&s, "http.request.header.authorization").as_deref(), Some("Bearer abc"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn content_types_captured_case_insensitively() {
     let cases = [
         ("application/json", true),
@@ -157,7 +157,7 @@ async fn content_types_captured_case_insensitively() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_content_type_no_body() {
     let t = agent(|_| {});
     let addr = serve(app()).await;
@@ -166,7 +166,7 @@ async fn no_content_type_no_body() {
     assert!(!has(&s, "http.request.body") && !has(&s, "http.response.body"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn body_limit_boundaries() {
     let limit = 16;
     // (body, expected capture, truncated)
@@ -187,7 +187,7 @@ async fn body_limit_boundaries() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_body_goes_to_base64() {
     let t = agent(|_| {});
     let addr = serve(app()).await;
@@ -199,7 +199,7 @@ async fn binary_body_goes_to_base64() {
     assert_eq!(attr_str(&s, "http.request.body.base64").as_deref(), Some("/wD+AQ"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gzip_request_body_is_decoded_for_capture_only() {
     let t = agent(|_| {});
     let addr = serve(app()).await;
@@ -222,7 +222,7 @@ async fn gzip_request_body_is_decoded_for_capture_only() {
     assert_eq!(attr_str(&s, "http.request.body").as_deref(), Some(r#"{"zipped":true}"#));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn data_capture_switches_turn_capture_off() {
     type Edit = fn(&mut hypertrace::config::Config);
     let cases: [(Edit, &str); 4] = [
@@ -245,7 +245,7 @@ async fn data_capture_switches_turn_capture_off() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn layer_overrides_and_exclusions() {
     let t = agent(|_| {});
     let app = Router::new()
@@ -261,7 +261,7 @@ async fn layer_overrides_and_exclusions() {
     assert!(has(&s, "http.response.body"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traceparent_and_b3_parents() {
     use hypertrace::config::PropagationFormat;
     const T: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -292,7 +292,7 @@ async fn traceparent_and_b3_parents() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stable_semconv_keys_are_not_on_by_default() {
     let t = agent(|_| {});
     let addr = serve(app()).await;
@@ -302,7 +302,7 @@ async fn stable_semconv_keys_are_not_on_by_default() {
     assert!(!has(&s, "http.response.status_code"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sse_first_event_arrives_before_the_stream_ends_and_span_covers_it() {
     use futures_util::StreamExt;
     let t = agent(|_| {});
@@ -340,7 +340,7 @@ async fn sse_first_event_arrives_before_the_stream_ends_and_span_covers_it() {
     assert!(s.end_time.duration_since(s.start_time).unwrap() >= Duration::from_millis(100));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_disconnect_mid_response_still_ends_the_span() {
     let t = agent(|_| {});
     let app = Router::new()
@@ -363,7 +363,7 @@ async fn client_disconnect_mid_response_still_ends_the_span() {
     assert_eq!(s.name, "GET /slow");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_upload_and_download_stream_through_byte_identical() {
     const SIZE: usize = 64 << 20;
     let t = agent(|_| {});
@@ -393,7 +393,7 @@ async fn large_upload_and_download_stream_through_byte_identical() {
     let addr = serve(app).await;
     let payload: Vec<u8> = (0..SIZE).map(|i| (i % 253) as u8).collect();
     let want_sum = payload.iter().fold(0u64, |s, b| s.wrapping_mul(31).wrapping_add(u64::from(*b)));
-    let got = post_json(addr, "application/json", payload).await.text().await.unwrap();
+    let got = client().post(format!("http://{addr}/up")).header("content-type", "application/json").body(payload).send().await.unwrap().text().await.unwrap();
     assert_eq!(got, format!("{SIZE}:{want_sum}"));
     let down = client().get(format!("http://{addr}/down")).send().await.unwrap().bytes().await.unwrap();
     assert_eq!(down.len(), SIZE);

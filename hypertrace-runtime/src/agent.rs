@@ -5,6 +5,7 @@
 
 use std::sync::{Arc, RwLock};
 
+use opentelemetry::propagation::TextMapCompositePropagator;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider, SpanExporter};
 
@@ -18,6 +19,7 @@ pub struct Agent {
     pub(crate) config: Config,
     pub(crate) semconv: Semconv,
     pub(crate) tracer: SdkTracer,
+    pub(crate) propagator: TextMapCompositePropagator,
     provider: SdkTracerProvider,
     stats: Arc<ExportStats>,
     /// The runtime that drives the gRPC exporter's connection, independent of the app's runtime
@@ -74,6 +76,7 @@ impl Agent {
     fn assemble(config: Config, pipeline: Pipeline, export_runtime: Option<tokio::runtime::Runtime>) -> Agent {
         let tracer = pipeline.provider.tracer("hypertrace");
         Agent {
+            propagator: crate::propagation::build(&config.propagation_formats),
             semconv: Semconv::from_env(),
             config,
             tracer,
@@ -100,7 +103,7 @@ impl Agent {
     /// globals (tracer provider, propagator) point at it. Dropping the guard flushes and shuts down.
     pub fn install(self) -> Guard {
         let agent = Arc::new(self);
-        crate::propagation::install(&agent.config.propagation_formats);
+        crate::propagation::install_global(&agent.config.propagation_formats);
         if agent.config.enabled {
             opentelemetry::global::set_tracer_provider(agent.provider.clone());
         }

@@ -1,8 +1,6 @@
 //! Propagators per `propagation_formats` (CONTRACT §3.3): W3C trace context (with baggage) and B3,
 //! single and multi header. A malformed header yields no parent, so the request starts a new trace.
 
-use std::sync::OnceLock;
-
 use opentelemetry::propagation::{text_map_propagator::FieldIter, Extractor, Injector, TextMapCompositePropagator, TextMapPropagator};
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
 use opentelemetry::Context;
@@ -135,15 +133,9 @@ impl TextMapPropagator for B3Propagator {
     }
 }
 
-static PROPAGATOR: OnceLock<TextMapCompositePropagator> = OnceLock::new();
-
-/// The propagator installed by `init` (W3C only until then).
-pub fn current() -> &'static TextMapCompositePropagator {
-    PROPAGATOR.get_or_init(|| build(&[PropagationFormat::TraceContext]))
-}
-
-pub(crate) fn install(formats: &[PropagationFormat]) {
-    let _ = PROPAGATOR.set(build(formats));
+/// Makes the configured formats the global propagator, for outgoing calls made through
+/// `opentelemetry::global::get_text_map_propagator` (the agent itself keeps its own copy).
+pub(crate) fn install_global(formats: &[PropagationFormat]) {
     opentelemetry::global::set_text_map_propagator(build(formats));
 }
 

@@ -71,7 +71,8 @@ enum Decoder {
 
 impl BodyCapture {
     /// `limit`: `data_capture.body_max_size_bytes`; `kind` from [`capture_kind`](super::capture_kind);
-    /// `encoding` from [`content_encoding`](super::content_encoding). Allocates nothing until data arrives.
+    /// `encoding` from [`content_encoding`](super::content_encoding). Allocates nothing until data
+    /// arrives.
     pub fn new(limit: usize, kind: CaptureKind, encoding: ContentEncoding) -> Self {
         let state = match encoding {
             // Nothing can be captured: no point decoding.
@@ -953,7 +954,10 @@ mod tests {
             } else {
                 prop_assert_eq!(got.truncated, cut);
                 // Only a char-boundary cut may drop bytes below the limit, and at most 3.
-                prop_assert!(bytes.len() == body.len().min(limit) || (cut && got.text.is_some() && limit - bytes.len() <= 3));
+                prop_assert!(
+                    bytes.len() == body.len().min(limit)
+                        || (cut && got.text.is_some() && limit - bytes.len() <= 3)
+                );
             }
             if got.text.is_some() {
                 prop_assert!(!base64);
@@ -989,8 +993,8 @@ mod tests {
             limit in 0usize..700,
             codec in 0u8..4,
         ) {
-            let enc = [ContentEncoding::Gzip, ContentEncoding::Deflate, ContentEncoding::Brotli, ContentEncoding::Unknown]
-                [codec as usize];
+            use ContentEncoding::*;
+            let enc = [Gzip, Deflate, Brotli, Unknown][codec as usize];
             let got = chunked(limit, TEXT, enc, &split(&body, &cuts));
             prop_assert!(got.bytes().len() <= limit);
         }

@@ -49,8 +49,8 @@ impl Extractor for HeaderExtractor<'_> {
     }
 }
 
-fn parent_context(req: &Request) -> Context {
-    crate::propagation::current().extract(&HeaderExtractor(req.headers()))
+fn parent_context(agent: &Agent, req: &Request) -> Context {
+    agent.propagator.extract(&HeaderExtractor(req.headers()))
 }
 
 /// Runs `inner` for `req` inside a SERVER span, capturing per the installed agent's config.
@@ -67,7 +67,7 @@ where
     };
     if !agent.config.enabled {
         // No span, but the caller's trace context still reaches outgoing calls made inside.
-        let parent = parent_context(&req);
+        let parent = parent_context(&agent, &req);
         return inner(req).with_context(parent).await;
     }
     serve_with(&agent, ov, req, inner).await
@@ -80,7 +80,7 @@ where
 {
     let cfg = &agent.config;
     let dc = &cfg.data_capture;
-    let parent = parent_context(&req);
+    let parent = parent_context(agent, &req);
     let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
 
     let name = match (ov.name, &route) {
