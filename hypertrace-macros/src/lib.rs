@@ -36,11 +36,11 @@ use proc_macro::TokenStream;
 ///
 /// | option | value | default |
 /// |---|---|---|
-/// | `service_name` | string: the service name on the spans | the config's `service_name`, else the package name |
-/// | `config` | string: path of the agent-config YAML/JSON file | `HT_CONFIG_FILE`, else none |
-/// | `tracing_subscriber` | bool: install the global tracing subscriber (`false` for apps that install their own; add `hypertrace::otel_layer()` to it) | `true` |
+/// | `service_name` | string: the service name, a default that the config file and `HT_SERVICE_NAME` override | the package name |
+/// | `config` | string: path of the agent-config file (`.yaml`/`.yml`/`.json`), as `HT_CONFIG_FILE` | none |
+/// | `tracing_subscriber` | bool: install the global tracing subscriber; `false` for apps that install their own (add `hypertrace::otel_layer()` to it) | `true` |
 /// | `flavor` | `"multi_thread"` or `"current_thread"`: the tokio runtime | `"multi_thread"` |
-/// | `worker_threads` | integer ≥ 1 (multi_thread only) | the number of CPUs |
+/// | `worker_threads` | integer ≥ 1, with `multi_thread` only | the number of CPUs |
 ///
 /// ```ignore
 /// #[hypertrace::main(service_name = "checkout", flavor = "current_thread")]
@@ -73,16 +73,16 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// # Options
 ///
-/// All optional. The bools turn a capture off (or on) for this handler whatever the config says: a
-/// login handler can keep its request body out of the spans with `request_body = false`.
+/// All optional. `false` turns that capture off for this handler whatever the config says: a login
+/// handler can keep its credentials out of the spans with `request_body = false`.
 ///
 /// | option | value | default |
 /// |---|---|---|
 /// | `name` | string: the span name | `"{METHOD} {route}"` |
-/// | `request_headers` | bool | the config's `data_capture.http_headers.request` |
-/// | `response_headers` | bool | the config's `data_capture.http_headers.response` |
-/// | `request_body` | bool | the config's `data_capture.http_body.request` |
-/// | `response_body` | bool | the config's `data_capture.http_body.response` |
+/// | `request_headers` | bool | as the config says (`data_capture.http_headers.request`) |
+/// | `response_headers` | bool | as the config says (`data_capture.http_headers.response`) |
+/// | `request_body` | bool | as the config says (`data_capture.http_body.request`) |
+/// | `response_body` | bool | as the config says (`data_capture.http_body.response`) |
 #[proc_macro_attribute]
 pub fn handler(args: TokenStream, item: TokenStream) -> TokenStream {
     handler::expand(args.into(), item.into()).into()
