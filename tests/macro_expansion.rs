@@ -1,10 +1,53 @@
-use axum::extract::{Path, State};
+//! The code the macros generate, compiled and run: handlers annotated with `#[hypertrace::handler]`
+//! answer through real axum routers (with state and without) exactly as the plain functions would,
+//! including extractor rejections; `#[hypertrace::main]`'s generated `fn main` runs its body on the
+//! runtime and returns its value.
+//!
+//! The compile-fail side (misuse is an error on the right token) is `tests/ui.rs`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, Path, Query, Request, State};
+use axum::handler::Handler;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Form, Json, Router};
+use serde::{Deserialize, Serialize};
 
 #[derive(Clone)]
 struct AppState {
     greeting: String,
+}
+
+#[derive(Deserialize)]
+struct NewUser {
+    name: String,
+}
+
+#[derive(Serialize)]
+struct User {
+    id: u32,
+    name: String,
+}
+
+/// A custom extractor: the `x-tenant` header, required.
+struct Tenant(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Tenant {
+    type Rejection = (StatusCode, &'static str);
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .headers
+            .get("x-tenant")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| Tenant(v.to_owned()))
+            .ok_or((StatusCode::BAD_REQUEST, "missing x-tenant"))
+    }
 }
 
 #[hypertrace::handler]
@@ -12,22 +55,228 @@ async fn hello() -> &'static str {
     "hello"
 }
 
-#[hypertrace::handler(request_body = false, name = "greet")]
-/// Greets.
-pub async fn greet(State(s): State<AppState>, Path(name): Path<String>) -> String {
-    format!("{}, {name}", s.greeting)
+/// Greets by name, with the greeting from the state.
+#[hypertrace::handler(name = "greet", request_body = false)]
+pub async fn greet(State(state): State<AppState>, Path(name): Path<String>) -> String {
+    format!("{}, {name}", state.greeting)
 }
 
 #[hypertrace::handler]
-async fn echo(Json(v): Json<serde_json::Value>) -> Json<serde_json::Value> {
-    Json(v)
+async fn create_user(
+    State(_state): State<AppState>,
+    Json(user): Json<NewUser>,
+) -> Result<(StatusCode, Json<User>), (StatusCode, String)> {
+    if user.name.is_empty() {
+        return Err((StatusCode::UNPROCESSABLE_ENTITY, "empty name".into()));
+    }
+    Ok((StatusCode::CREATED, Json(User { id: 7, name: user.name })))
+}
+
+#[hypertrace::handler]
+async fn inspect(
+    Tenant(tenant): Tenant,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+    body: String,
+) -> impl IntoResponse {
+    let agent = headers.get("x-agent").map(|v| v.to_str().unwrap().to_owned());
+    format!("{tenant} {agent:?} {:?} {body}", query.get("q"))
+}
+
+#[hypertrace::handler]
+async fn bytes_len(body: Bytes) -> String {
+    body.len().to_string()
+}
+
+#[hypertrace::handler]
+async fn form(Form(form): Form<HashMap<String, String>>) -> String {
+    form.get("a").cloned().unwrap_or_default()
+}
+
+#[hypertrace::handler]
+async fn raw(State(state): State<AppState>, req: Request) -> String {
+    format!("{} {}", state.greeting, req.uri().path())
+}
+
+#[hypertrace::handler(
+    name = "all options",
+    request_headers = true,
+    response_headers = false,
+    request_body = true,
+    response_body = false
+)]
+async fn all_options() -> StatusCode {
+    StatusCode::NO_CONTENT
+}
+
+fn stateful_router() -> Router {
+    Router::new()
+        .route("/greet/{name}", get(greet))
+        .route("/users", post(create_user))
+        .route("/raw/{*rest}", get(raw))
+        .with_state(AppState {
+            greeting: "hi".into(),
+        })
+}
+
+fn stateless_router() -> Router {
+    Router::new()
+        .route("/", get(hello))
+        .route("/inspect", post(inspect))
+        .route("/len", post(bytes_len))
+        .route("/form", post(form))
+        .route("/none", get(all_options))
+}
+
+async fn serve(app: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+async fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
+    let client = reqwest::Client::new();
+    let mut request = client.request(method.parse().unwrap(), format!("http://{addr}{path}"));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.body(body.to_owned()).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn handlers_answer_through_a_router_with_state() {
+    let addr = serve(stateful_router()).await;
+    assert_eq!(
+        send(addr, "GET", "/greet/ada", &[], "").await,
+        (200, "hi, ada".into())
+    );
+    assert_eq!(
+        send(
+            addr,
+            "POST",
+            "/users",
+            &[("content-type", "application/json")],
+            r#"{"name":"ada"}"#
+        )
+        .await,
+        (201, r#"{"id":7,"name":"ada"}"#.into())
+    );
+    // The handler's own error.
+    assert_eq!(
+        send(
+            addr,
+            "POST",
+            "/users",
+            &[("content-type", "application/json")],
+            r#"{"name":""}"#
+        )
+        .await,
+        (422, "empty name".into())
+    );
+    // `Request` as the last extractor, after `State`.
+    assert_eq!(
+        send(addr, "GET", "/raw/a/b", &[], "").await,
+        (200, "hi /raw/a/b".into())
+    );
+}
+
+#[tokio::test]
+async fn extractor_rejections_are_axums_responses() {
+    let addr = serve(stateful_router()).await;
+    // `Json` without a JSON content type: 415, as with a plain axum handler.
+    let (status, _) = send(addr, "POST", "/users", &[], r#"{"name":"ada"}"#).await;
+    assert_eq!(status, 415);
+    // Malformed JSON: 400.
+    let (status, _) = send(
+        addr,
+        "POST",
+        "/users",
+        &[("content-type", "application/json")],
+        "{",
+    )
+    .await;
+    assert_eq!(status, 400);
+
+    let addr = serve(stateless_router()).await;
+    // The custom extractor's rejection.
+    assert_eq!(
+        send(addr, "POST", "/inspect", &[], "").await,
+        (400, "missing x-tenant".into())
+    );
+}
+
+#[tokio::test]
+async fn handlers_answer_through_a_stateless_router() {
+    let addr = serve(stateless_router()).await;
+    assert_eq!(send(addr, "GET", "/", &[], "").await, (200, "hello".into()));
+    assert_eq!(
+        send(
+            addr,
+            "POST",
+            "/inspect?q=x",
+            &[("x-tenant", "acme"), ("x-agent", "t")],
+            "payload"
+        )
+        .await,
+        (200, r#"acme Some("t") Some("x") payload"#.into())
+    );
+    assert_eq!(
+        send(addr, "POST", "/len", &[], "12345").await,
+        (200, "5".into())
+    );
+    assert_eq!(
+        send(
+            addr,
+            "POST",
+            "/form",
+            &[("content-type", "application/x-www-form-urlencoded")],
+            "a=1&b=2"
+        )
+        .await,
+        (200, "1".into())
+    );
+    assert_eq!(send(addr, "GET", "/none", &[], "").await, (204, String::new()));
+}
+
+#[tokio::test]
+async fn the_handler_struct_can_be_called_through_axums_handler_trait() {
+    let request = Request::builder().uri("/").body(axum::body::Body::empty()).unwrap();
+    let response = Handler::call(hello, request, ()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();
+    assert_eq!(&body[..], b"hello");
+}
+
+mod app {
+    /// A program's `main` in a module, so that the test can call the generated `fn main`.
+    #[hypertrace::main(
+        service_name = "macro-expansion-test",
+        tracing_subscriber = false,
+        flavor = "current_thread"
+    )]
+    pub async fn main() -> Result<u32, String> {
+        // The body runs on the runtime that the attribute built.
+        let handle = tokio::runtime::Handle::current();
+        assert_eq!(
+            handle.runtime_flavor(),
+            tokio::runtime::RuntimeFlavor::CurrentThread
+        );
+        let answer: u32 = "41".parse().map_err(|e| format!("{e}"))?;
+        tokio::task::yield_now().await;
+        Ok(answer + 1)
+    }
 }
 
 #[test]
-fn builds() {
-    let _app: Router = Router::new()
-        .route("/", get(hello))
-        .route("/greet/{name}", get(greet))
-        .route("/echo", post(echo))
-        .with_state(AppState { greeting: "hi".into() });
+fn main_runs_its_body_on_the_runtime_and_returns_its_value() {
+    assert_eq!(app::main(), Ok(42));
 }
