@@ -1,0 +1,6 @@
+#[hypertrace::handler]
+const async fn health() -> &'static str {
+    "ok"
+}
+
+fn main() {}

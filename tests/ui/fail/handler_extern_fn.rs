@@ -1,0 +1,6 @@
+#[hypertrace::handler]
+async extern "C" fn health() -> &'static str {
+    "ok"
+}
+
+fn main() {}

@@ -1,0 +1,13 @@
+use axum::routing::get;
+use axum::Router;
+
+struct NotAnExtractor;
+
+#[hypertrace::handler]
+async fn health(_x: NotAnExtractor, body: String) -> String {
+    body
+}
+
+fn main() {
+    let _app: Router = Router::new().route("/health", get(health));
+}

@@ -1,0 +1,6 @@
+#[hypertrace::handler]
+fn health() -> &'static str {
+    "ok"
+}
+
+fn main() {}

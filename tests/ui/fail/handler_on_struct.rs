@@ -1,0 +1,4 @@
+#[hypertrace::handler]
+struct Health;
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[hypertrace::handler]
+async fn echo(body: &str) -> String {
+    body.to_owned()
+}
+
+fn main() {}

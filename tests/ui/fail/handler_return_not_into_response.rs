@@ -1,0 +1,10 @@
+struct Health {
+    ok: bool,
+}
+
+#[hypertrace::handler]
+async fn health() -> Health {
+    Health { ok: true }
+}
+
+fn main() {}

@@ -1,0 +1,10 @@
+struct Api;
+
+impl Api {
+    #[hypertrace::handler]
+    async fn health(&self) -> &'static str {
+        "ok"
+    }
+}
+
+fn main() {}

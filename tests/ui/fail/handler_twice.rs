@@ -1,0 +1,7 @@
+#[hypertrace::handler]
+#[hypertrace::handler]
+async fn health() -> &'static str {
+    "ok"
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[hypertrace::handler]
+async unsafe fn health() -> &'static str {
+    "ok"
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[hypertrace::handler]
+async fn health(body: String, ...) -> String {
+    body
+}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[hypertrace::main]
+async fn main<T: Default>() {
+    let _ = T::default();
+}

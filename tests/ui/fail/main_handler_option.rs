@@ -1,0 +1,2 @@
+#[hypertrace::main(request_body = false)]
+async fn main() {}

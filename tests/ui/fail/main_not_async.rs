@@ -1,0 +1,2 @@
+#[hypertrace::main]
+fn main() {}

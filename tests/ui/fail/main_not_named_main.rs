@@ -1,0 +1,4 @@
+#[hypertrace::main]
+async fn start() {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[hypertrace::main]
+struct App;
+
+fn main() {}

@@ -1,0 +1,2 @@
+#[hypertrace::main(tracing_subscriber)]
+async fn main() {}

@@ -1,0 +1,2 @@
+#[hypertrace::main(service_name = 5)]
+async fn main() {}

@@ -1,0 +1,2 @@
+#[hypertrace::main(tracing_subscriber = "no")]
+async fn main() {}

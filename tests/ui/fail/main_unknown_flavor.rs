@@ -1,0 +1,2 @@
+#[hypertrace::main(flavor = "local")]
+async fn main() {}

@@ -1,0 +1,2 @@
+#[hypertrace::main(flavour = "current_thread")]
+async fn main() {}

@@ -1,0 +1,3 @@
+#[hypertrace::main]
+#[tokio::main]
+async fn main() {}

@@ -1,0 +1,2 @@
+#[hypertrace::main(worker_threads = "x")]
+async fn main() {}

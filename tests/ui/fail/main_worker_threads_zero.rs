@@ -1,0 +1,2 @@
+#[hypertrace::main(worker_threads = 0)]
+async fn main() {}
