@@ -330,6 +330,17 @@ fn expand_handler(func: &FnItem, options: &HandlerOptions) -> TokenStream {
     let request_body = optional_bool(value(&options.request_body));
     let response_body = optional_bool(value(&options.response_body));
 
+    // Spanned on the function's name: "future cannot be sent between threads safely" (a `!Send` value
+    // held across an `.await` in the body) is reported on the handler, with rustc's notes pointing
+    // at the value and the `.await`.
+    let future = quote_spanned! {ident.span()=>
+        move |#request_param: #axum::extract::Request| async move {
+            #extract
+            let #response = #ident(#(#arg_idents),*).await;
+            #into_response
+        }
+    };
+
     quote! {
         #(#on_struct)*
         #[allow(non_camel_case_types)]
@@ -363,11 +374,7 @@ fn expand_handler(func: &FnItem, options: &HandlerOptions) -> TokenStream {
                 ::std::boxed::Box::pin(::hypertrace::__private::run_handler(
                     &__HT_OPTIONS,
                     __ht_req,
-                    move |#request_param: #axum::extract::Request| async move {
-                        #extract
-                        let #response = #ident(#(#arg_idents),*).await;
-                        #into_response
-                    },
+                    #future,
                 ))
             }
         }

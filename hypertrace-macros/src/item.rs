@@ -6,7 +6,7 @@ use proc_macro2::TokenStream;
 use quote::{quote, ToTokens};
 use syn::parse::{Parse, ParseStream};
 use syn::token::Brace;
-use syn::{braced, AttrStyle, Attribute, Item, Signature, Type, Visibility};
+use syn::{braced, Attribute, Item, Signature, Type, Visibility};
 
 /// `#[attrs] vis sig { body }`.
 pub(crate) struct FnItem {
@@ -68,31 +68,7 @@ impl ToTokens for FnBody {
     }
 }
 
-impl FnBody {
-    /// The statements in the user's braces, after `prefix`, without the inner attributes (a block
-    /// can't carry them: see [`FnItem::attrs_with_inner_lifted`]).
-    pub(crate) fn block_with_prefix(&self, prefix: TokenStream) -> TokenStream {
-        let mut tokens = TokenStream::new();
-        self.brace.surround(&mut tokens, |tokens| {
-            prefix.to_tokens(tokens);
-            self.stmts.to_tokens(tokens);
-        });
-        tokens
-    }
-}
-
 impl FnItem {
-    /// The outer attributes followed by the body's inner attributes (`#![allow(..)]`) turned into outer
-    /// ones, for when the body becomes an `async` block, which can't hold inner attributes.
-    pub(crate) fn attrs_with_inner_lifted(&self) -> Vec<Attribute> {
-        let mut attrs = self.attrs.clone();
-        attrs.extend(self.body.inner_attrs.iter().cloned().map(|mut attr| {
-            attr.style = AttrStyle::Outer;
-            attr
-        }));
-        attrs
-    }
-
     /// The function with the parts removed that rustc would reject on its own (`const` on an `async
     /// fn`, an ABI, C variadics), used as the item emitted next to our errors: it keeps the IDE working
     /// without adding rustc's errors on top of ours.

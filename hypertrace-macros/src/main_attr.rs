@@ -8,30 +8,29 @@
 //! becomes
 //! ```text
 //! fn main() -> Result<(), Box<dyn Error>> {
-//!     let __ht_body = async {
-//!         if false { let __ht_fake_return: Result<(), Box<dyn Error>> = loop {}; return __ht_fake_return; }
-//!         body
-//!     };
+//!     async fn main() -> Result<(), Box<dyn Error>> { body }
 //!     let __ht_runtime = Builder::new_multi_thread().enable_all().build().expect(..);
-//!     let __ht_guard = { let _enter = __ht_runtime.enter(); init_main(MainOptions { .. }) };
-//!     let __ht_output = __ht_runtime.block_on(__ht_body);
+//!     let __ht_guard = {
+//!         let _enter = __ht_runtime.enter();
+//!         init_main(MainOptions { service_name: Some("checkout"), .., package_name: env!("CARGO_PKG_NAME") })
+//!     };
+//!     let __ht_output = __ht_runtime.block_on(main());
 //!     drop(__ht_guard);
 //!     __ht_output
 //! }
 //! ```
-//! The never-taken `return` of a value of the declared type fixes the async block's output type before
-//! rustc reads the body, so a wrong tail expression or a `?` that can't convert is reported on the
-//! user's code against the declared type (tracing-attributes' "fake return"). The guard is declared
-//! after the runtime, so it is dropped (export flushed) before the runtime, also when the body panics.
+//! The user's function is kept whole as a nested `async fn`, so rustc type-checks the body exactly as
+//! the body of an `async fn main` (a wrong tail expression is reported on it, "expected because of
+//! return type" on the user's return type; a `?` that can't convert on the `?`). The guard is declared
+//! after the runtime, so it is dropped (the export flushed) before the runtime, also when the body panics.
 
 use proc_macro2::{Literal, TokenStream};
-use quote::{quote, quote_spanned, ToTokens};
-use syn::spanned::Spanned;
-use syn::{LitStr, ReturnType, Type};
+use quote::{quote, ToTokens};
+use syn::{Attribute, LitStr, ReturnType, Type};
 
 use crate::args::{self, value, Args, Flavor, MainOptions, MAIN_ATTRIBUTE};
 use crate::errors::{token_stream_with_error, Ctxt};
-use crate::item::{self, contains_impl_trait, FnItem};
+use crate::item::{self, FnItem};
 
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let Args { options, cx } = args::parse::<MainOptions>(args);
@@ -44,6 +43,10 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         }
     };
     let shape = check_signature(&cx, &func);
+    // `#[tokio::main]` next to this attribute has been reported; emitting it again would only add
+    // tokio's own error about the (now non-async) function.
+    let mut func = func;
+    func.attrs.retain(|attr| !is_runtime_attribute(attr));
     if !cx.has_errors() {
         cx.check().expect("no errors were recorded");
         return expand_main(&func, &options);
@@ -98,18 +101,12 @@ fn check_signature(cx: &Ctxt, func: &FnItem) -> Shape {
         );
     }
     for attr in &func.attrs {
-        let path = attr.path();
-        let last = path.segments.last().map(|s| s.ident.to_string());
-        let first = path.segments.first().map(|s| s.ident.to_string());
-        if last.as_deref() == Some("main")
-            && path.segments.len() == 2
-            && matches!(first.as_deref(), Some("tokio" | "hypertrace"))
-        {
+        if is_runtime_attribute(attr) {
             cx.error_spanned_by(
                 attr,
                 format!(
                     "{MAIN_ATTRIBUTE} already builds the tokio runtime: remove `#[{}]`",
-                    path.to_token_stream().to_string().replace(' ', "")
+                    attr.path().to_token_stream().to_string().replace(' ', "")
                 ),
             );
         }
@@ -163,6 +160,20 @@ fn check_signature(cx: &Ctxt, func: &FnItem) -> Shape {
     }
 }
 
+/// `#[tokio::main]`, or this attribute a second time.
+fn is_runtime_attribute(attr: &Attribute) -> bool {
+    let segments: Vec<String> = attr
+        .path()
+        .segments
+        .iter()
+        .map(|s| s.ident.to_string())
+        .collect();
+    matches!(
+        segments.iter().map(String::as_str).collect::<Vec<_>>().as_slice(),
+        ["tokio" | "hypertrace" | "hypertrace_macros", "main"]
+    )
+}
+
 fn nested(func: &FnItem) -> TokenStream {
     let inner = func.sanitized();
     let vis = &func.vis;
@@ -175,25 +186,13 @@ fn nested(func: &FnItem) -> TokenStream {
 }
 
 fn expand_main(func: &FnItem, options: &MainOptions) -> TokenStream {
-    let attrs = func.attrs_with_inner_lifted();
+    let attrs = &func.attrs;
     let vis = &func.vis;
+    let ident = &func.sig.ident;
+    let inner_sig = &func.sig;
+    let body = &func.body;
     let mut sig = func.sig.clone();
-    let async_token = sig.asyncness.take();
-    let async_token = match async_token {
-        Some(token) => quote!(#token),
-        None => quote!(async),
-    };
-
-    let return_type: Option<&Type> = match &func.sig.output {
-        ReturnType::Default => None,
-        ReturnType::Type(_, ty) => Some(ty),
-    };
-    let fake_return = match return_type {
-        Some(ty) if contains_impl_trait(ty) => quote!(),
-        Some(ty) => fake_return(quote_spanned!(ty.span()=> #ty), ty.span()),
-        None => fake_return(quote!(()), func.sig.ident.span()),
-    };
-    let body = func.body.block_with_prefix(fake_return);
+    sig.asyncness = None;
 
     let builder = match value(&options.flavor).unwrap_or(Flavor::MultiThread) {
         Flavor::MultiThread => quote!(new_multi_thread()),
@@ -207,20 +206,22 @@ fn expand_main(func: &FnItem, options: &MainOptions) -> TokenStream {
     let config_file = optional_str(value(&options.config));
     let tracing_subscriber = value(&options.tracing_subscriber).unwrap_or(true);
 
-    let run = if matches!(return_type, Some(Type::Never(_))) {
-        quote!(__ht_runtime.block_on(__ht_body))
-    } else {
-        quote! {
-            let __ht_output = __ht_runtime.block_on(__ht_body);
+    let run = match &func.sig.output {
+        ReturnType::Type(_, ty) if matches!(**ty, Type::Never(_)) => {
+            quote!(__ht_runtime.block_on(#ident()))
+        }
+        _ => quote! {
+            let __ht_output = __ht_runtime.block_on(#ident());
             ::core::mem::drop(__ht_guard);
             __ht_output
-        }
+        },
     };
 
     quote! {
         #(#attrs)*
         #vis #sig {
-            let __ht_body = #async_token #body;
+            #inner_sig #body
+
             #[allow(clippy::expect_used)]
             let __ht_runtime = ::hypertrace::__private::tokio::runtime::Builder::#builder
                 #worker_threads
@@ -238,24 +239,6 @@ fn expand_main(func: &FnItem, options: &MainOptions) -> TokenStream {
                 })
             };
             #run
-        }
-    }
-}
-
-/// `if false { let x: T = loop {}; return x; }`: fixes the async block's output type to `T`.
-fn fake_return(ty: TokenStream, span: proc_macro2::Span) -> TokenStream {
-    quote_spanned! {span=>
-        #[allow(
-            unknown_lints,
-            unreachable_code,
-            clippy::diverging_sub_expression,
-            clippy::empty_loop,
-            clippy::let_unit_value,
-            clippy::needless_return,
-        )]
-        if false {
-            let __ht_fake_return: #ty = loop {};
-            return __ht_fake_return;
         }
     }
 }

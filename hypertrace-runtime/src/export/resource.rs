@@ -10,7 +10,7 @@ use crate::config::Config;
 pub fn build(config: &Config) -> Resource {
     let mut attrs = vec![
         KeyValue::new("service.name", config.service_name.clone()),
-        KeyValue::new("service.instance.id", uuid::Uuid::new_v4().to_string()),
+        KeyValue::new("service.instance.id", uuid_v4()),
         KeyValue::new("telemetry.sdk.name", "hypertrace"),
         KeyValue::new("telemetry.sdk.language", "rust"),
         KeyValue::new("telemetry.sdk.version", env!("CARGO_PKG_VERSION")),
@@ -21,6 +21,16 @@ pub fn build(config: &Config) -> Resource {
     // builder_empty: the SDK's default detectors would read OTEL_SERVICE_NAME and
     // OTEL_RESOURCE_ATTRIBUTES a second time, behind the config's back.
     Resource::builder_empty().with_attributes(attrs).build()
+}
+
+/// A random (version 4) UUID from the SDK's random id generator: no extra dependency for one id.
+fn uuid_v4() -> String {
+    use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator};
+    let mut b = RandomIdGenerator::default().new_trace_id().to_bytes();
+    b[6] = (b[6] & 0x0f) | 0x40; // version 4
+    b[8] = (b[8] & 0x3f) | 0x80; // RFC 4122 variant
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
 }
 
 #[cfg(test)]
@@ -38,8 +48,14 @@ mod tests {
         assert_eq!(get("telemetry.sdk.language").as_deref(), Some("rust"));
         assert_eq!(get("deployment.environment").as_deref(), Some("prod"));
         assert_eq!(get("service.name").as_deref(), Some("override"));
-        assert_eq!(get("service.instance.id").map(|s| s.len()), Some(36));
+        let id = get("service.instance.id").unwrap();
+        assert_eq!((id.len(), &id[14..15]), (36, "4"), "{id}");
+        assert_ne!(id, get_other_instance_id(&c));
         assert_eq!(get("process.pid"), Some(std::process::id().to_string()));
         assert!(get("host.name").is_some());
+    }
+
+    fn get_other_instance_id(c: &Config) -> String {
+        build(c).get(&opentelemetry::Key::from_static_str("service.instance.id")).unwrap().to_string()
     }
 }

@@ -1,5 +1,5 @@
 #[hypertrace::handler]
-async fn health(body: String, ...) -> String {
+async fn health(body: String, _rest: ...) -> String {
     body
 }
 

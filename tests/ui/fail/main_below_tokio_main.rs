@@ -1,0 +1,3 @@
+#[tokio::main]
+#[hypertrace::main]
+async fn main() {}
