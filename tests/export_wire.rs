@@ -201,3 +201,85 @@ async fn dead_collector_does_not_hang_shutdown() {
     }
     drop(silent);
 }
+
+const TLS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls");
+
+fn tls_identity() -> (Vec<u8>, Vec<u8>) {
+    (std::fs::read(format!("{TLS_DIR}/server.pem")).unwrap(), std::fs::read(format!("{TLS_DIR}/server.key")).unwrap())
+}
+
+/// `secure: true` + `cert_file`: OTLP/gRPC over TLS to a collector with a private CA.
+#[tokio::test(flavor = "multi_thread")]
+async fn otlp_grpc_over_tls_with_cert_file() {
+    let _serial = support::agent(|_| {});
+    drop(_serial.guard);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let recv = GrpcReceiver::default();
+    let (cert, key) = tls_identity();
+    let tls = tonic::transport::ServerTlsConfig::new().identity(tonic::transport::Identity::from_pem(cert, key));
+    let svc = TraceServiceServer::new(recv.clone());
+    tokio::spawn(async move {
+        tonic::transport::Server::builder().tls_config(tls).unwrap().add_service(svc).serve_with_incoming(tokio_stream_from(listener)).await.unwrap();
+    });
+    for (cert_file, delivered) in [(Some(format!("{TLS_DIR}/ca.pem")), true), (None, false)] {
+        let mut cfg = config(TraceReporterType::Otlp, format!("http://localhost:{}", addr.port()));
+        cfg.reporting.secure = true;
+        cfg.reporting.cert_file = cert_file.map(Into::into);
+        cfg.rustagent.shutdown_timeout = Duration::from_secs(2);
+        recv.got.lock().unwrap().clear();
+        let ids = tokio::task::spawn_blocking(move || emit_and_shutdown(cfg)).await.unwrap();
+        if delivered {
+            check_otlp(&recv.got.lock().unwrap(), &ids);
+        } else {
+            assert!(recv.got.lock().unwrap().is_empty(), "an unknown CA must not be trusted");
+        }
+    }
+}
+
+/// The same for the HTTP reporters (OTLP/HTTP and Zipkin share one client).
+#[tokio::test(flavor = "multi_thread")]
+async fn otlp_http_and_zipkin_over_tls_with_cert_file() {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let _serial = support::agent(|_| {});
+    drop(_serial.guard);
+    let (cert, key) = tls_identity();
+    use rustls_pki_types::pem::PemObject;
+    let certs: Vec<_> = rustls_pki_types::CertificateDer::pem_slice_iter(&cert).map(|c| c.unwrap()).collect();
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(&key).unwrap();
+    let server_cfg = tokio_rustls::rustls::ServerConfig::builder_with_provider(Arc::new(tokio_rustls::rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_cfg));
+    let got: Arc<Mutex<Vec<String>>> = Arc::default();
+    let g = got.clone();
+    let app = axum::Router::new().fallback(move |uri: axum::http::Uri| {
+        let g = g.clone();
+        async move {
+            g.lock().unwrap().push(uri.path().to_string());
+            axum::http::StatusCode::OK
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let (acceptor, app) = (acceptor.clone(), app.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else { return };
+                let svc = hyper_util::service::TowerToHyperService::new(app);
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(tls), svc).await;
+            });
+        }
+    });
+    for (ty, path) in [(TraceReporterType::OtlpHttp, "/v1/traces"), (TraceReporterType::Zipkin, "/api/v2/spans")] {
+        let mut cfg = config(ty, format!("https://localhost:{port}{path}"));
+        cfg.reporting.cert_file = Some(format!("{TLS_DIR}/ca.pem").into());
+        tokio::task::spawn_blocking(move || emit_and_shutdown(cfg)).await.unwrap();
+        assert!(got.lock().unwrap().iter().any(|p| p == path), "{ty:?} over TLS: {:?}", got.lock().unwrap());
+    }
+}

@@ -341,6 +341,10 @@ fn expand_handler(func: &FnItem, options: &HandlerOptions) -> TokenStream {
         }
     };
 
+    let run = quote_spanned! {ident.span()=>
+        ::hypertrace::__private::run_handler(&__HT_OPTIONS, __ht_req, #future)
+    };
+
     quote! {
         #(#on_struct)*
         #[allow(non_camel_case_types)]
@@ -371,11 +375,7 @@ fn expand_handler(func: &FnItem, options: &HandlerOptions) -> TokenStream {
                         response_body: #response_body,
                     };
 
-                ::std::boxed::Box::pin(::hypertrace::__private::run_handler(
-                    &__HT_OPTIONS,
-                    __ht_req,
-                    #future,
-                ))
+                ::std::boxed::Box::pin(#run)
             }
         }
     }

@@ -34,11 +34,15 @@ pub fn grpc(config: &Config) -> Result<opentelemetry_otlp::SpanExporter, ExportE
         .with_timeout(config.rustagent.export_timeout)
         .with_metadata(metadata);
     #[cfg(feature = "tls")]
-    let builder = match super::read_cert(&config.reporting)? {
-        Some(pem) => builder.with_tls_config(
-            tonic::transport::ClientTlsConfig::new().ca_certificate(tonic::transport::Certificate::from_pem(pem)),
-        ),
-        None => builder,
+    let builder = {
+        use tonic::transport::{Certificate, ClientTlsConfig};
+        super::install_crypto_provider();
+        match super::read_cert(&config.reporting)? {
+            Some(pem) => builder.with_tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem))),
+            // Public CAs (a hosted backend over gRPC): the platform's trusted roots.
+            None if endpoint(config).starts_with("https://") => builder.with_tls_config(ClientTlsConfig::new().with_native_roots()),
+            None => builder,
+        }
     };
     builder.build().map_err(|e| ExportError::new(format!("OTLP/gRPC exporter: {e}")))
 }
