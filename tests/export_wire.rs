@@ -247,7 +247,7 @@ async fn otlp_http_and_zipkin_over_tls_with_cert_file() {
     use rustls_pki_types::pem::PemObject;
     let certs: Vec<_> = rustls_pki_types::CertificateDer::pem_slice_iter(&cert).map(|c| c.unwrap()).collect();
     let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(&key).unwrap();
-    let server_cfg = tokio_rustls::rustls::ServerConfig::builder_with_provider(Arc::new(tokio_rustls::rustls::crypto::ring::default_provider()))
+    let server_cfg = tokio_rustls::rustls::ServerConfig::builder_with_provider(Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider()))
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_no_client_auth()

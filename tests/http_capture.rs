@@ -406,3 +406,39 @@ async fn large_upload_and_download_stream_through_byte_identical() {
         assert_eq!(attr(s, &format!("{key}.truncated")), Some(Value::Bool(true)));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn semconv_opt_in_switches_to_stable_keys_or_both() {
+    for (opt_in, old, stable) in [("http", false, true), ("http/dup", true, true)] {
+        let t = agent_with(|_| {}, |a| a.with_semconv_opt_in(Some(opt_in)));
+        let addr = serve(app()).await;
+        client().get(format!("http://{addr}/users/7?x=1")).header("user-agent", "ua/1").send().await.unwrap().text().await.unwrap();
+        let s = t.one_span();
+        for k in ["http.method", "http.target", "http.status_code", "http.user_agent", "http.flavor", "net.peer.ip"] {
+            assert_eq!(has(&s, k), old, "{opt_in}: {k}");
+        }
+        assert_eq!(attr_str(&s, "http.request.method").as_deref(), Some("GET"));
+        assert_eq!(attr_str(&s, "url.path").as_deref(), Some("/users/7"));
+        assert_eq!(attr_str(&s, "url.query").as_deref(), Some("x=1"));
+        assert_eq!(attr_str(&s, "url.scheme").as_deref(), Some("http"));
+        assert_eq!(attr(&s, "http.response.status_code"), Some(Value::I64(200)));
+        assert_eq!(attr_str(&s, "server.address").as_deref(), Some("127.0.0.1"));
+        assert_eq!(attr_str(&s, "client.address").as_deref(), Some("127.0.0.1"));
+        assert_eq!(attr_str(&s, "network.protocol.version").as_deref(), Some("1.1"));
+        assert_eq!(attr_str(&s, "user_agent.original").as_deref(), Some("ua/1"));
+        assert_eq!(has(&s, "http.route"), stable);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_allowed_content_types_replace_the_default() {
+    let t = agent(|c| c.data_capture.allowed_content_types = vec!["text/plain".into()]);
+    let addr = serve(app()).await;
+    post_json(addr, "text/plain; charset=utf-8", "hello").await.text().await.unwrap();
+    post_json(addr, "application/json", "{}").await.text().await.unwrap();
+    let spans = t.wait_spans(2);
+    let plain = spans.iter().find(|s| attr_str(s, "http.request.header.content-type").unwrap().starts_with("text/plain")).unwrap();
+    let json = spans.iter().find(|s| attr_str(s, "http.request.header.content-type").unwrap() == "application/json").unwrap();
+    assert_eq!(attr_str(plain, "http.request.body").as_deref(), Some("hello"));
+    assert!(!has(json, "http.request.body"), "json is no longer in the list");
+}

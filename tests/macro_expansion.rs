@@ -69,7 +69,13 @@ async fn create_user(
     if user.name.is_empty() {
         return Err((StatusCode::UNPROCESSABLE_ENTITY, "empty name".into()));
     }
-    Ok((StatusCode::CREATED, Json(User { id: 7, name: user.name })))
+    Ok((
+        StatusCode::CREATED,
+        Json(User {
+            id: 7,
+            name: user.name,
+        }),
+    ))
 }
 
 #[hypertrace::handler]
@@ -79,7 +85,9 @@ async fn inspect(
     Query(query): Query<HashMap<String, String>>,
     body: String,
 ) -> impl IntoResponse {
-    let agent = headers.get("x-agent").map(|v| v.to_str().unwrap().to_owned());
+    let agent = headers
+        .get("x-agent")
+        .map(|v| v.to_str().unwrap().to_owned());
     format!("{tenant} {agent:?} {:?} {body}", query.get("q"))
 }
 
@@ -135,6 +143,7 @@ async fn serve(app: Router) -> SocketAddr {
     addr
 }
 
+/// A minimal HTTP/1.1 client (one request per connection), to depend on nothing but tokio.
 async fn send(
     addr: SocketAddr,
     method: &str,
@@ -142,14 +151,48 @@ async fn send(
     headers: &[(&str, &str)],
     body: &str,
 ) -> (u16, String) {
-    let client = reqwest::Client::new();
-    let mut request = client.request(method.parse().unwrap(), format!("http://{addr}{path}"));
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
     for (name, value) in headers {
-        request = request.header(*name, *value);
+        request.push_str(&format!("{name}: {value}\r\n"));
     }
-    let response = request.body(body.to_owned()).send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.text().await.unwrap())
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let response = String::from_utf8(response).unwrap();
+    let (head, payload) = response.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    (
+        status,
+        if chunked {
+            dechunk(payload)
+        } else {
+            payload.to_owned()
+        },
+    )
+}
+
+fn dechunk(mut payload: &str) -> String {
+    let mut body = String::new();
+    loop {
+        let (size, rest) = payload.split_once("\r\n").unwrap();
+        let size = usize::from_str_radix(size.trim(), 16).unwrap();
+        if size == 0 {
+            return body;
+        }
+        body.push_str(&rest[..size]);
+        payload = &rest[size + 2..];
+    }
 }
 
 #[tokio::test]
@@ -244,15 +287,23 @@ async fn handlers_answer_through_a_stateless_router() {
         .await,
         (200, "1".into())
     );
-    assert_eq!(send(addr, "GET", "/none", &[], "").await, (204, String::new()));
+    assert_eq!(
+        send(addr, "GET", "/none", &[], "").await,
+        (204, String::new())
+    );
 }
 
 #[tokio::test]
 async fn the_handler_struct_can_be_called_through_axums_handler_trait() {
-    let request = Request::builder().uri("/").body(axum::body::Body::empty()).unwrap();
+    let request = Request::builder()
+        .uri("/")
+        .body(axum::body::Body::empty())
+        .unwrap();
     let response = Handler::call(hello, request, ()).await;
     assert_eq!(response.status(), StatusCode::OK);
-    let body = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();
+    let body = axum::body::to_bytes(response.into_body(), 1024)
+        .await
+        .unwrap();
     assert_eq!(&body[..], b"hello");
 }
 
@@ -274,6 +325,13 @@ mod app {
         tokio::task::yield_now().await;
         Ok(answer + 1)
     }
+}
+
+/// Compiled, not run: the `config` option and the multi-threaded runtime with a worker count.
+#[allow(dead_code)]
+mod configured {
+    #[hypertrace::main(config = "tests/agent-config.yaml", worker_threads = 2)]
+    pub async fn main() {}
 }
 
 #[test]

@@ -6,6 +6,8 @@
 //! that recognises its keys with `custom_keyword!` + `lookahead1`. Errors are collected in a [`Ctxt`]
 //! rather than returned, so that one pass reports every bad option, each spanned on its own token.
 
+use std::fmt::Write as _;
+
 use proc_macro2::Span;
 use quote::ToTokens;
 use syn::ext::IdentExt;
@@ -55,8 +57,16 @@ pub(crate) struct Setting<T> {
 }
 
 /// The value of an option, if it was given and valid.
-pub(crate) fn value<T: Clone>(setting: &Option<Setting<T>>) -> Option<T> {
-    setting.as_ref().and_then(|s| s.value.clone())
+pub(crate) fn value<T: Clone>(setting: Option<&Setting<T>>) -> Option<T> {
+    setting.and_then(|s| s.value.clone())
+}
+
+/// An option's value as the generated code passes it to the runtime: `Some(value)` or `None`.
+pub(crate) fn option_tokens<T: ToTokens>(value: Option<T>) -> proc_macro2::TokenStream {
+    match value {
+        Some(value) => quote::quote!(::core::option::Option::Some(#value)),
+        None => quote::quote!(::core::option::Option::None),
+    }
 }
 
 /// The set of options of one attribute.
@@ -150,7 +160,7 @@ fn unknown_option_message<O: Options>(key: &Ident) -> String {
         list(O::KEYS)
     );
     if let Some(suggestion) = suggest(&key, O::KEYS) {
-        msg.push_str(&format!(" (did you mean `{suggestion}`?)"));
+        let _ = write!(msg, " (did you mean `{suggestion}`?)");
     }
     msg
 }
@@ -306,12 +316,7 @@ fn boolean(cx: &Ctxt, key: &'static str, example: &'static str, expr: &Expr) -> 
 }
 
 /// An integer of at least 1.
-fn positive_int(
-    cx: &Ctxt,
-    key: &'static str,
-    example: &'static str,
-    expr: &Expr,
-) -> Option<usize> {
+fn positive_int(cx: &Ctxt, key: &'static str, example: &'static str, expr: &Expr) -> Option<usize> {
     match literal(expr) {
         Some(Lit::Int(i)) => match i.base10_parse::<usize>() {
             Ok(0) => {
@@ -562,17 +567,24 @@ mod tests {
     fn handler_options() {
         let (opts, res) = parse_handler(quote::quote!(name = "x", request_body = false,));
         assert!(res.is_ok());
-        assert_eq!(value(&opts.name).unwrap().value(), "x");
-        assert_eq!(value(&opts.request_body), Some(false));
-        assert_eq!(value(&opts.response_body), None);
+        assert_eq!(value(opts.name.as_ref()).unwrap().value(), "x");
+        assert_eq!(value(opts.request_body.as_ref()), Some(false));
+        assert_eq!(value(opts.response_body.as_ref()), None);
     }
 
     #[test]
     fn collects_every_error() {
         let (_, res) = parse_handler(quote::quote!(
-            name = 3, request_body = "no", bogus = 1, response_body
+            name = 3,
+            request_body = "no",
+            bogus = 1,
+            response_body
         ));
-        let messages: Vec<String> = res.unwrap_err().into_iter().map(|e| e.to_string()).collect();
+        let messages: Vec<String> = res
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.to_string())
+            .collect();
         assert_eq!(messages.len(), 4, "{messages:#?}");
         assert!(messages[0].contains("`name` takes a string literal"));
         assert!(messages[1].contains("`request_body` takes `true` or `false`"));
@@ -583,7 +595,11 @@ mod tests {
     #[test]
     fn duplicate_after_invalid_value_is_still_reported() {
         let (_, res) = parse_handler(quote::quote!(request_body = 1, request_body = false));
-        let messages: Vec<String> = res.unwrap_err().into_iter().map(|e| e.to_string()).collect();
+        let messages: Vec<String> = res
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.to_string())
+            .collect();
         assert_eq!(messages.len(), 2, "{messages:#?}");
         assert!(messages[1].contains("more than once"));
     }
@@ -591,10 +607,12 @@ mod tests {
     #[test]
     fn main_options() {
         let Args { options, cx } = parse::<MainOptions>(quote::quote!(
-            service_name = "svc", flavor = "current_thread", tracing_subscriber = false
+            service_name = "svc",
+            flavor = "current_thread",
+            tracing_subscriber = false
         ));
         assert!(cx.check().is_ok());
-        assert_eq!(value(&options.flavor), Some(Flavor::CurrentThread));
-        assert_eq!(value(&options.tracing_subscriber), Some(false));
+        assert_eq!(value(options.flavor.as_ref()), Some(Flavor::CurrentThread));
+        assert_eq!(value(options.tracing_subscriber.as_ref()), Some(false));
     }
 }

@@ -43,7 +43,10 @@ impl Ctxt {
 
     /// Whether an error has been recorded so far.
     pub(crate) fn has_errors(&self) -> bool {
-        self.errors.borrow().as_ref().is_some_and(|errors| !errors.is_empty())
+        self.errors
+            .borrow()
+            .as_ref()
+            .is_some_and(|errors| !errors.is_empty())
     }
 
     /// Consumes the context: `Err` with every recorded error combined, or `Ok` when there was none.

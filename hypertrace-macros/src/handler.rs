@@ -47,9 +47,9 @@
 use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
-use syn::{Attribute, FnArg, LitStr, ReturnType, Type};
+use syn::{Attribute, FnArg, ReturnType, Type};
 
-use crate::args::{self, value, Args, HandlerOptions, HANDLER_ATTRIBUTE};
+use crate::args::{self, option_tokens, value, Args, HandlerOptions, HANDLER_ATTRIBUTE};
 use crate::errors::{token_stream_with_error, Ctxt};
 use crate::item::{self, contains_impl_trait, FnItem};
 
@@ -58,8 +58,11 @@ const MAX_EXTRACTORS: usize = 16;
 
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let Args { options, cx } = args::parse::<HandlerOptions>(args);
-    let func = match item::parse_fn(item.clone(), HANDLER_ATTRIBUTE, "an `async fn` (an axum handler)")
-    {
+    let func = match item::parse_fn(
+        item.clone(),
+        HANDLER_ATTRIBUTE,
+        "an `async fn` (an axum handler)",
+    ) {
         Ok(func) => func,
         Err(err) => {
             cx.syn_error(err);
@@ -187,7 +190,11 @@ fn is_handler_attribute(attr: &Attribute) -> bool {
         .map(|s| s.ident.to_string())
         .collect();
     matches!(
-        segments.iter().map(String::as_str).collect::<Vec<_>>().as_slice(),
+        segments
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .as_slice(),
         ["hypertrace" | "hypertrace_macros", "handler"]
     )
 }
@@ -323,12 +330,11 @@ fn expand_handler(func: &FnItem, options: &HandlerOptions) -> TokenStream {
     } else {
         quote!(__ht_req)
     };
-
-    let name = optional_str(value(&options.name));
-    let request_headers = optional_bool(value(&options.request_headers));
-    let response_headers = optional_bool(value(&options.response_headers));
-    let request_body = optional_bool(value(&options.request_body));
-    let response_body = optional_bool(value(&options.response_body));
+    let name = option_tokens(value(options.name.as_ref()));
+    let request_headers = option_tokens(value(options.request_headers.as_ref()));
+    let response_headers = option_tokens(value(options.response_headers.as_ref()));
+    let request_body = option_tokens(value(options.request_body.as_ref()));
+    let response_body = option_tokens(value(options.response_body.as_ref()));
 
     // Spanned on the function's name: "future cannot be sent between threads safely" (a `!Send` value
     // held across an `.await` in the body) is reported on the handler, with rustc's notes pointing
@@ -378,19 +384,5 @@ fn expand_handler(func: &FnItem, options: &HandlerOptions) -> TokenStream {
                 ::std::boxed::Box::pin(#run)
             }
         }
-    }
-}
-
-fn optional_str(s: Option<LitStr>) -> TokenStream {
-    match s {
-        Some(s) => quote!(::core::option::Option::Some(#s)),
-        None => quote!(::core::option::Option::None),
-    }
-}
-
-fn optional_bool(b: Option<bool>) -> TokenStream {
-    match b {
-        Some(b) => quote!(::core::option::Option::Some(#b)),
-        None => quote!(::core::option::Option::None),
     }
 }

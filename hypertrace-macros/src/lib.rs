@@ -68,8 +68,14 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 /// let app = Router::new().route("/users", post(create_user)).with_state(db);
 /// ```
 ///
-/// The name `create_user` becomes a unit struct implementing axum's `Handler`, so the function can no
-/// longer be called directly as `create_user(..)`.
+/// The name `create_user` becomes a unit struct implementing axum's `Handler` for every router state,
+/// so the function can no longer be called directly as `create_user(..)` (call it through axum:
+/// `Handler::call(create_user, request, state)`).
+///
+/// When an extractor doesn't fit, rustc reports that `create_user` doesn't implement `Handler` at the
+/// `post(create_user)` that uses it, as it does for a plain axum handler: the state type isn't known
+/// where the handler is defined. Add `#[axum::debug_handler]` below this attribute (axum's `macros`
+/// feature) to have the offending extractor pointed at.
 ///
 /// # Options
 ///

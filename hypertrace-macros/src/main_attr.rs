@@ -26,9 +26,9 @@
 
 use proc_macro2::{Literal, TokenStream};
 use quote::{quote, ToTokens};
-use syn::{Attribute, LitStr, ReturnType, Type};
+use syn::{Attribute, ReturnType, Type};
 
-use crate::args::{self, value, Args, Flavor, MainOptions, MAIN_ATTRIBUTE};
+use crate::args::{self, option_tokens, value, Args, Flavor, MainOptions, MAIN_ATTRIBUTE};
 use crate::errors::{token_stream_with_error, Ctxt};
 use crate::item::{self, FnItem};
 
@@ -79,7 +79,7 @@ enum Shape {
 
 fn check_options(cx: &Ctxt, options: &MainOptions) {
     if let (Some(Flavor::CurrentThread), Some(workers)) =
-        (value(&options.flavor), &options.worker_threads)
+        (value(options.flavor.as_ref()), &options.worker_threads)
     {
         cx.error_at(
             workers.key_span,
@@ -115,7 +115,10 @@ fn check_signature(cx: &Ctxt, func: &FnItem) -> Shape {
         cx.error_spanned_by(constness, "`main` can't be `const`: remove `const`");
     }
     if let Some(unsafety) = &sig.unsafety {
-        cx.error_spanned_by(unsafety, "`main` can't be `unsafe`: remove `unsafe` (use an `unsafe` block inside if needed)");
+        cx.error_spanned_by(
+            unsafety,
+            "`main` can't be `unsafe`: remove `unsafe` (use an `unsafe` block inside if needed)",
+        );
     }
     if let Some(abi) = &sig.abi {
         cx.error_spanned_by(abi, "`main` can't have an ABI: remove the `extern`");
@@ -169,7 +172,11 @@ fn is_runtime_attribute(attr: &Attribute) -> bool {
         .map(|s| s.ident.to_string())
         .collect();
     matches!(
-        segments.iter().map(String::as_str).collect::<Vec<_>>().as_slice(),
+        segments
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .as_slice(),
         ["tokio" | "hypertrace" | "hypertrace_macros", "main"]
     )
 }
@@ -194,17 +201,17 @@ fn expand_main(func: &FnItem, options: &MainOptions) -> TokenStream {
     let mut sig = func.sig.clone();
     sig.asyncness = None;
 
-    let builder = match value(&options.flavor).unwrap_or(Flavor::MultiThread) {
+    let builder = match value(options.flavor.as_ref()).unwrap_or(Flavor::MultiThread) {
         Flavor::MultiThread => quote!(new_multi_thread()),
         Flavor::CurrentThread => quote!(new_current_thread()),
     };
-    let worker_threads = value(&options.worker_threads).map(|n| {
+    let worker_threads = value(options.worker_threads.as_ref()).map(|n| {
         let n = Literal::usize_unsuffixed(n);
         quote!(.worker_threads(#n))
     });
-    let service_name = optional_str(value(&options.service_name));
-    let config_file = optional_str(value(&options.config));
-    let tracing_subscriber = value(&options.tracing_subscriber).unwrap_or(true);
+    let service_name = option_tokens(value(options.service_name.as_ref()));
+    let config_file = option_tokens(value(options.config.as_ref()));
+    let tracing_subscriber = value(options.tracing_subscriber.as_ref()).unwrap_or(true);
 
     let run = match &func.sig.output {
         ReturnType::Type(_, ty) if matches!(**ty, Type::Never(_)) => {
@@ -240,12 +247,5 @@ fn expand_main(func: &FnItem, options: &MainOptions) -> TokenStream {
             };
             #run
         }
-    }
-}
-
-fn optional_str(s: Option<LitStr>) -> TokenStream {
-    match s {
-        Some(s) => quote!(::core::option::Option::Some(#s)),
-        None => quote!(::core::option::Option::None),
     }
 }

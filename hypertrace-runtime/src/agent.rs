@@ -86,6 +86,12 @@ impl Agent {
         }
     }
 
+    /// Overrides what `OTEL_SEMCONV_STABILITY_OPT_IN` said (`"http"`, `"http/dup"`, or `None`).
+    pub fn with_semconv_opt_in(mut self, value: Option<&str>) -> Agent {
+        self.semconv = Semconv::parse(value);
+        self
+    }
+
     pub fn config(&self) -> &Config {
         &self.config
     }

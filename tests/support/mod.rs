@@ -53,12 +53,17 @@ impl TestAgent {
 }
 
 pub fn agent(edit: impl FnOnce(&mut Config)) -> TestAgent {
+    agent_with(edit, |a| a)
+}
+
+/// Like [`agent`], with a last touch on the built agent (e.g. the semconv switch).
+pub fn agent_with(edit: impl FnOnce(&mut Config), touch: impl FnOnce(Agent) -> Agent) -> TestAgent {
     let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let mut config = Config::defaults("test-service");
     config.rustagent.scheduled_delay = Duration::from_millis(20);
     edit(&mut config);
     let spans = Spans::default();
-    let guard = Agent::with_exporter(config, spans.clone()).install();
+    let guard = touch(Agent::with_exporter(config, spans.clone())).install();
     TestAgent { guard, spans, _serial: serial }
 }
 

@@ -9,8 +9,6 @@ use crate::config::Reporting;
 /// panics when built inside an async context, which is exactly where `#[hypertrace::main]` runs.
 pub fn build(reporting: &Reporting, timeout: Duration) -> Result<reqwest::blocking::Client, ExportError> {
     let cert = super::read_cert(reporting)?;
-    #[cfg(feature = "tls")]
-    super::install_crypto_provider();
     let _ = &cert; // unused without the `tls` feature
     std::thread::scope(|s| {
         s.spawn(|| {

@@ -58,14 +58,6 @@ pub fn read_cert(reporting: &Reporting) -> Result<Option<Vec<u8>>, ExportError> 
     }
 }
 
-/// rustls picks its crypto from the process-wide default; with ring and aws-lc both in an app's
-/// tree it cannot choose and panics. Installing ring first (if nothing else was) settles it; an
-/// app that installed its own keeps it.
-#[cfg(feature = "tls")]
-pub(crate) fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
 /// The installed pipeline: the provider (kept to shut it down) and the export counters.
 pub struct Pipeline {
     pub provider: SdkTracerProvider,

@@ -36,7 +36,6 @@ pub fn grpc(config: &Config) -> Result<opentelemetry_otlp::SpanExporter, ExportE
     #[cfg(feature = "tls")]
     let builder = {
         use tonic::transport::{Certificate, ClientTlsConfig};
-        super::install_crypto_provider();
         match super::read_cert(&config.reporting)? {
             Some(pem) => builder.with_tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem))),
             // Public CAs (a hosted backend over gRPC): the platform's trusted roots.

@@ -29,7 +29,10 @@ pub mod handlers {
     )]
     #[tracing::instrument(skip_all)]
     #[allow(clippy::unused_async)]
-    pub async fn create_user(State(state): State<AppState>, Json(name): Json<String>) -> Json<String> {
+    pub async fn create_user(
+        State(state): State<AppState>,
+        Json(name): Json<String>,
+    ) -> Json<String> {
         #![allow(unused_mut)]
         let mut reply = format!("{name} {}", state.hits);
         tracing::info!(%reply, "created");
@@ -39,11 +42,31 @@ pub mod handlers {
     /// Health.
     #[hypertrace::handler]
     pub(crate) async fn health() {}
+
+    /// Compiled out: the struct and its `Handler` impl go with the function.
+    #[hypertrace::handler]
+    #[cfg(any())]
+    pub async fn missing() -> NotEvenAType {}
+
+    /// Kept.
+    #[hypertrace::handler]
+    #[cfg(all())]
+    #[deprecated = "use `health`"]
+    pub async fn old_health() {}
 }
 
 fn main() {
+    // A handler declared inside a function body.
+    #[hypertrace::handler]
+    async fn local() -> &'static str {
+        "local"
+    }
+
+    #[allow(deprecated)]
+    let old = handlers::old_health;
     let _app: Router = Router::new()
         .route("/users", post(handlers::create_user))
-        .route("/health", get(handlers::health))
+        .route("/health", get(handlers::health).head(old))
+        .route("/local", get(local))
         .with_state(handlers::AppState::default());
 }

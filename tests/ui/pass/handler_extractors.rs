@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, Query, Request, State};
+use axum::handler::Handler;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
@@ -27,8 +28,16 @@ impl<S: Send + Sync> FromRequestParts<S> for Tenant {
     type Rejection = StatusCode;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let tenant = parts.headers.get("x-tenant").ok_or(StatusCode::BAD_REQUEST)?;
-        Ok(Tenant(tenant.to_str().map_err(|_| StatusCode::BAD_REQUEST)?.to_owned()))
+        let tenant = parts
+            .headers
+            .get("x-tenant")
+            .ok_or(StatusCode::BAD_REQUEST)?;
+        Ok(Tenant(
+            tenant
+                .to_str()
+                .map_err(|_| StatusCode::BAD_REQUEST)?
+                .to_owned(),
+        ))
     }
 }
 
@@ -43,7 +52,10 @@ async fn one(Path(id): Path<u32>) -> String {
 }
 
 #[hypertrace::handler]
-async fn state_and_json(State(_db): State<Db>, Json(user): Json<NewUser>) -> Result<Json<String>, StatusCode> {
+async fn state_and_json(
+    State(_db): State<Db>,
+    Json(user): Json<NewUser>,
+) -> Result<Json<String>, StatusCode> {
     Ok(Json(user.name))
 }
 
@@ -55,7 +67,14 @@ async fn several(
     Path((a, b)): Path<(String, u32)>,
     body: Bytes,
 ) -> impl IntoResponse {
-    (StatusCode::ACCEPTED, format!("{tenant} {} {query:?} {a} {b} {}", headers.len(), body.len()))
+    (
+        StatusCode::ACCEPTED,
+        format!(
+            "{tenant} {} {query:?} {a} {b} {}",
+            headers.len(),
+            body.len()
+        ),
+    )
 }
 
 #[hypertrace::handler]
@@ -89,5 +108,8 @@ fn main() {
         .route("/", get(zero))
         .route("/t/{a}/{b}", post(several))
         .route("/text", post(text).put(form))
-        .route("/tenant", get(parts_last));
+        .route("/tenant", get(parts_last))
+        .fallback(zero);
+    // axum's `Handler` methods work on the generated struct.
+    let _service = state_and_json.with_state(Db);
 }
