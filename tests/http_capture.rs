@@ -363,41 +363,89 @@ async fn client_disconnect_mid_response_still_ends_the_span() {
     assert_eq!(s.name, "GET /slow");
 }
 
+/// Resident memory of this process, from /proc (Linux).
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kb: u64 = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    kb * 1024
+}
+
+/// The peak RSS growth over a baseline while `fut` runs, sampled every 5 ms.
+async fn peak_rss_growth<T>(fut: impl std::future::Future<Output = T>) -> (T, u64) {
+    let base = rss_bytes();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s = stop.clone();
+    let sampler = std::thread::spawn(move || {
+        let mut peak = 0;
+        while !s.load(std::sync::atomic::Ordering::Relaxed) {
+            peak = peak.max(rss_bytes());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        peak
+    });
+    let out = fut.await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let peak = sampler.join().unwrap();
+    (out, peak.saturating_sub(base))
+}
+
+fn pattern(i: usize) -> u8 {
+    (i % 253) as u8
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn large_upload_and_download_stream_through_byte_identical() {
+async fn large_upload_and_download_stream_through_byte_identical_in_bounded_memory() {
+    use futures_util::StreamExt;
     const SIZE: usize = 64 << 20;
+    const CHUNK: usize = 64 << 10;
     let t = agent(|_| {});
     let app = Router::new()
         .route(
             "/up",
             post(|body: Body| async move {
+                // Checks every byte as it streams in, keeping nothing.
                 let mut stream = body.into_data_stream();
-                let (mut n, mut sum) = (0usize, 0u64);
-                use futures_util::StreamExt;
+                let (mut n, mut bad) = (0usize, 0usize);
                 while let Some(chunk) = stream.next().await {
-                    let chunk = chunk.unwrap();
-                    n += chunk.len();
-                    sum = chunk.iter().fold(sum, |s, b| s.wrapping_mul(31).wrapping_add(u64::from(*b)));
+                    for b in chunk.unwrap().iter() {
+                        bad += usize::from(*b != pattern(n));
+                        n += 1;
+                    }
                 }
-                format!("{n}:{sum}")
+                format!("{n}:{bad}")
             }),
         )
         .route(
             "/down",
             get(|| async {
-                let stream = futures_util::stream::iter((0..SIZE / 65536).map(|i| Ok::<_, std::convert::Infallible>(Bytes::from(vec![(i % 251) as u8; 65536]))));
+                let stream = futures_util::stream::iter((0..SIZE / CHUNK).map(|c| Ok::<_, std::convert::Infallible>(Bytes::from((0..CHUNK).map(|i| pattern(c * CHUNK + i)).collect::<Vec<u8>>()))));
                 ([("content-type", "application/json")], Body::from_stream(stream))
             }),
         )
         .layer(hypertrace::layer());
     let addr = serve(app).await;
-    let payload: Vec<u8> = (0..SIZE).map(|i| (i % 253) as u8).collect();
-    let want_sum = payload.iter().fold(0u64, |s, b| s.wrapping_mul(31).wrapping_add(u64::from(*b)));
-    let got = client().post(format!("http://{addr}/up")).header("content-type", "application/json").body(payload).send().await.unwrap().text().await.unwrap();
-    assert_eq!(got, format!("{SIZE}:{want_sum}"));
-    let down = client().get(format!("http://{addr}/down")).send().await.unwrap().bytes().await.unwrap();
-    assert_eq!(down.len(), SIZE);
-    assert!(down.chunks(65536).enumerate().all(|(i, c)| c.iter().all(|b| *b == (i % 251) as u8)));
+    let upload = futures_util::stream::iter((0..SIZE / CHUNK).map(|c| Ok::<_, std::io::Error>(Bytes::from((0..CHUNK).map(|i| pattern(c * CHUNK + i)).collect::<Vec<u8>>()))));
+    let (got, up_growth) = peak_rss_growth(async {
+        client().post(format!("http://{addr}/up")).header("content-type", "application/json").body(reqwest::Body::wrap_stream(upload)).send().await.unwrap().text().await.unwrap()
+    })
+    .await;
+    assert_eq!(got, format!("{SIZE}:0"), "the application received every byte, unchanged");
+    let ((n, bad), down_growth) = peak_rss_growth(async {
+        let mut stream = client().get(format!("http://{addr}/down")).send().await.unwrap().bytes_stream();
+        let (mut n, mut bad) = (0usize, 0usize);
+        while let Some(chunk) = stream.next().await {
+            for b in chunk.unwrap().iter() {
+                bad += usize::from(*b != pattern(n));
+                n += 1;
+            }
+        }
+        (n, bad)
+    })
+    .await;
+    assert_eq!((n, bad), (SIZE, 0), "the client received every byte, unchanged");
+    println!("peak RSS growth: upload {} KiB, download {} KiB (body limit 128 KiB)", up_growth / 1024, down_growth / 1024);
+    // Buffering either body would cost 64 MiB; the bound leaves room for allocator and socket noise.
+    assert!(up_growth < 16 << 20 && down_growth < 16 << 20, "upload {up_growth} B, download {down_growth} B");
     let spans = t.wait_spans(2);
     for s in &spans {
         let key = if s.name == "POST /up" { "http.request.body" } else { "http.response.body" };
