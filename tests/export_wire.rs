@@ -4,77 +4,18 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::routing::post;
 use hypertrace::config::{Config, TraceReporterType};
 use hypertrace::Agent;
 use opentelemetry::trace::{Span as _, SpanKind, TraceContextExt as _, Tracer as _, TracerProvider as _};
 use opentelemetry::KeyValue;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
-use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use prost::Message;
-
-type Received = Arc<Mutex<Vec<ExportTraceServiceRequest>>>;
-
-#[derive(Clone, Default)]
-struct GrpcReceiver {
-    got: Received,
-    metadata: Arc<Mutex<Vec<(String, String)>>>,
-}
-
-#[tonic::async_trait]
-impl TraceService for GrpcReceiver {
-    async fn export(&self, req: tonic::Request<ExportTraceServiceRequest>) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let md: Vec<(String, String)> = req.metadata().clone().into_headers().iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string())).collect();
-        self.metadata.lock().unwrap().extend(md);
-        self.got.lock().unwrap().push(req.into_inner());
-        Ok(tonic::Response::new(ExportTraceServiceResponse { partial_success: None }))
-    }
-}
-
-async fn grpc_receiver() -> (SocketAddr, GrpcReceiver) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let recv = GrpcReceiver::default();
-    let svc = TraceServiceServer::new(recv.clone());
-    tokio::spawn(async move {
-        tonic::transport::Server::builder()
-            .add_service(svc)
-            .serve_with_incoming(tokio_stream_from(listener))
-            .await
-            .unwrap();
-    });
-    (addr, recv)
-}
-
-fn tokio_stream_from(listener: tokio::net::TcpListener) -> impl futures_util::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    futures_util::stream::unfold(listener, |l| async move {
-        let r = l.accept().await.map(|(s, _)| s);
-        Some((r, l))
-    })
-}
-
-/// An HTTP receiver at `path` that keeps each request's headers and body.
-async fn http_receiver(path: &'static str) -> (SocketAddr, Arc<Mutex<Vec<(axum::http::HeaderMap, Bytes)>>>) {
-    let got: Arc<Mutex<Vec<(axum::http::HeaderMap, Bytes)>>> = Arc::default();
-    let g = got.clone();
-    let app = axum::Router::new().route(
-        path,
-        post(move |headers: axum::http::HeaderMap, body: Bytes| {
-            let g = g.clone();
-            async move {
-                g.lock().unwrap().push((headers, body));
-                axum::http::StatusCode::ACCEPTED
-            }
-        }),
-    );
-    (support::serve(app).await, got)
-}
+use support::receivers::{grpc_receiver, http_receiver, tokio_stream_from, GrpcReceiver};
 
 fn config(ty: TraceReporterType, endpoint: String) -> Config {
     let mut c = Config::defaults("wire-test");

@@ -44,7 +44,7 @@
 //! The user's function is kept unchanged (same name, so `#[tracing::instrument]` and
 //! `#[axum::debug_handler]` on it keep working and naming it) as an item nested in `call`.
 
-use proc_macro2::{Ident, TokenStream};
+use proc_macro2::{Delimiter, Group, Ident, TokenStream};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::{Attribute, FnArg, ReturnType, Type};
@@ -181,22 +181,9 @@ fn check_signature(cx: &Ctxt, func: &FnItem) -> bool {
     ok
 }
 
-/// `#[hypertrace::handler]`, `#[handler]` (imported), `#[hypertrace_macros::handler]`.
+/// This attribute again: `#[hypertrace::handler]` (or through the macros crate's own name).
 fn is_handler_attribute(attr: &Attribute) -> bool {
-    let segments: Vec<String> = attr
-        .path()
-        .segments
-        .iter()
-        .map(|s| s.ident.to_string())
-        .collect();
-    matches!(
-        segments
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>()
-            .as_slice(),
-        ["hypertrace" | "hypertrace_macros", "handler"]
-    )
+    item::attribute_is(attr, &["hypertrace", "hypertrace_macros"], "handler")
 }
 
 /// Where each of the user's attributes goes.
@@ -351,38 +338,150 @@ fn expand_handler(func: &FnItem, options: &HandlerOptions) -> TokenStream {
         ::hypertrace::__private::run_handler(&__HT_OPTIONS, __ht_req, #future)
     };
 
-    quote! {
-        #(#on_struct)*
+    // The struct and the impl are spanned on the signature: when axum reports that the handler doesn't
+    // implement `Handler` (an extractor that doesn't fit), rustc's notes then show the user's function
+    // and its extractors rather than the attribute. (An item's span runs from its first token to its
+    // last, hence the span set on the impl body's braces.)
+    let struct_decl = quote_spanned! {ident.span()=>
         #[allow(non_camel_case_types)]
         #[derive(::core::clone::Clone, ::core::marker::Copy, ::core::fmt::Debug)]
         #vis struct #ident;
-
-        #(#on_impl)*
+    };
+    let impl_header = quote_spanned! {sig.fn_token.span=>
         #[allow(deprecated)]
         impl #impl_generics #axum::handler::Handler<(#marker, #ident), __S> for #ident
         where
             __S: ::core::marker::Send + ::core::marker::Sync + 'static,
             #where_clauses
-        {
-            type Future = ::core::pin::Pin<::std::boxed::Box<
-                dyn ::core::future::Future<Output = #axum::response::Response> + ::core::marker::Send,
-            >>;
+    };
+    let impl_body = quote! {
+        type Future = ::core::pin::Pin<::std::boxed::Box<
+            dyn ::core::future::Future<Output = #axum::response::Response> + ::core::marker::Send,
+        >>;
 
-            fn call(self, __ht_req: #axum::extract::Request, #state_param: __S) -> Self::Future {
-                #(#on_fn)*
-                #sig #body
+        fn call(self, __ht_req: #axum::extract::Request, #state_param: __S) -> Self::Future {
+            #(#on_fn)*
+            #sig #body
 
-                static __HT_OPTIONS: ::hypertrace::__private::HandlerOptions =
-                    ::hypertrace::__private::HandlerOptions {
-                        name: #name,
-                        request_headers: #request_headers,
-                        response_headers: #response_headers,
-                        request_body: #request_body,
-                        response_body: #response_body,
-                    };
+            static __HT_OPTIONS: ::hypertrace::__private::HandlerOptions =
+                ::hypertrace::__private::HandlerOptions {
+                    name: #name,
+                    request_headers: #request_headers,
+                    response_headers: #response_headers,
+                    request_body: #request_body,
+                    response_body: #response_body,
+                };
 
-                ::std::boxed::Box::pin(#run)
-            }
+            ::std::boxed::Box::pin(#run)
         }
+    };
+    let mut impl_body = Group::new(Delimiter::Brace, impl_body);
+    impl_body.set_span(sig.paren_token.span.close());
+
+    quote! {
+        #(#on_struct)*
+        #struct_decl
+
+        #(#on_impl)*
+        #impl_header #impl_body
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expand_ok(args: TokenStream, item: TokenStream) -> syn::File {
+        let out = expand(args, item);
+        assert!(!out.to_string().contains("compile_error"), "{out}");
+        syn::parse2(out).unwrap()
+    }
+
+    #[test]
+    fn a_struct_and_its_handler_impl_for_every_arity() {
+        for item in [
+            quote!(
+                async fn h() {}
+            ),
+            quote!(
+                async fn h(a: A) -> R {
+                    x
+                }
+            ),
+            quote!(
+                pub async fn h(a: A, b: B, c: C) -> R {
+                    x
+                }
+            ),
+        ] {
+            let file = expand_ok(TokenStream::new(), item);
+            assert!(matches!(&file.items[0], syn::Item::Struct(s) if s.ident == "h"));
+            let syn::Item::Impl(imp) = &file.items[1] else {
+                panic!("no impl")
+            };
+            let params = imp.generics.params.len();
+            let arity = imp.generics.where_clause.as_ref().unwrap().predicates.len() - 1;
+            // `__M` only when there is a last extractor to constrain it.
+            assert_eq!(params, if arity == 0 { 1 } else { 2 });
+        }
+    }
+
+    #[test]
+    fn attributes_are_split_between_the_struct_and_the_function() {
+        let file = expand_ok(
+            TokenStream::new(),
+            quote!(
+                /// doc
+                #[cfg(all())]
+                #[allow(unused)]
+                #[tracing::instrument]
+                async fn h() {}
+            ),
+        );
+        let syn::Item::Struct(s) = &file.items[0] else {
+            panic!()
+        };
+        let names: Vec<String> = s
+            .attrs
+            .iter()
+            .map(|a| a.path().to_token_stream().to_string())
+            .collect();
+        assert!(names.starts_with(&["doc".into(), "cfg".into(), "allow".into()]));
+        let syn::Item::Impl(imp) = &file.items[1] else {
+            panic!()
+        };
+        assert!(imp.attrs.iter().any(|a| a.path().is_ident("cfg")));
+        let text = imp.to_token_stream().to_string();
+        assert!(
+            text.contains("# [tracing :: instrument] async fn h"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn options_reach_the_runtime() {
+        let file = expand_ok(
+            quote!(name = "n", request_body = false),
+            quote!(
+                async fn h() {}
+            ),
+        );
+        let text = file.to_token_stream().to_string();
+        assert!(text.contains("name : :: core :: option :: Option :: Some (\"n\")"));
+        assert!(text.contains("request_body : :: core :: option :: Option :: Some (false)"));
+        assert!(text.contains("response_body : :: core :: option :: Option :: None"));
+    }
+
+    #[test]
+    fn misuse_keeps_the_function_next_to_the_errors() {
+        let out = expand(
+            TokenStream::new(),
+            quote!(
+                fn h<T>(t: T) {}
+            ),
+        );
+        let text = out.to_string();
+        assert!(text.starts_with("fn h < T > (t : T) { }"), "{text}");
+        assert_eq!(text.matches("compile_error").count(), 2, "{text}");
     }
 }

@@ -134,6 +134,14 @@ fn not_a_function(item: &Item, attribute: &str, wanted: &str) -> syn::Error {
     syn::Error::new_spanned(tokens, msg)
 }
 
+/// Whether an attribute is `#[krate::name]` for one of `crates` (with or without a leading `::`).
+pub(crate) fn attribute_is(attr: &Attribute, crates: &[&str], name: &str) -> bool {
+    let segments = &attr.path().segments;
+    segments.len() == 2
+        && crates.iter().any(|krate| segments[0].ident == krate)
+        && segments[1].ident == name
+}
+
 /// Whether a type mentions `impl Trait` anywhere (in which case it can't be written in a `let`).
 pub(crate) fn contains_impl_trait(ty: &Type) -> bool {
     match ty {
@@ -163,5 +171,88 @@ pub(crate) fn contains_impl_trait(ty: &Type) -> bool {
                 })
         }
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(tokens: TokenStream) -> FnItem {
+        syn::parse2(tokens).unwrap()
+    }
+
+    #[test]
+    fn keeps_the_body_as_tokens() {
+        let func = parse(quote!(
+            /// doc
+            pub async fn f(a: u8) -> u8 {
+                #![allow(unused)]
+                let b = a;
+                b
+            }
+        ));
+        assert_eq!(func.attrs.len(), 1);
+        assert_eq!(func.body.inner_attrs.len(), 1);
+        assert_eq!(func.body.stmts.to_string(), "let b = a ; b");
+        assert_eq!(
+            func.to_token_stream().to_string(),
+            quote!(
+                #[doc = r" doc"]
+                pub async fn f(a: u8) -> u8 {
+                    #![allow(unused)]
+                    let b = a;
+                    b
+                }
+            )
+            .to_string()
+        );
+    }
+
+    #[test]
+    fn sanitized_drops_what_rustc_would_reject() {
+        let func = parse(quote!(
+            const async extern "C" fn f(a: u8, _rest: ...) {}
+        ));
+        let sanitized: syn::ItemFn = syn::parse2(func.sanitized()).unwrap();
+        assert!(sanitized.sig.constness.is_none());
+        assert!(sanitized.sig.abi.is_none());
+        assert!(sanitized.sig.variadic.is_none());
+        assert_eq!(sanitized.sig.inputs.len(), 1);
+        assert!(!sanitized.sig.inputs.trailing_punct());
+    }
+
+    #[test]
+    fn names_what_is_not_a_function() {
+        let err = parse_fn(
+            quote!(
+                struct S;
+            ),
+            "#[a]",
+            "an `async fn`",
+        )
+        .err()
+        .unwrap();
+        assert_eq!(
+            err.to_string(),
+            "#[a] goes on an `async fn`, not on a struct"
+        );
+    }
+
+    #[test]
+    fn recognises_attributes_by_crate_and_name() {
+        let attr: Attribute = syn::parse_quote!(#[tokio::main]);
+        assert!(attribute_is(&attr, &["tokio"], "main"));
+        assert!(!attribute_is(&attr, &["tokio"], "test"));
+        let attr: Attribute = syn::parse_quote!(#[main]);
+        assert!(!attribute_is(&attr, &["tokio"], "main"));
+    }
+
+    #[test]
+    fn finds_impl_trait() {
+        let ty: Type = syn::parse_quote!(Option<Box<impl Fn()>>);
+        assert!(contains_impl_trait(&ty));
+        let ty: Type = syn::parse_quote!(Option<Box<dyn Fn()>>);
+        assert!(!contains_impl_trait(&ty));
     }
 }

@@ -165,20 +165,7 @@ fn check_signature(cx: &Ctxt, func: &FnItem) -> Shape {
 
 /// `#[tokio::main]`, or this attribute a second time.
 fn is_runtime_attribute(attr: &Attribute) -> bool {
-    let segments: Vec<String> = attr
-        .path()
-        .segments
-        .iter()
-        .map(|s| s.ident.to_string())
-        .collect();
-    matches!(
-        segments
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>()
-            .as_slice(),
-        ["tokio" | "hypertrace" | "hypertrace_macros", "main"]
-    )
+    item::attribute_is(attr, &["tokio", "hypertrace", "hypertrace_macros"], "main")
 }
 
 fn nested(func: &FnItem) -> TokenStream {
@@ -247,5 +234,51 @@ fn expand_main(func: &FnItem, options: &MainOptions) -> TokenStream {
             };
             #run
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_the_runtime_then_the_agent_then_drops_the_guard_first() {
+        let out = expand(
+            quote!(flavor = "current_thread", service_name = "s"),
+            quote!(
+                async fn main() -> Result<(), E> {
+                    Ok(())
+                }
+            ),
+        );
+        let file: syn::File = syn::parse2(out).unwrap();
+        let syn::Item::Fn(main) = &file.items[0] else {
+            panic!()
+        };
+        assert!(main.sig.asyncness.is_none());
+        let text = main.block.to_token_stream().to_string();
+        let order = [
+            "async fn main ()",
+            "new_current_thread ()",
+            "init_main",
+            "service_name : :: core :: option :: Option :: Some (\"s\")",
+            "block_on (main ())",
+            "drop (__ht_guard)",
+        ];
+        let positions: Vec<usize> = order.iter().map(|p| text.find(p).unwrap()).collect();
+        assert!(positions.windows(2).all(|w| w[0] < w[1]), "{text}");
+    }
+
+    #[test]
+    fn misuse_on_main_emits_a_valid_main_and_the_errors() {
+        let out = expand(
+            TokenStream::new(),
+            quote!(
+                async fn main(x: u8) {}
+            ),
+        );
+        let text = out.to_string();
+        assert!(text.starts_with("fn main () {"), "{text}");
+        assert_eq!(text.matches("compile_error").count(), 1, "{text}");
     }
 }

@@ -10,6 +10,8 @@
 
 mod agent;
 pub mod capture;
+#[cfg(feature = "reqwest")]
+pub mod client;
 pub mod config;
 pub mod export;
 pub mod http;

@@ -2,6 +2,8 @@
 //! one agent is current per process), and a real axum server on 127.0.0.1.
 #![allow(dead_code)]
 
+pub mod receivers;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;

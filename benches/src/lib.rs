@@ -1,0 +1,396 @@
+//! Shared by the benches and the bench binaries: the JSON-echo app in each variant, the request
+//! the benches send, an exporter that really encodes OTLP protobuf and discards it, and the set-up
+//! of each variant's telemetry pipeline.
+//!
+//! Variants (issue 5):
+//! - `plain`: axum alone.
+//! - `hypertrace`: `#[hypertrace::handler]`, capturing everything (headers and bodies) through the
+//!   agent's own batch processor.
+//! - `hypertrace-disabled`: the same handler with `enabled: false`.
+//! - `otel-axum`: `axum-tracing-opentelemetry`'s `OtelAxumLayer` (no headers or bodies).
+//! - `tower-http`: tower-http's `TraceLayer::new_for_http()` with the `tracing-opentelemetry` layer.
+//!
+//! Both peers export through the OpenTelemetry SDK's `BatchSpanProcessor`.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
+use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider, SpanData, SpanExporter};
+use opentelemetry_sdk::Resource;
+use prost::Message as _;
+use serde_json::Value;
+
+pub use hypertrace;
+
+/// The five variants, in the order the reports list them.
+pub const VARIANTS: [&str; 5] = ["plain", "hypertrace", "hypertrace-disabled", "otel-axum", "tower-http"];
+
+/// The one-letter label issue 5 gives each variant.
+pub fn letter(variant: &str) -> &'static str {
+    match variant {
+        "plain" => "a",
+        "hypertrace" => "b",
+        "hypertrace-disabled" => "c",
+        "otel-axum" => "d",
+        "tower-http" => "e",
+        _ => "?",
+    }
+}
+
+pub const BODY_LEN: usize = 1024;
+
+/// A JSON object of exactly [`BODY_LEN`] bytes.
+pub fn json_body() -> Bytes {
+    let mut items = Vec::new();
+    let mut s = String::new();
+    for i in 0.. {
+        items.push(serde_json::json!({"sku": format!("SKU-{i:05}"), "qty": i % 7 + 1, "price": 1999 + i}));
+        let v = serde_json::json!({"order_id": "ord-7f3c2a9e", "customer": {"id": 48213, "name": "Ada Lovelace", "email": "ada@example.com"}, "items": items, "note": ""});
+        let t = serde_json::to_string(&v).unwrap();
+        if t.len() > BODY_LEN {
+            break;
+        }
+        s = t;
+    }
+    // Pad the note so that the body is exactly BODY_LEN bytes.
+    let pad = BODY_LEN - s.len();
+    let s = s.replacen("\"note\":\"\"", &format!("\"note\":\"{}\"", "x".repeat(pad)), 1);
+    assert_eq!(s.len(), BODY_LEN);
+    Bytes::from(s)
+}
+
+/// The 10 request headers every request carries (wrk sends the same set).
+pub const HEADERS: [(&str, &str); 10] = [
+    ("host", "bench.local:8080"),
+    ("user-agent", "hypertrace-bench/1.0"),
+    ("accept", "application/json"),
+    ("accept-language", "en-GB,en;q=0.8"),
+    ("content-type", "application/json"),
+    ("content-length", "1024"),
+    ("authorization", "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhZGEifQ.c2lnbmF0dXJl"),
+    ("x-request-id", "5b8e2a4c-1f0d-4c1e-9a57-2f4e6d8c0b13"),
+    ("x-forwarded-for", "203.0.113.7"),
+    ("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+];
+
+/// `POST /echo` with the 1 KiB JSON body and the 10 headers.
+pub fn request(body: &Bytes) -> Request {
+    let mut req = Request::new(Body::from(body.clone()));
+    *req.method_mut() = http::Method::POST;
+    *req.uri_mut() = http::Uri::from_static("/echo");
+    let h = req.headers_mut();
+    for (k, v) in HEADERS {
+        h.insert(k, HeaderValue::from_static(v));
+    }
+    req
+}
+
+// ---------------------------------------------------------------------------------------------
+// The app: the same handlers in every variant.
+
+async fn echo(Json(v): Json<Value>) -> Json<Value> {
+    Json(v)
+}
+
+#[hypertrace::handler]
+async fn ht_echo(Json(v): Json<Value>) -> Json<Value> {
+    Json(v)
+}
+
+/// Reads the streamed upload to the end without keeping it; answers with the byte count.
+async fn upload(body: Body) -> Response {
+    use http_body_util::BodyExt as _;
+    let mut body = body;
+    let mut n: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(f) => n += f.data_ref().map_or(0, |d| d.len() as u64),
+            Err(e) => return (http::StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+        }
+    }
+    Json(serde_json::json!({ "bytes": n })).into_response()
+}
+
+#[hypertrace::handler]
+async fn ht_upload(body: Body) -> Response {
+    upload(body).await
+}
+
+/// `GET /download?mib=N` (default 1024): streams N MiB as `application/json`, 64 KiB per frame.
+async fn download(req: Request) -> Response {
+    let mib: u64 = req
+        .uri()
+        .query()
+        .and_then(|q| q.strip_prefix("mib="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
+    let chunk = Bytes::from(vec![b' '; 64 * 1024]);
+    let frames = mib * 16;
+    let stream = futures_util::stream::iter((0..frames).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
+    let mut resp = Response::new(Body::from_stream(stream));
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from_str(&(frames * 64 * 1024).to_string()).unwrap());
+    resp
+}
+
+#[hypertrace::handler]
+async fn ht_download(req: Request) -> Response {
+    download(req).await
+}
+
+/// The router of `variant`: `POST /echo`, `POST /upload`, `GET /download`.
+pub fn router(variant: &str) -> Router {
+    match variant {
+        "plain" => Router::new().route("/echo", post(echo)).route("/upload", post(upload)).route("/download", get(download)),
+        "hypertrace" | "hypertrace-disabled" => {
+            Router::new().route("/echo", post(ht_echo)).route("/upload", post(ht_upload)).route("/download", get(ht_download))
+        }
+        "otel-axum" => router("plain")
+            .layer(axum_tracing_opentelemetry::middleware::OtelAxumLayer::default()),
+        "tower-http" => router("plain").layer(tower_http::trace::TraceLayer::new_for_http()),
+        other => panic!("unknown variant {other:?}; one of {VARIANTS:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The exporter: OTLP protobuf, as the OTLP exporters would send it, then discarded.
+
+#[derive(Debug, Default)]
+pub struct EncodeStats {
+    pub spans: AtomicU64,
+    pub bytes: AtomicU64,
+    pub batches: AtomicU64,
+    /// Attributes on the last span exported (what a span of this variant carries).
+    pub last_span_attributes: AtomicUsize,
+    pub last_span_events: AtomicUsize,
+}
+
+/// Encodes every batch to an OTLP `ExportTraceServiceRequest` with prost, counts, and drops it.
+#[derive(Debug, Clone)]
+pub struct EncodingExporter {
+    resource: Arc<ResourceAttributesWithSchema>,
+    pub stats: Arc<EncodeStats>,
+}
+
+impl EncodingExporter {
+    pub fn new() -> Self {
+        EncodingExporter {
+            resource: Arc::new(ResourceAttributesWithSchema::from(&Resource::builder_empty().build())),
+            stats: Arc::new(EncodeStats::default()),
+        }
+    }
+}
+
+impl Default for EncodingExporter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SpanExporter for EncodingExporter {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let n = batch.len() as u64;
+        if let Some(last) = batch.last() {
+            self.stats.last_span_attributes.store(last.attributes.len(), Ordering::Relaxed);
+            self.stats.last_span_events.store(last.events.len(), Ordering::Relaxed);
+        }
+        let req = ExportTraceServiceRequest { resource_spans: group_spans_by_resource_and_scope(batch, &self.resource) };
+        let buf = req.encode_to_vec();
+        self.stats.bytes.fetch_add(std::hint::black_box(buf).len() as u64, Ordering::Relaxed);
+        self.stats.spans.fetch_add(n, Ordering::Relaxed);
+        self.stats.batches.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.resource = Arc::new(ResourceAttributesWithSchema::from(resource));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Telemetry set-up per variant.
+
+/// Where spans go.
+#[derive(Clone, Debug)]
+pub enum Export {
+    /// [`EncodingExporter`], in-process.
+    Encode,
+    /// OTLP/gRPC to this endpoint (`http://127.0.0.1:4317`), with `opentelemetry-otlp`'s tonic exporter.
+    Otlp(String),
+}
+
+/// Keeps a variant's pipeline alive; [`Telemetry::finish`] flushes and shuts it down.
+pub struct Telemetry {
+    pub variant: String,
+    pub encode: Option<Arc<EncodeStats>>,
+    guard: Option<hypertrace::Guard>,
+    provider: Option<SdkTracerProvider>,
+    /// For the peers' subscriber: set as the global default ([`Telemetry::install_global`]) or
+    /// scoped to the current thread ([`Telemetry::set_thread_default`]).
+    dispatch: Option<tracing::Dispatch>,
+    /// The runtime that drives the peers' tonic channel (hypertrace has its own, inside the agent).
+    _export_runtime: Option<tokio::runtime::Runtime>,
+}
+
+/// Large enough that no span is dropped in a bounded run (the callgrind bin); `None`: the defaults.
+pub type QueueSize = Option<usize>;
+
+impl Telemetry {
+    pub fn new(variant: &str, export: &Export, queue: QueueSize) -> Telemetry {
+        let mut t = Telemetry {
+            variant: variant.to_owned(),
+            encode: None,
+            guard: None,
+            provider: None,
+            dispatch: None,
+            _export_runtime: None,
+        };
+        match variant {
+            "plain" => {}
+            "hypertrace" | "hypertrace-disabled" => {
+                let mut config = hypertrace::Config::defaults("bench");
+                config.enabled = variant == "hypertrace";
+                if let Some(q) = queue {
+                    config.rustagent.max_queue_size = q;
+                }
+                let agent = match export {
+                    Export::Encode => {
+                        let exp = EncodingExporter::new();
+                        t.encode = Some(exp.stats.clone());
+                        hypertrace::Agent::with_exporter(config, exp)
+                    }
+                    Export::Otlp(endpoint) => {
+                        config.reporting.endpoint = Some(endpoint.clone());
+                        hypertrace::Agent::from_config(config).expect("hypertrace agent")
+                    }
+                };
+                t.guard = Some(agent.install());
+            }
+            "otel-axum" | "tower-http" => {
+                let mut cfg = BatchConfigBuilder::default();
+                if let Some(q) = queue {
+                    cfg = cfg.with_max_queue_size(q);
+                }
+                let resource = Resource::builder().with_service_name("bench").build();
+                let provider = match export {
+                    Export::Encode => {
+                        let exp = EncodingExporter::new();
+                        t.encode = Some(exp.stats.clone());
+                        let bsp = BatchSpanProcessor::builder(exp).with_batch_config(cfg.build()).build();
+                        SdkTracerProvider::builder().with_resource(resource).with_span_processor(bsp).build()
+                    }
+                    Export::Otlp(endpoint) => {
+                        use opentelemetry_otlp::WithExportConfig as _;
+                        let rt = tokio::runtime::Builder::new_multi_thread()
+                            .worker_threads(1)
+                            .thread_name("peer-grpc")
+                            .enable_all()
+                            .build()
+                            .unwrap();
+                        let exp = {
+                            let _enter = rt.enter();
+                            opentelemetry_otlp::SpanExporter::builder()
+                                .with_tonic()
+                                .with_endpoint(endpoint.clone())
+                                .with_timeout(Duration::from_secs(10))
+                                .build()
+                                .expect("otlp exporter")
+                        };
+                        t._export_runtime = Some(rt);
+                        let bsp = BatchSpanProcessor::builder(exp).with_batch_config(cfg.build()).build();
+                        SdkTracerProvider::builder().with_resource(resource).with_span_processor(bsp).build()
+                    }
+                };
+                // axum-tracing-opentelemetry reads the parent from the global propagator.
+                opentelemetry::global::set_text_map_propagator(opentelemetry_sdk::propagation::TraceContextPropagator::new());
+                let tracer = provider.tracer("bench");
+                use tracing_subscriber::layer::SubscriberExt as _;
+                let subscriber = tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(tracer));
+                t.dispatch = Some(tracing::Dispatch::new(subscriber));
+                t.provider = Some(provider);
+            }
+            other => panic!("unknown variant {other:?}; one of {VARIANTS:?}"),
+        }
+        t
+    }
+
+    /// Makes the peers' subscriber the process-wide default (servers).
+    pub fn install_global(&self) {
+        if let Some(d) = &self.dispatch {
+            tracing::dispatcher::set_global_default(d.clone()).expect("one subscriber per process");
+        }
+    }
+
+    /// Makes the peers' subscriber the default of this thread until the guard drops (in-process
+    /// benches on a current-thread runtime).
+    pub fn set_thread_default(&self) -> Option<tracing::dispatcher::DefaultGuard> {
+        self.dispatch.as_ref().map(tracing::dispatcher::set_default)
+    }
+
+    /// hypertrace's own counters (queued, dropped, exported), when this is a hypertrace variant.
+    pub fn agent_stats(&self) -> Option<(u64, u64, u64)> {
+        self.guard.as_ref().map(|g| {
+            let s = g.agent().stats();
+            (s.queued.load(Ordering::Relaxed), s.dropped.load(Ordering::Relaxed), s.exported.load(Ordering::Relaxed))
+        })
+    }
+
+    /// Exports everything queued so far.
+    pub fn flush(&self) {
+        if let Some(g) = &self.guard {
+            g.flush();
+        }
+        if let Some(p) = &self.provider {
+            let _ = p.force_flush();
+        }
+    }
+
+    /// Flushes, shuts down, and says what was exported.
+    pub fn finish(mut self) -> String {
+        self.flush();
+        let agent = self.agent_stats();
+        drop(self.guard.take());
+        if let Some(p) = self.provider.take() {
+            let _ = p.shutdown();
+        }
+        let mut out = format!("variant={}", self.variant);
+        if let Some((_, dropped, exported)) = agent {
+            out += &format!(" agent.exported={exported} agent.dropped={dropped}");
+        }
+        if let Some(s) = &self.encode {
+            let spans = s.spans.load(Ordering::Relaxed);
+            let bytes = s.bytes.load(Ordering::Relaxed);
+            out += &format!(
+                " encoded.spans={spans} encoded.bytes_per_span={} span.attributes={} span.events={}",
+                if spans > 0 { bytes / spans } else { 0 },
+                s.last_span_attributes.load(Ordering::Relaxed),
+                s.last_span_events.load(Ordering::Relaxed)
+            );
+        }
+        out
+    }
+}
+
+/// Sends `req` through `app` and reads the whole response body; returns the status and body length.
+pub async fn call(app: Router, req: Request) -> (u16, usize) {
+    use http_body_util::BodyExt as _;
+    use tower::ServiceExt as _;
+    let resp = app.oneshot(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, body.len())
+}
