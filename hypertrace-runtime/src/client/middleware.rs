@@ -6,7 +6,7 @@ use std::error::Error as StdError;
 use std::sync::Arc;
 
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
-use http::{Extensions, HeaderMap, Version};
+use http::{Extensions, HeaderMap};
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::propagation::{Injector, TextMapCompositePropagator, TextMapPropagator};
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
@@ -21,8 +21,9 @@ use crate::capture::content_type::{capture_kind, content_encoding};
 use crate::capture::headers::record_headers;
 use crate::config::PropagationFormat;
 use crate::http::attributes::{self, Semconv};
-use crate::http::body::{OnBodyDone, Tee};
-use crate::http::server_span::Overrides;
+use crate::http::body::Tee;
+use crate::http::attributes::flavor;
+use crate::http::server_span::{record_exception, Overrides, ResponseBodyDone};
 
 /// The `reqwest_middleware::Middleware` behind [`instrumented`](super::instrumented). Per call:
 ///
@@ -236,16 +237,6 @@ fn request_attributes(req: &Request, url: &Url, sc: Semconv, out: &mut Vec<KeyVa
     }
 }
 
-fn flavor(v: Version) -> &'static str {
-    match v {
-        Version::HTTP_09 => "0.9",
-        Version::HTTP_10 => "1.0",
-        Version::HTTP_2 => "2.0",
-        Version::HTTP_3 => "3.0",
-        _ => "1.1",
-    }
-}
-
 /// The error, then each of its sources not already in its text: reqwest's own message is only
 /// "error sending request for url (...)", the cause ("Connection refused") is in the chain.
 fn error_message(err: &(dyn StdError + 'static)) -> String {
@@ -274,15 +265,7 @@ fn record_error(cx: &Context, err: &reqwest_middleware::Error, raw_url: &Url, ur
         reqwest_middleware::Error::Reqwest(_) => "reqwest::Error",
         reqwest_middleware::Error::Middleware(_) => "reqwest_middleware::Error",
     };
-    let span = cx.span();
-    span.add_event(
-        "exception",
-        vec![
-            KeyValue::new("exception.type", ty),
-            KeyValue::new("exception.message", msg.clone()),
-        ],
-    );
-    span.set_status(Status::error(msg));
+    record_exception(cx, ty, msg);
 }
 
 fn instrument_response(agent: &Agent, ov: &Overrides, cx: Context, resp: Response) -> Response {
@@ -341,24 +324,6 @@ fn instrument_response(agent: &Agent, ov: &Overrides, cx: Context, resp: Respons
     }
     let body = reqwest::Body::wrap(Tee::new(body, capture, ResponseBodyDone { cx }));
     Response::from(http::Response::from_parts(parts, body))
-}
-
-struct ResponseBodyDone {
-    cx: Context,
-}
-
-impl OnBodyDone for ResponseBodyDone {
-    fn done(self, capture: Option<BodyCapture>, _complete: bool) {
-        let span = self.cx.span();
-        if let Some(c) = capture {
-            let mut attrs = Vec::with_capacity(2);
-            c.finish("http.response.body", &mut attrs);
-            if !attrs.is_empty() {
-                span.set_attributes(attrs);
-            }
-        }
-        span.end();
-    }
 }
 
 #[cfg(test)]

@@ -32,7 +32,8 @@ impl Semconv {
     }
 }
 
-fn flavor(v: Version) -> &'static str {
+/// `http.flavor` as the old conventions write it (`1.1`, `2.0`).
+pub(crate) fn flavor(v: Version) -> &'static str {
     match v {
         Version::HTTP_09 => "0.9",
         Version::HTTP_10 => "1.0",

@@ -139,11 +139,16 @@ fn panic_message(p: &(dyn Any + Send)) -> String {
 }
 
 fn record_panic(cx: &Context, panic: &(dyn Any + Send)) {
-    let msg = panic_message(panic);
+    record_exception(cx, "panic", panic_message(panic));
+    cx.span().end();
+}
+
+/// An `exception` event and status Error with its message: a panicking handler here, a failed
+/// call on the client side.
+pub(crate) fn record_exception(cx: &Context, ty: &'static str, msg: String) {
     let span = cx.span();
-    span.add_event("exception", vec![KeyValue::new("exception.type", "panic"), KeyValue::new("exception.message", msg.clone())]);
+    span.add_event("exception", vec![KeyValue::new("exception.type", ty), KeyValue::new("exception.message", msg.clone())]);
     span.set_status(Status::error(msg));
-    span.end();
 }
 
 struct RequestBodyDone {
@@ -162,8 +167,10 @@ impl OnBodyDone for RequestBodyDone {
     }
 }
 
-struct ResponseBodyDone {
-    cx: Context,
+/// Ends the span when the response body is finished or dropped, with the captured body on it.
+/// Server and client spans alike.
+pub(crate) struct ResponseBodyDone {
+    pub(crate) cx: Context,
 }
 
 impl OnBodyDone for ResponseBodyDone {
