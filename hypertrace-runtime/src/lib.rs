@@ -6,6 +6,8 @@
 //! - `propagation.rs`: W3C trace context and B3 propagators per `propagation_formats`.
 //! - `capture/`: pure capture rules: headers (§3.4) and bodies (§3.5).
 //! - `http/`: the axum/tower glue: the server span, its attributes (§3.3), body wrappers.
+//! - `client/` (feature `reqwest`): CLIENT spans for outgoing reqwest calls, same capture rules.
+//! - `agent.rs`: the installed agent (config, tracer, propagator, pipeline), swappable.
 //! - `init.rs`: what `#[hypertrace::main]` runs at start and at exit.
 
 mod agent;
