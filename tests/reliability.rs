@@ -1,0 +1,675 @@
+//! Reliability and security (issue 4, CONTRACT §3.4, §6): the agent never hurts the application it
+//! instruments, whatever the collector does, and loses nothing on a clean stop.
+//!
+//! Most scenarios run `examples/server.rs` as a child process (build it first:
+//! `cargo build --example server`) against collectors inside this test (support/receivers.rs);
+//! the load and queue tests run the agent in this process. Each test prints its measured numbers
+//! on stderr (visible in a passing run); RELIABILITY.md collects them. One test at a time: the
+//! numbers are per scenario, not shared with a neighbour.
+//!
+//! Rerun: `cargo build --example server && cargo test --test reliability`.
+
+mod support;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::http::HeaderMap;
+use axum::response::IntoResponse;
+use axum::routing::post;
+use axum::Json;
+use hypertrace::config::Config;
+use hypertrace::Agent;
+use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
+use opentelemetry::KeyValue;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{SpanData, SpanExporter};
+use serde_json::{json, Value};
+use support::receivers::{
+    lines_with, percentile_ms, phase_report, proc_memory_kib, say, user_ids, wait_until, BadCollector, Collector, CollectorKind,
+    DemoServer, Load, Misbehaviour,
+};
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn blocking_client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().unwrap()
+}
+
+const TOKEN: &str = "tok-S3CRET-reporting-token-91f2";
+const OTLP_HEADER_VALUE: &str = "hdr-S3CRET-team-key-5d07";
+
+/// Variables every child server gets: a token and an export header that must never be printed.
+fn secret_env() -> Vec<(&'static str, String)> {
+    vec![("HT_REPORTING_TOKEN", TOKEN.into()), ("OTEL_EXPORTER_OTLP_HEADERS", format!("x-team-key={OTLP_HEADER_VALUE}"))]
+}
+
+fn endpoint(ty: &str, addr: std::net::SocketAddr) -> String {
+    match ty {
+        "OTLP" => format!("http://{addr}"),
+        "OTLP_HTTP" => format!("http://{addr}/v1/traces"),
+        "ZIPKIN" => format!("http://{addr}/api/v2/spans"),
+        _ => unreachable!(),
+    }
+}
+
+/// No secret, no panic in what the process printed.
+fn assert_clean_output(what: &str, out: &str) {
+    for secret in [TOKEN, OTLP_HEADER_VALUE, "S3CRET"] {
+        assert!(!out.contains(secret), "{what}: a secret ({secret}) was printed:\n{out}");
+    }
+    assert!(!out.contains("panicked"), "{what}: a panic:\n{out}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. A collector that is down, silent, failing or garbled costs the requests nothing.
+
+/// Requests against the demo server while the collector misbehaves; then SIGTERM. Defaults for
+/// every export setting except the schedule (export_timeout 10 s, shutdown_timeout 5 s).
+fn bad_collector_scenario(what: Misbehaviour, reporter: &str) -> String {
+    let bad = BadCollector::start(what);
+    let mut env = secret_env();
+    env.push(("HT_REPORTING_TRACE_REPORTER_TYPE", reporter.into()));
+    env.push(("HT_REPORTING_ENDPOINT", endpoint(reporter, bad.addr)));
+    env.push(("HT_RUSTAGENT_SCHEDULED_DELAY_MS", "100".into()));
+    let mut server = DemoServer::start(&env);
+    let c = blocking_client();
+    let mut lat = Vec::new();
+    for i in 0..150 {
+        let t = Instant::now();
+        let status = if i % 3 == 0 {
+            c.post(format!("{}/json", server.base())).header("content-type", "application/json").body(format!(r#"{{"i":{i}}}"#)).send()
+        } else {
+            c.get(format!("{}/users/{i}", server.base())).send()
+        }
+        .map(|r| r.status().as_u16());
+        lat.push(t.elapsed());
+        assert_eq!(status.as_ref().ok(), Some(&200), "{what:?}/{reporter}: request {i}: {status:?}");
+        if i % 50 == 49 {
+            // Let the exporter try (and fail) between bursts.
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+    let (rss, _) = server.memory_kib();
+    let (status, took) = server.stop(Duration::from_secs(20));
+    let stderr = server.stderr();
+    assert!(status.success(), "{what:?}/{reporter}: exit {status}\n{stderr}");
+    // The deadline is shutdown_timeout (5 s); the margin is for a loaded CI box.
+    assert!(took < Duration::from_secs(8), "{what:?}/{reporter}: shutdown took {took:?}\n{stderr}");
+    assert_clean_output(&format!("{what:?}/{reporter}"), &format!("{}{stderr}", server.stdout()));
+    let failures = lines_with(&stderr, "export of").len() + lines_with(&stderr, "shutdown deadline").len();
+    assert!(failures > 0, "{what:?}/{reporter}: the failure is reported on stderr:\n{stderr}");
+    assert!(percentile_ms(&lat, 99.0) < 250.0 && percentile_ms(&lat, 50.0) < 50.0, "{what:?}/{reporter}: latency {lat:?}");
+    format!(
+        "  {:<16} {:<9}: 150/150 requests ok, p50 {:>5.2} ms, p99 {:>6.2} ms; {failures} failure lines on stderr; {} connections; RSS {rss} KiB; exit {:?} after SIGTERM",
+        format!("{what:?}"),
+        reporter,
+        percentile_ms(&lat, 50.0),
+        percentile_ms(&lat, 99.0),
+        bad.connections.load(Ordering::Relaxed),
+        took
+    )
+}
+
+fn bad_collector(what: Misbehaviour, reporters: &[&str]) {
+    let _one = one_at_a_time();
+    let rows: Vec<String> = reporters.iter().map(|r| bad_collector_scenario(what, r)).collect();
+    say(&format!("collector {what:?}:\n{}", rows.join("\n")));
+}
+
+#[test]
+fn collector_down_from_the_start() {
+    bad_collector(Misbehaviour::Down, &["OTLP", "OTLP_HTTP", "ZIPKIN"]);
+}
+
+#[test]
+fn collector_accepts_and_never_answers() {
+    bad_collector(Misbehaviour::Silent, &["OTLP", "OTLP_HTTP", "ZIPKIN"]);
+}
+
+#[test]
+fn collector_answers_500() {
+    // For gRPC: an HTTP/2 500, and a well-formed gRPC UNAVAILABLE.
+    bad_collector(Misbehaviour::Http500, &["OTLP", "OTLP_HTTP", "ZIPKIN"]);
+    bad_collector(Misbehaviour::GrpcUnavailable, &["OTLP"]);
+}
+
+#[test]
+fn collector_answers_garbage() {
+    bad_collector(Misbehaviour::Garbage, &["OTLP", "OTLP_HTTP", "ZIPKIN"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Collector killed under load and restarted on the same port.
+
+fn killed_and_restarted(kind: CollectorKind, reporter: &str) -> String {
+    let mut recv = Collector::start(kind);
+    let mut server = DemoServer::start(&[
+        ("HT_REPORTING_TRACE_REPORTER_TYPE", reporter.into()),
+        ("HT_REPORTING_ENDPOINT", endpoint(reporter, recv.addr)),
+        ("HT_RUSTAGENT_SCHEDULED_DELAY_MS", "100".into()),
+        ("HT_RUSTAGENT_EXPORT_TIMEOUT_MS", "1000".into()),
+    ]);
+    let arrived = |recv: &Collector| user_ids(&recv.got.spans());
+    let load = Load::start(&server.base(), 2, Duration::from_millis(3));
+    std::thread::sleep(Duration::from_millis(1500));
+    recv.kill();
+    load.set_phase(1);
+    std::thread::sleep(Duration::from_millis(2000));
+    recv.restart();
+    let restarted = Instant::now();
+    load.set_phase(2);
+    let resumed = wait_until(Duration::from_secs(30), || {
+        let got = arrived(&recv);
+        load.samples().iter().any(|s| s.phase == 2 && got.contains(&s.id))
+    });
+    let resume_after = restarted.elapsed();
+    std::thread::sleep(Duration::from_millis(1000));
+    let samples = load.stop();
+    let (status, took) = server.stop(Duration::from_secs(15));
+    assert!(status.success(), "{status}");
+    let after: HashSet<u64> = samples.iter().filter(|s| s.phase == 2).map(|s| s.id).collect();
+    wait_until(Duration::from_secs(5), || after.is_subset(&arrived(&recv)));
+    let got = arrived(&recv);
+    let mut report = phase_report(&samples, &["collector up", "collector killed", "collector restarted"], &got);
+    report += &format!("  export resumed {resume_after:?} after the restart; shutdown {took:?} after SIGTERM");
+    let failed: Vec<_> = samples.iter().filter(|s| s.result != Ok(200)).collect();
+    assert!(failed.is_empty(), "{reporter}: requests failed: {:?}\n{report}", &failed[..failed.len().min(5)]);
+    assert!(resumed, "{reporter}: export did not resume within 30 s\n{report}\n{}", server.stderr());
+    assert_eq!(after.iter().filter(|i| !got.contains(i)).count(), 0, "{reporter}: spans sent after the restart were lost\n{report}");
+    let lat = |p| samples.iter().filter(|s| s.phase == p).map(|s| s.latency).collect::<Vec<_>>();
+    assert!(percentile_ms(&lat(1), 99.0) < 250.0 && percentile_ms(&lat(1), 50.0) < 50.0, "{reporter}: latency\n{report}");
+    format!("{reporter}:\n{report}")
+}
+
+#[test]
+fn collector_killed_under_load_and_restarted() {
+    let _one = one_at_a_time();
+    let a = killed_and_restarted(CollectorKind::Grpc, "OTLP");
+    let b = killed_and_restarted(CollectorKind::Http, "OTLP_HTTP");
+    say(&format!("collector killed under load and restarted on the same port:\n{a}\n{b}"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. A burst larger than the queue.
+
+/// An exporter stuck until released, as behind a collector that hangs.
+#[derive(Debug, Clone, Default)]
+struct Stuck {
+    release: Arc<AtomicBool>,
+    exported: Arc<AtomicUsize>,
+}
+
+impl SpanExporter for Stuck {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        while !self.release.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        self.exported.fetch_add(batch.len(), Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+fn self_memory_kib() -> (u64, u64) {
+    proc_memory_kib(std::process::id())
+}
+
+/// In process: 200 000 spans of 1 KiB each into a queue of 256 behind a stuck exporter. Every span
+/// is accounted for (exported or dropped), the drops are counted in `Agent::stats()`, span ends
+/// never wait, and memory does not grow with the burst.
+#[test]
+fn burst_larger_than_the_queue_in_process() {
+    let _one = one_at_a_time();
+    let mut cfg = Config::defaults("burst");
+    cfg.rustagent.max_queue_size = 256;
+    cfg.rustagent.max_export_batch_size = 64;
+    cfg.rustagent.scheduled_delay = Duration::from_millis(10);
+    let exp = Stuck::default();
+    let agent = Agent::with_exporter(cfg, exp.clone());
+    let tracer = agent.tracer_provider().tracer("burst");
+    let (rss0, _) = self_memory_kib();
+    const THREADS: usize = 4;
+    const PER_THREAD: usize = 50_000;
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            let tracer = tracer.clone();
+            s.spawn(move || {
+                for i in 0..PER_THREAD {
+                    let mut span = tracer.start("burst");
+                    // A fresh 1 KiB per span: an unbounded queue would hold ~200 MiB.
+                    span.set_attribute(KeyValue::new("payload", format!("{t}-{i}-{}", "x".repeat(1024))));
+                    span.end();
+                }
+            });
+        }
+    });
+    let took = start.elapsed();
+    let (rss1, _) = self_memory_kib();
+    let total = (THREADS * PER_THREAD) as u64;
+    let stats = agent.stats();
+    let dropped = stats.dropped.load(Ordering::Relaxed);
+    let queued = stats.queued.load(Ordering::Relaxed);
+    exp.release.store(true, Ordering::Relaxed);
+    agent.tracer_provider().shutdown().unwrap();
+    let exported = exp.exported.load(Ordering::Relaxed) as u64;
+    let grew_mib = rss1.saturating_sub(rss0) as f64 / 1024.0;
+    say(&format!(
+        "burst in process: {total} spans of 1 KiB in {took:?} ({:.2} µs per span end), queue 256: dropped {dropped}, queued {queued} \
+         (+ at most one batch of 64 held by the stuck exporter), exported after release {exported}; RSS {rss0} -> {rss1} KiB (+{grew_mib:.1} MiB)",
+        took.as_secs_f64() * 1e6 / total as f64
+    ));
+    assert_eq!(exported + dropped, total, "every span is exported or counted as dropped");
+    assert!(dropped >= total - 256 - 64, "dropped {dropped}");
+    assert_eq!(stats.dropped.load(Ordering::Relaxed), dropped, "nothing dropped after the exporter came back");
+    // 200 MiB if the queue grew with the burst; the bound leaves room for allocator slack.
+    assert!(grew_mib < 48.0, "RSS grew by {grew_mib:.1} MiB");
+    // Never blocked on the exporter: a span end costs microseconds, not the export timeout.
+    assert!(took < Duration::from_secs(60), "{took:?}");
+}
+
+/// The demo server with a queue of 64 behind a silent collector, hit by a burst of requests: the
+/// drops are counted and logged on stderr at most every 10 s (plus once at shutdown), every request
+/// succeeds, and the process stays small.
+#[test]
+fn burst_larger_than_the_queue_demo_server() {
+    let _one = one_at_a_time();
+    let bad = BadCollector::start(Misbehaviour::Silent);
+    let mut server = DemoServer::start(&[
+        ("HT_REPORTING_TRACE_REPORTER_TYPE", "OTLP_HTTP".into()),
+        ("HT_REPORTING_ENDPOINT", endpoint("OTLP_HTTP", bad.addr)),
+        ("HT_RUSTAGENT_MAX_QUEUE_SIZE", "64".into()),
+        ("HT_RUSTAGENT_MAX_EXPORT_BATCH_SIZE", "16".into()),
+        ("HT_RUSTAGENT_SCHEDULED_DELAY_MS", "50".into()),
+        ("HT_RUSTAGENT_EXPORT_TIMEOUT_MS", "500".into()),
+        ("HT_RUSTAGENT_SHUTDOWN_TIMEOUT_MS", "2000".into()),
+    ]);
+    // Warm up, then the baseline.
+    let c = blocking_client();
+    for i in 0..50 {
+        c.get(format!("{}/users/{i}", server.base())).send().unwrap();
+    }
+    let (rss0, _) = server.memory_kib();
+    let start = Instant::now();
+    let load = Load::start(&server.base(), 8, Duration::ZERO);
+    std::thread::sleep(Duration::from_secs(5));
+    let samples = load.stop();
+    let burst = start.elapsed();
+    let (rss1, hwm) = server.memory_kib();
+    let (status, took) = server.stop(Duration::from_secs(10));
+    assert!(status.success(), "{status}");
+    let stderr = server.stderr();
+    assert_clean_output("burst", &stderr);
+    let failed = samples.iter().filter(|s| s.result != Ok(200)).count();
+    let drop_lines = lines_with(&stderr, "spans dropped so far");
+    let last: u64 = drop_lines
+        .last()
+        .and_then(|l| l.split("):").nth(1))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let sent = samples.len() as u64 + 50;
+    let lat: Vec<Duration> = samples.iter().map(|s| s.latency).collect();
+    say(&format!(
+        "burst demo server: {sent} requests in {burst:?} ({failed} failed, p50 {:.2} ms, p99 {:.2} ms), queue 64, collector silent: \
+         {} drop-count lines on stderr, last says {last} dropped; {} export-failure lines; RSS {rss0} -> {rss1} KiB, peak {hwm} KiB; exit {took:?} after SIGTERM\n  {}",
+        percentile_ms(&lat, 50.0),
+        percentile_ms(&lat, 99.0),
+        drop_lines.len(),
+        lines_with(&stderr, "export of").len(),
+        drop_lines.join("\n  ")
+    ));
+    assert_eq!(failed, 0);
+    // One line when the drops start, then at most one per 10 s, and one at shutdown.
+    let allowed = 2 + (burst.as_secs() + took.as_secs()) / 10;
+    assert!(!drop_lines.is_empty() && drop_lines.len() as u64 <= allowed, "{} lines:\n{stderr}", drop_lines.len());
+    assert!(last >= sent * 8 / 10 && last <= sent, "dropped {last} of {sent}");
+    assert!(hwm < rss0 + 48 * 1024, "peak RSS {hwm} KiB vs {rss0} KiB before the burst");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. SIGTERM with requests in flight: every finished span is delivered.
+
+#[test]
+fn sigterm_with_requests_in_flight_delivers_every_finished_span() {
+    let _one = one_at_a_time();
+    let recv = Collector::start(CollectorKind::Grpc);
+    let mut server = DemoServer::start(&[
+        ("HT_REPORTING_ENDPOINT", endpoint("OTLP", recv.addr)),
+        // Nothing leaves before the shutdown flush unless a batch fills: the flush must deliver.
+        ("HT_RUSTAGENT_SCHEDULED_DELAY_MS", "60000".into()),
+        ("HT_RUSTAGENT_MAX_QUEUE_SIZE", "100000".into()),
+        ("HT_RUSTAGENT_MAX_EXPORT_BATCH_SIZE", "512".into()),
+    ]);
+    let load = Load::start(&server.base(), 16, Duration::ZERO);
+    std::thread::sleep(Duration::from_millis(1500));
+    let term_at = Instant::now();
+    server.sigterm();
+    let status = server.wait(Duration::from_secs(15)).expect("server exits after SIGTERM");
+    let exit_after = term_at.elapsed();
+    // Clients keep going until the server is gone; give them a moment to see it.
+    std::thread::sleep(Duration::from_millis(200));
+    let samples = load.stop();
+    assert!(status.success(), "{status}\n{}", server.stderr());
+    let ok: HashSet<u64> = samples.iter().filter(|s| s.result == Ok(200)).map(|s| s.id).collect();
+    let in_flight = samples.iter().filter(|s| s.result == Ok(200) && s.started < term_at && s.started + s.latency > term_at).count();
+    let errors = samples.iter().filter(|s| s.result.is_err()).count();
+    let other: Vec<_> = samples.iter().filter(|s| matches!(s.result, Ok(c) if c != 200)).collect();
+    wait_until(Duration::from_secs(10), || ok.is_subset(&user_ids(&recv.got.spans())));
+    let spans = recv.got.spans();
+    let got = user_ids(&spans);
+    let lost: Vec<_> = ok.iter().filter(|i| !got.contains(i)).collect();
+    let extra = got.difference(&ok).count();
+    say(&format!(
+        "SIGTERM under load (16 clients): exit {exit_after:?} after SIGTERM; {} responses 200 ({in_flight} of them in flight at SIGTERM), \
+         {errors} refused/closed after; spans received {} (distinct ids {}); lost {}; spans of requests without a response {extra}",
+        ok.len(),
+        spans.len(),
+        got.len(),
+        lost.len()
+    ));
+    assert!(other.is_empty(), "{other:?}");
+    assert!(lost.is_empty(), "finished requests whose span never arrived: {lost:?}");
+    assert_eq!(spans.len(), got.len(), "one span per request");
+    assert_eq!(got.len(), ok.len(), "count sent == count received");
+    assert!(exit_after < Duration::from_secs(8), "{exit_after:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Load correctness: concurrent clients, no cross-talk, nothing lost.
+
+#[hypertrace::handler]
+async fn echo(headers: HeaderMap, Json(body): Json<Value>) -> impl IntoResponse {
+    let id = headers.get("x-client-id").cloned().expect("x-client-id");
+    // Interleave with the other requests on the runtime between reading and answering.
+    tokio::task::yield_now().await;
+    let echoed = json!({ "id": id.to_str().unwrap(), "echo": body });
+    ([("x-echo-id", id)], Json(echoed))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_clients_get_their_own_responses_and_spans() {
+    let _one = one_at_a_time();
+    const CLIENTS: usize = 32;
+    const RUN: Duration = Duration::from_secs(3);
+    let agent = support::agent(|c| {
+        c.rustagent.max_queue_size = 1_000_000;
+        c.rustagent.max_export_batch_size = 1024;
+    });
+    let addr = support::serve(axum::Router::new().route("/echo", post(echo))).await;
+    let url = format!("http://{addr}/echo");
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for client in 0..CLIENTS {
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            let http = support::client();
+            let mut sent = Vec::new();
+            let mut seq = 0u64;
+            while start.elapsed() < RUN {
+                seq += 1;
+                let id = format!("c{client}-{seq}");
+                // Distinct bodies of varying size (up to ~3 KiB, under the capture limit).
+                let pad = "abcdefghij".repeat(((client as u64 * 7919 + seq * 104_729) % 300) as usize);
+                let body = json!({ "client": client, "seq": seq, "pad": pad }).to_string();
+                let resp = http.post(&url).header("content-type", "application/json").header("x-client-id", &id).body(body.clone()).send().await.unwrap();
+                assert_eq!(resp.status(), 200);
+                let echo_id = resp.headers().get("x-echo-id").map(|v| v.to_str().unwrap().to_string());
+                let text = resp.text().await.unwrap();
+                let v: Value = serde_json::from_str(&text).unwrap();
+                assert_eq!(echo_id.as_deref(), Some(id.as_str()), "response header of another request");
+                assert_eq!(v["id"], id.as_str(), "response of another request");
+                assert_eq!(v["echo"], serde_json::from_str::<Value>(&body).unwrap(), "response body of another request");
+                sent.push((id, body, text));
+            }
+            sent
+        }));
+    }
+    let mut sent: HashMap<String, (String, String)> = HashMap::new();
+    for t in tasks {
+        for (id, body, resp) in t.await.unwrap() {
+            sent.insert(id, (body, resp));
+        }
+    }
+    let elapsed = start.elapsed();
+    let n = sent.len();
+    let (spans, dropped) = tokio::task::block_in_place(|| {
+        let spans = agent.wait_spans(n);
+        (spans, agent.guard.agent().stats().dropped.load(Ordering::Relaxed))
+    });
+    let mut seen = HashSet::new();
+    for s in &spans {
+        let id = support::attr_str(s, "http.request.header.x-client-id").expect("request header");
+        let (body, resp) = sent.get(&id).unwrap_or_else(|| panic!("span for unknown request {id}"));
+        assert!(seen.insert(id.clone()), "two spans for {id}");
+        assert_eq!(support::attr_str(s, "http.request.body").as_ref(), Some(body), "{id}: request body of another request");
+        assert_eq!(support::attr_str(s, "http.response.body").as_ref(), Some(resp), "{id}: response body of another request");
+        assert_eq!(support::attr_str(s, "http.response.header.x-echo-id").as_ref(), Some(&id), "{id}: response header of another request");
+        let headers = s.attributes.iter().filter(|kv| kv.key.as_str().starts_with("http.request.header.x-client-id")).count();
+        assert_eq!(headers, 1, "{id}: exactly one x-client-id");
+    }
+    say(&format!(
+        "load: {CLIENTS} clients for {elapsed:?}: {n} requests ({:.0}/s), every response its own; {} spans, each with exactly its own \
+         request's and response's headers and bodies; dropped {dropped}",
+        n as f64 / elapsed.as_secs_f64(),
+        spans.len()
+    ));
+    assert_eq!(spans.len(), n, "one span per request, none lost");
+    assert_eq!(dropped, 0);
+    assert!(n >= CLIENTS * 10, "only {n} requests");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. Security.
+
+/// Credentials sent in requests; only `[REDACTED]` may leave the application.
+const CREDENTIALS: [(&str, &str); 4] = [
+    ("authorization", "Bearer AUTHZ-s3cret-4b1d"),
+    ("proxy-authorization", "Basic PROXY-s3cret-77aa"),
+    ("cookie", "session=COOKIE-s3cret-0c9e"),
+    ("x-api-key", "APIKEY-s3cret-e512"),
+];
+
+fn send_credentials(server: &DemoServer) {
+    let c = blocking_client();
+    let mut req = c.post(format!("{}/json", server.base())).header("content-type", "application/json").body(r#"{"user":"ada"}"#);
+    for (k, v) in CREDENTIALS {
+        req = req.header(k, v);
+    }
+    assert_eq!(req.send().unwrap().status(), 200);
+}
+
+fn assert_redacted(what: &str, exported: &str) {
+    assert!(exported.contains("POST /json"), "{what}: the span was exported:\n{exported}");
+    assert!(exported.contains("[REDACTED]"), "{what}: redacted values present:\n{exported}");
+    for (k, v) in CREDENTIALS {
+        let secret = v.rsplit([' ', '=']).next().unwrap();
+        assert!(!exported.contains(secret), "{what}: the {k} value left the application");
+    }
+}
+
+#[test]
+fn default_redaction_holds_with_every_exporter() {
+    let _one = one_at_a_time();
+    let mut rows = Vec::new();
+    for (reporter, kind) in [("OTLP", CollectorKind::Grpc), ("OTLP_HTTP", CollectorKind::Http), ("ZIPKIN", CollectorKind::Http)] {
+        let recv = Collector::start(kind);
+        let mut env = secret_env();
+        env.push(("HT_REPORTING_TRACE_REPORTER_TYPE", reporter.into()));
+        env.push(("HT_REPORTING_ENDPOINT", endpoint(reporter, recv.addr)));
+        let mut server = DemoServer::start(&env);
+        send_credentials(&server);
+        let (status, _) = server.stop(Duration::from_secs(10));
+        assert!(status.success());
+        let raw: Vec<u8> = recv.got.raw.lock().unwrap().concat();
+        let exported = String::from_utf8_lossy(&raw);
+        assert_redacted(reporter, &exported);
+        assert_clean_output(reporter, &format!("{}{}", server.stdout(), server.stderr()));
+        // The token and the OTLP header reach the collector (that is their job), as headers.
+        let headers = recv.got.headers.lock().unwrap().clone();
+        assert!(headers.iter().any(|(k, v)| k == "authorization" && v == &format!("Bearer {TOKEN}")), "{reporter}: {headers:?}");
+        assert!(headers.iter().any(|(k, v)| k == "x-team-key" && v == OTLP_HEADER_VALUE), "{reporter}: {headers:?}");
+        rows.push(format!("{reporter}: {} bytes exported, credentials only as [REDACTED]", raw.len()));
+    }
+    // LOGGING: the JSON lines on stdout.
+    let mut server = DemoServer::start(&[("HT_REPORTING_TRACE_REPORTER_TYPE", "LOGGING".into())]);
+    send_credentials(&server);
+    let (status, _) = server.stop(Duration::from_secs(10));
+    assert!(status.success());
+    let stdout = server.stdout();
+    assert_redacted("LOGGING", &stdout);
+    let line = stdout.lines().find(|l| l.contains("POST /json")).unwrap();
+    let span: Value = serde_json::from_str(line).unwrap();
+    for (k, _) in CREDENTIALS {
+        assert_eq!(span["attributes"][format!("http.request.header.{k}")], "[REDACTED]", "LOGGING: {k}");
+    }
+    rows.push(format!("LOGGING: {} bytes on stdout, credentials only as [REDACTED]", stdout.len()));
+    say(&format!("default redaction, every exporter:\n  {}", rows.join("\n  ")));
+}
+
+/// With every library's logs on (`RUST_LOG=trace`), the token and the export header values appear
+/// nowhere in the output, whatever the collector does; nor in start-up errors about them.
+#[test]
+fn token_and_export_headers_never_printed() {
+    let _one = one_at_a_time();
+    let mut rows = Vec::new();
+    for (what, reporter) in [
+        (Misbehaviour::Down, "OTLP"),
+        (Misbehaviour::Http500, "OTLP"),
+        (Misbehaviour::Garbage, "OTLP"),
+        (Misbehaviour::Down, "OTLP_HTTP"),
+        (Misbehaviour::Http500, "OTLP_HTTP"),
+        (Misbehaviour::Garbage, "OTLP_HTTP"),
+        (Misbehaviour::Http500, "ZIPKIN"),
+        (Misbehaviour::Garbage, "ZIPKIN"),
+    ] {
+        let bad = BadCollector::start(what);
+        let mut env = secret_env();
+        env.push(("HT_REPORTING_TRACE_REPORTER_TYPE", reporter.into()));
+        env.push(("HT_REPORTING_ENDPOINT", endpoint(reporter, bad.addr)));
+        env.push(("HT_RUSTAGENT_SCHEDULED_DELAY_MS", "50".into()));
+        env.push(("RUST_LOG", "trace".into()));
+        let mut server = DemoServer::start(&env);
+        send_credentials(&server);
+        std::thread::sleep(Duration::from_millis(300));
+        let (status, _) = server.stop(Duration::from_secs(10));
+        assert!(status.success());
+        let out = format!("{}{}", server.stdout(), server.stderr());
+        assert_clean_output(&format!("RUST_LOG=trace {what:?}/{reporter}"), &out);
+        rows.push(format!("{what:?}/{reporter}: {} lines of trace-level output, no secret", out.lines().count()));
+    }
+    // Start-up errors about the secrets themselves: a token and a header value that are not valid
+    // header values, and a malformed OTEL_EXPORTER_OTLP_HEADERS.
+    for (reporter, var, value) in [
+        ("OTLP", "HT_REPORTING_TOKEN", "S3CRET-with\u{7f}control"),
+        ("OTLP_HTTP", "HT_REPORTING_TOKEN", "S3CRET-with\u{7f}control"),
+        ("OTLP", "OTEL_EXPORTER_OTLP_HEADERS", "x-key=S3CRET-value\u{7f}x"),
+        ("OTLP", "OTEL_EXPORTER_OTLP_HEADERS", "S3CRET-no-equals-sign"),
+        ("OTLP_HTTP", "OTEL_EXPORTER_OTLP_HEADERS", "x-key=S3CRET%ZZ"),
+    ] {
+        let mut server = DemoServer::spawn(&[("HT_REPORTING_TRACE_REPORTER_TYPE", reporter.into()), (var, value.into())], |_| {});
+        let status = server.wait(Duration::from_secs(10));
+        let out = format!("{}{}", server.stdout(), server.stderr());
+        let first = out.lines().next().unwrap_or("").to_string();
+        rows.push(format!("{var}={value:?} ({reporter}): exit {:?}: {first}", status.and_then(|s| s.code())));
+        if status.is_none() {
+            // It accepted the value and is serving: stop it, its output must still be clean.
+            let _ = server.stop(Duration::from_secs(10));
+        }
+        assert_clean_output(&format!("{var}={value:?}"), &format!("{}{}", server.stdout(), server.stderr()));
+    }
+    say(&format!("secrets in output:\n  {}", rows.join("\n  ")));
+}
+
+fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
+        .unwrap_or(false)
+}
+
+#[test]
+fn config_file_world_writable_warns_and_unreadable_fails_clearly() {
+    use std::os::unix::fs::PermissionsExt;
+    let _one = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    // Readable by the unprivileged user the unreadable case runs as.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let file = dir.path().join("agent.yaml");
+    std::fs::write(&file, "reporting:\n  trace_reporter_type: NONE\n").unwrap();
+
+    // World-writable: a warning naming the file, and the server runs.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let mut server = DemoServer::start(&[("HT_CONFIG_FILE", file.display().to_string())]);
+    let (status, _) = server.stop(Duration::from_secs(10));
+    assert!(status.success());
+    let warning = lines_with(&server.stderr(), "world-writable").join("\n");
+    assert!(warning.contains("hypertrace: warning:") && warning.contains(&file.display().to_string()), "{}", server.stderr());
+
+    // Not world-writable: no warning.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut server = DemoServer::start(&[("HT_CONFIG_FILE", file.display().to_string())]);
+    server.stop(Duration::from_secs(10));
+    assert!(!server.stderr().contains("world-writable"), "{}", server.stderr());
+
+    // Unreadable (mode 000; root reads anything, so the server runs as `nobody` then): exit 78 and
+    // one line naming the file and the OS error.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let as_nobody = running_as_root();
+    let mut server = DemoServer::spawn(&[("HT_CONFIG_FILE", file.display().to_string())], |cmd| {
+        if as_nobody {
+            use std::os::unix::process::CommandExt;
+            cmd.uid(65534).gid(65534);
+        }
+    });
+    let status = server.wait(Duration::from_secs(10)).expect("exits");
+    let unreadable = server.stderr();
+    assert_eq!(status.code(), Some(78), "{unreadable}");
+    assert!(
+        unreadable.contains(&format!("invalid configuration: config file {}: cannot read it:", file.display())) && unreadable.contains("ermission denied"),
+        "{unreadable}"
+    );
+    assert_eq!(unreadable.trim().lines().count(), 1, "one line: {unreadable}");
+
+    // Missing: the same, with the OS's reason.
+    let missing = dir.path().join("missing.yaml");
+    let mut server = DemoServer::spawn(&[("HT_CONFIG_FILE", missing.display().to_string())], |_| {});
+    let status = server.wait(Duration::from_secs(10)).expect("exits");
+    assert_eq!(status.code(), Some(78));
+    assert!(server.stderr().contains("cannot read it") && server.stderr().contains(&missing.display().to_string()), "{}", server.stderr());
+    say(&format!(
+        "config file: world-writable -> {warning}\n  unreadable (mode 000{}) -> exit 78: {}\n  missing -> exit 78: {}",
+        if as_nobody { ", run as nobody" } else { "" },
+        unreadable.trim(),
+        server.stderr().trim()
+    ));
+}
+
+/// The LOGGING reporter end to end: the quickstart-style run of the server binary prints spans on
+/// stdout with the credentials redacted, and its logs stay on stderr.
+#[test]
+fn logging_reporter_output_is_redacted_json_lines() {
+    let _one = one_at_a_time();
+    let mut server = DemoServer::start(&[("HT_REPORTING_TRACE_REPORTER_TYPE", "LOGGING".into())]);
+    send_credentials(&server);
+    let c = blocking_client();
+    c.get(format!("{}/users/7", server.base())).header("cookie", "a=COOKIE2-s3cret").send().unwrap();
+    let (status, _) = server.stop(Duration::from_secs(10));
+    assert!(status.success());
+    let stdout = server.stdout();
+    for line in stdout.lines() {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        assert!(v["name"].is_string() && v["resource"]["service.name"] == "hypertrace-demo", "{line}");
+    }
+    assert_eq!(stdout.lines().count(), 2);
+    assert!(!stdout.contains("COOKIE2-s3cret") && !stdout.contains("server: listening"));
+    let user = stdout.lines().find(|l| l.contains("GET /users/{id}")).unwrap();
+    assert_eq!(serde_json::from_str::<Value>(user).unwrap()["attributes"]["http.request.header.cookie"], "[REDACTED]");
+    assert_redacted("LOGGING", &stdout);
+}
