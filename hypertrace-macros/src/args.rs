@@ -382,6 +382,20 @@ fn flavor(cx: &Ctxt, key: &'static str, example: &'static str, expr: &Expr) -> O
     }
 }
 
+/// One arm per option: if the next token is the option's keyword, parse `key = value` into the
+/// field (with the shared duplicate check and the example shown in errors). `Ok(false)`: not ours.
+macro_rules! dispatch {
+    ($self:ident, $input:ident, $lookahead:ident, $cx:ident; $($kw:ident => $field:ident, $example:literal, $parse:expr;)*) => {{
+        $(
+            if $lookahead.peek(kw::$kw) {
+                parse_setting::<kw::$kw, _>($input, $cx, &mut $self.$field, stringify!($kw), $example, $parse)?;
+                return Ok(true);
+            }
+        )*
+        Ok(false)
+    }};
+}
+
 /// `#[hypertrace::main(...)]`.
 #[derive(Default)]
 pub(crate) struct MainOptions {
@@ -403,55 +417,13 @@ impl Options for MainOptions {
         lookahead: &Lookahead1<'_>,
         cx: &Ctxt,
     ) -> syn::Result<bool> {
-        if lookahead.peek(kw::service_name) {
-            parse_setting::<kw::service_name, _>(
-                input,
-                cx,
-                &mut self.service_name,
-                "service_name",
-                "service_name = \"checkout\"",
-                string,
-            )?;
-        } else if lookahead.peek(kw::config) {
-            parse_setting::<kw::config, _>(
-                input,
-                cx,
-                &mut self.config,
-                "config",
-                "config = \"config/agent.yaml\"",
-                string,
-            )?;
-        } else if lookahead.peek(kw::tracing_subscriber) {
-            parse_setting::<kw::tracing_subscriber, _>(
-                input,
-                cx,
-                &mut self.tracing_subscriber,
-                "tracing_subscriber",
-                "tracing_subscriber = false",
-                boolean,
-            )?;
-        } else if lookahead.peek(kw::flavor) {
-            parse_setting::<kw::flavor, _>(
-                input,
-                cx,
-                &mut self.flavor,
-                "flavor",
-                "flavor = \"current_thread\"",
-                flavor,
-            )?;
-        } else if lookahead.peek(kw::worker_threads) {
-            parse_setting::<kw::worker_threads, _>(
-                input,
-                cx,
-                &mut self.worker_threads,
-                "worker_threads",
-                "worker_threads = 4",
-                positive_int,
-            )?;
-        } else {
-            return Ok(false);
-        }
-        Ok(true)
+        dispatch!(self, input, lookahead, cx;
+            service_name => service_name, "service_name = \"checkout\"", string;
+            config => config, "config = \"config/agent.yaml\"", string;
+            tracing_subscriber => tracing_subscriber, "tracing_subscriber = false", boolean;
+            flavor => flavor, "flavor = \"current_thread\"", flavor;
+            worker_threads => worker_threads, "worker_threads = 4", positive_int;
+        )
     }
 }
 
@@ -476,55 +448,13 @@ impl Options for HandlerOptions {
         lookahead: &Lookahead1<'_>,
         cx: &Ctxt,
     ) -> syn::Result<bool> {
-        if lookahead.peek(kw::name) {
-            parse_setting::<kw::name, _>(
-                input,
-                cx,
-                &mut self.name,
-                "name",
-                "name = \"create user\"",
-                string,
-            )?;
-        } else if lookahead.peek(kw::request_headers) {
-            parse_setting::<kw::request_headers, _>(
-                input,
-                cx,
-                &mut self.request_headers,
-                "request_headers",
-                "request_headers = false",
-                boolean,
-            )?;
-        } else if lookahead.peek(kw::response_headers) {
-            parse_setting::<kw::response_headers, _>(
-                input,
-                cx,
-                &mut self.response_headers,
-                "response_headers",
-                "response_headers = false",
-                boolean,
-            )?;
-        } else if lookahead.peek(kw::request_body) {
-            parse_setting::<kw::request_body, _>(
-                input,
-                cx,
-                &mut self.request_body,
-                "request_body",
-                "request_body = false",
-                boolean,
-            )?;
-        } else if lookahead.peek(kw::response_body) {
-            parse_setting::<kw::response_body, _>(
-                input,
-                cx,
-                &mut self.response_body,
-                "response_body",
-                "response_body = false",
-                boolean,
-            )?;
-        } else {
-            return Ok(false);
-        }
-        Ok(true)
+        dispatch!(self, input, lookahead, cx;
+            name => name, "name = \"create user\"", string;
+            request_headers => request_headers, "request_headers = false", boolean;
+            response_headers => response_headers, "response_headers = false", boolean;
+            request_body => request_body, "request_body = false", boolean;
+            response_body => response_body, "response_body = false", boolean;
+        )
     }
 }
 
