@@ -17,7 +17,9 @@ pub struct LoggingExporter {
 
 impl LoggingExporter {
     pub fn new(resource: &Resource) -> Self {
-        LoggingExporter { resource: attributes(resource.iter()) }
+        LoggingExporter {
+            resource: attributes(resource.iter()),
+        }
     }
 }
 
@@ -37,7 +39,9 @@ pub fn span_json(span: &SpanData, resource: &Json) -> Json {
     let status = match &span.status {
         Status::Unset => json!({ "status_code": "UNSET" }),
         Status::Ok => json!({ "status_code": "OK" }),
-        Status::Error { description } => json!({ "status_code": "ERROR", "description": description }),
+        Status::Error { description } => {
+            json!({ "status_code": "ERROR", "description": description })
+        }
     };
     let parent = span.parent_span_id;
     json!({
@@ -79,11 +83,80 @@ impl SpanExporter for LoggingExporter {
         }
         let mut stdout = std::io::stdout().lock();
         // stdout closed (a pipe reader gone) must not take the app down: drop the batch quietly.
-        let _ = stdout.write_all(out.as_bytes()).and_then(|_| stdout.flush());
+        let _ = stdout
+            .write_all(out.as_bytes())
+            .and_then(|_| stdout.flush());
         Ok(())
     }
 
     fn set_resource(&mut self, resource: &Resource) {
         self.resource = attributes(resource.iter());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::trace::{Span as _, TraceContextExt as _, Tracer as _, TracerProvider as _};
+    use opentelemetry::KeyValue;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Debug, Default, Clone)]
+    struct Keep(Arc<Mutex<Vec<SpanData>>>);
+    impl SpanExporter for Keep {
+        async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+            self.0.lock().unwrap().extend(batch);
+            Ok(())
+        }
+    }
+
+    /// Every field of the Hypertrace sample span, with its type.
+    #[test]
+    fn span_json_has_the_sample_span_shape() {
+        let keep = Keep::default();
+        let p = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+            .with_simple_exporter(keep.clone())
+            .build();
+        let t = p.tracer("t");
+        let parent = t.start("parent");
+        let cx = opentelemetry::Context::current_with_span(parent);
+        let mut s = t
+            .span_builder("GET /x")
+            .with_kind(SpanKind::Server)
+            .start_with_context(&t, &cx);
+        s.set_attribute(KeyValue::new("http.status_code", 500i64));
+        s.add_event("boom", vec![KeyValue::new("k", "v")]);
+        s.set_status(Status::error(""));
+        s.end();
+        cx.span().end();
+        let spans = keep.0.lock().unwrap();
+        let j = span_json(&spans[0], &json!({ "service.name": "svc" }));
+        let parent_id = cx.span().span_context().span_id().to_string();
+        assert_eq!(j["name"], "GET /x");
+        assert_eq!(j["kind"], "SpanKind.SERVER");
+        assert_eq!(j["parent_id"], format!("0x{parent_id}"));
+        assert!(
+            j["context"]["trace_id"].as_str().unwrap().starts_with("0x")
+                && j["context"]["trace_id"].as_str().unwrap().len() == 34
+        );
+        assert_eq!(j["context"]["span_id"].as_str().unwrap().len(), 18);
+        assert!(j["context"]["trace_state"].is_string());
+        assert!(
+            j["start_time"].as_str().unwrap().ends_with('Z')
+                && j["end_time"].as_str().unwrap().ends_with('Z')
+        );
+        assert_eq!(j["status"]["status_code"], "ERROR");
+        assert_eq!(
+            j["attributes"]["http.status_code"], 500,
+            "integers stay integers"
+        );
+        assert_eq!(j["events"][0]["name"], "boom");
+        assert_eq!(j["events"][0]["attributes"]["k"], "v");
+        assert!(j["links"].as_array().unwrap().is_empty());
+        assert_eq!(j["resource"]["service.name"], "svc");
+        let root = span_json(&spans[1], &Json::Null);
+        assert!(root["parent_id"].is_null());
+        assert_eq!(root["status"]["status_code"], "UNSET");
+        assert_eq!(root["kind"], "SpanKind.INTERNAL");
     }
 }
