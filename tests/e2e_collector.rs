@@ -20,38 +20,52 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_proto::tonic::resource::v1::Resource as ProtoResource;
 use opentelemetry_proto::tonic::trace::v1::{status::StatusCode, Span as ProtoSpan};
 use support::receivers::{
-    free_port, hex, pattr, pattr_str, percentile_ms, phase_report, proc_memory_kib, pump_lines, say, signal, user_ids, wait_listening, wait_until,
-    Collector, CollectorKind, DemoServer, Load,
+    free_port, hex, pattr, pattr_str, percentile_ms, phase_report, proc_memory_kib, pump_lines,
+    say, signal, user_ids, wait_listening, wait_until, Collector, CollectorKind, DemoServer, Load,
 };
 
-/// The collector binary: `ROTEL_BIN`, else `.venv/lib/python3*/site-packages/rotel/rotel-agent`.
-fn find_rotel() -> Option<PathBuf> {
+/// The collector binary: `ROTEL_BIN`, else `.venv/lib/python3*/site-packages/rotel/rotel-agent`;
+/// `Err` says what was looked for.
+fn find_rotel() -> Result<PathBuf, String> {
     if let Some(p) = std::env::var_os("ROTEL_BIN") {
         let p = PathBuf::from(p);
-        return p.is_file().then_some(p);
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(format!("ROTEL_BIN={} is not a file", p.display()))
+        };
     }
     let lib = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/lib");
     let mut found: Vec<PathBuf> = std::fs::read_dir(&lib)
-        .ok()?
+        .into_iter()
+        .flatten()
         .filter_map(|e| e.ok())
         .filter(|e| e.file_name().to_string_lossy().starts_with("python3"))
         .map(|e| e.path().join("site-packages/rotel/rotel-agent"))
         .filter(|p| p.is_file())
         .collect();
     found.sort();
-    found.pop()
+    found.pop().ok_or_else(|| {
+        format!(
+            "no {}/python3*/site-packages/rotel/rotel-agent",
+            lib.display()
+        )
+    })
 }
 
 /// The binary, or `None` after saying how to install it. Under `CI=true`, missing is a failure.
 fn rotel_or_skip(test: &str) -> Option<PathBuf> {
-    if let Some(p) = find_rotel() {
-        return Some(p);
-    }
+    let why = match find_rotel() {
+        Ok(p) => return Some(p),
+        Err(why) => why,
+    };
     let how = "install it with `scripts/install-collector.sh` (creates .venv/ and pip-installs rotel), or set ROTEL_BIN to a rotel-agent binary";
     if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("CI=true and the rotel collector is missing: {how}");
+        panic!("CI=true and the rotel collector is missing ({why}): {how}");
     }
-    say(&format!("\n*** {test}: SKIPPED, NOT RUN: the rotel collector is not installed; {how}. ***\n"));
+    say(&format!(
+        "\n*** {test}: SKIPPED, NOT RUN: the rotel collector is missing ({why}); {how}. ***\n"
+    ));
     None
 }
 
@@ -89,7 +103,10 @@ impl Rotel {
             .args(["--otlp-grpc-endpoint", &self.grpc.to_string()])
             .args(["--otlp-http-endpoint", &self.http.to_string()])
             .args(["--exporter", "otlp"])
-            .args(["--otlp-exporter-endpoint", &format!("http://{}", self.forward)])
+            .args([
+                "--otlp-exporter-endpoint",
+                &format!("http://{}", self.forward),
+            ])
             // OTLP/HTTP to the next hop: rotel 0.0.1a15 gzips its gRPC exports even with
             // `--otlp-exporter-compression none`, and our tonic receiver has no gzip; the HTTP
             // receiver undoes `Content-Encoding: gzip`.
@@ -110,12 +127,21 @@ impl Rotel {
                 cmd.env_remove(k);
             }
         }
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", self.bin.display()));
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.bin.display()));
         pump_lines(child.stdout.take().unwrap(), self.out.clone());
         pump_lines(child.stderr.take().unwrap(), self.out.clone());
         self.child = Some(child);
-        let up = wait_listening(self.grpc, Duration::from_secs(20)) && wait_listening(self.http, Duration::from_secs(20));
-        assert!(up, "rotel did not start listening on {} / {}; output:\n{}", self.grpc, self.http, self.output());
+        let up = wait_listening(self.grpc, Duration::from_secs(20))
+            && wait_listening(self.http, Duration::from_secs(20));
+        assert!(
+            up,
+            "rotel did not start listening on {} / {}; output:\n{}",
+            self.grpc,
+            self.http,
+            self.output()
+        );
     }
 
     /// SIGKILL: the collector dies with whatever it held.
@@ -144,7 +170,11 @@ impl Drop for Rotel {
 fn random_hex(len: usize) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    let mut x = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 ^ (N.fetch_add(1, Ordering::Relaxed) << 32);
+    let mut x = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        ^ (N.fetch_add(1, Ordering::Relaxed) << 32);
     let mut s = String::new();
     while s.len() < len {
         x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
@@ -158,7 +188,11 @@ fn random_hex(len: usize) -> String {
 }
 
 fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().unwrap()
+    reqwest::blocking::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
 }
 
 fn res_str(r: &ProtoResource, k: &str) -> Option<String> {
@@ -167,7 +201,10 @@ fn res_str(r: &ProtoResource, k: &str) -> Option<String> {
 
 /// The spans whose resource carries `test.run = run`.
 fn spans_of(got: &support::receivers::Got, run: &str) -> Vec<(ProtoResource, ProtoSpan)> {
-    got.spans().into_iter().filter(|(r, _)| res_str(r, "test.run").as_deref() == Some(run)).collect()
+    got.spans()
+        .into_iter()
+        .filter(|(r, _)| res_str(r, "test.run").as_deref() == Some(run))
+        .collect()
 }
 
 /// Secrets sent by the client in one run; none may leave the application.
@@ -191,12 +228,21 @@ impl Secrets {
     }
 
     fn all(&self) -> [&str; 5] {
-        [&self.authorization, &self.cookie, &self.api_key, &self.token, &self.otlp_header]
+        [
+            &self.authorization,
+            &self.cookie,
+            &self.api_key,
+            &self.token,
+            &self.otlp_header,
+        ]
     }
 
     /// The distinctive part of each secret (what a leak would contain).
     fn needles(&self) -> Vec<String> {
-        self.all().iter().map(|s| s.rsplit(['-', ' ', '=']).next().unwrap().to_string()).collect()
+        self.all()
+            .iter()
+            .map(|s| s.rsplit(['-', ' ', '=']).next().unwrap().to_string())
+            .collect()
     }
 }
 
@@ -208,9 +254,15 @@ fn run_through_collector(reporter: &str, endpoint: String, rotel: &Rotel, recv: 
         ("HT_REPORTING_TRACE_REPORTER_TYPE", reporter.to_string()),
         ("HT_REPORTING_ENDPOINT", endpoint),
         ("HT_REPORTING_TOKEN", secrets.token.clone()),
-        ("OTEL_EXPORTER_OTLP_HEADERS", format!("x-team-key={}", secrets.otlp_header)),
+        (
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            format!("x-team-key={}", secrets.otlp_header),
+        ),
         ("HT_PROPAGATION_FORMATS", "TRACECONTEXT,B3".into()),
-        ("HT_RESOURCE_ATTRIBUTES", format!("deployment.environment=e2e,test.run={run}")),
+        (
+            "HT_RESOURCE_ATTRIBUTES",
+            format!("deployment.environment=e2e,test.run={run}"),
+        ),
         ("HT_RUSTAGENT_SCHEDULED_DELAY_MS", "100".into()),
     ]);
     let base = server.base();
@@ -232,79 +284,196 @@ fn run_through_collector(reporter: &str, endpoint: String, rotel: &Rotel, recv: 
         .unwrap();
     assert_eq!(resp.status(), 200);
     let resp_body = resp.text().unwrap();
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&resp_body).unwrap()["echo"]["name"], "Ada");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&resp_body).unwrap()["echo"]["name"],
+        "Ada"
+    );
 
     // 2. A B3 parent (single header).
     let (b3_trace, b3_parent) = (random_hex(32), random_hex(16));
-    let resp = c.get(format!("{base}/users/42")).header("b3", format!("{b3_trace}-{b3_parent}-1")).send().unwrap();
+    let resp = c
+        .get(format!("{base}/users/42"))
+        .header("b3", format!("{b3_trace}-{b3_parent}-1"))
+        .send()
+        .unwrap();
     assert_eq!(resp.status(), 200);
     // 3. A server error; 4. no parent at all.
     assert_eq!(c.get(format!("{base}/error")).send().unwrap().status(), 500);
     assert_eq!(c.get(format!("{base}/")).send().unwrap().status(), 200);
 
     let (status, took) = server.stop(Duration::from_secs(15));
-    assert!(status.success(), "server exit {status}; stderr:\n{}", server.stderr());
+    assert!(
+        status.success(),
+        "server exit {status}; stderr:\n{}",
+        server.stderr()
+    );
     let stopped = took;
 
     let t = Instant::now();
-    let arrived = wait_until(Duration::from_secs(20), || spans_of(&recv.got, &run).len() >= 4);
+    let arrived = wait_until(Duration::from_secs(20), || {
+        spans_of(&recv.got, &run).len() >= 4
+    });
     let spans = spans_of(&recv.got, &run);
-    assert!(arrived, "{reporter}: {} of 4 spans reached the receiver through rotel; rotel output:\n{}", spans.len(), tail(&rotel.output(), 4000));
+    assert!(
+        arrived,
+        "{reporter}: {} of 4 spans reached the receiver through rotel; rotel output:\n{}",
+        spans.len(),
+        tail(&rotel.output(), 4000)
+    );
     let delivered = t.elapsed();
     assert_eq!(spans.len(), 4, "{reporter}: exactly the 4 request spans");
-    let find = |name: &str| spans.iter().find(|(_, s)| s.name == name).unwrap_or_else(|| panic!("{reporter}: no span {name}: {:?}", spans.iter().map(|(_, s)| &s.name).collect::<Vec<_>>()));
+    let find = |name: &str| {
+        spans
+            .iter()
+            .find(|(_, s)| s.name == name)
+            .unwrap_or_else(|| {
+                panic!(
+                    "{reporter}: no span {name}: {:?}",
+                    spans.iter().map(|(_, s)| &s.name).collect::<Vec<_>>()
+                )
+            })
+    };
 
     // Resource (CONTRACT §5.4), intact through the collector.
     let (res, json) = find("POST /json");
-    assert_eq!(res_str(res, "service.name").as_deref(), Some("hypertrace-demo"));
-    assert_eq!(res_str(res, "telemetry.sdk.name").as_deref(), Some("hypertrace"));
-    assert_eq!(res_str(res, "telemetry.sdk.language").as_deref(), Some("rust"));
-    assert_eq!(res_str(res, "telemetry.sdk.version").as_deref(), Some(env!("CARGO_PKG_VERSION")));
-    assert_eq!(res_str(res, "deployment.environment").as_deref(), Some("e2e"));
-    assert!(res_str(res, "service.instance.id").is_some_and(|s| s.len() == 36), "{res:?}");
+    assert_eq!(
+        res_str(res, "service.name").as_deref(),
+        Some("hypertrace-demo")
+    );
+    assert_eq!(
+        res_str(res, "telemetry.sdk.name").as_deref(),
+        Some("hypertrace")
+    );
+    assert_eq!(
+        res_str(res, "telemetry.sdk.language").as_deref(),
+        Some("rust")
+    );
+    assert_eq!(
+        res_str(res, "telemetry.sdk.version").as_deref(),
+        Some(env!("CARGO_PKG_VERSION"))
+    );
+    assert_eq!(
+        res_str(res, "deployment.environment").as_deref(),
+        Some("e2e")
+    );
+    assert!(
+        res_str(res, "service.instance.id").is_some_and(|s| s.len() == 36),
+        "{res:?}"
+    );
     assert!(res_str(res, "host.name").is_some_and(|s| !s.is_empty()));
-    assert_eq!(pattr(&res.attributes, "process.pid"), Some(AnyValue::IntValue(i64::from(server.pid()))));
+    assert_eq!(
+        pattr(&res.attributes, "process.pid"),
+        Some(AnyValue::IntValue(i64::from(server.pid())))
+    );
 
     // The JSON span: parent link, kind, headers, bodies, the handler's event.
-    assert_eq!(hex(&json.trace_id), trace, "{reporter}: trace id from traceparent");
-    assert_eq!(hex(&json.parent_span_id), parent, "{reporter}: parent span id from traceparent");
-    assert_eq!(json.kind, opentelemetry_proto::tonic::trace::v1::span::SpanKind::Server as i32);
+    assert_eq!(
+        hex(&json.trace_id),
+        trace,
+        "{reporter}: trace id from traceparent"
+    );
+    assert_eq!(
+        hex(&json.parent_span_id),
+        parent,
+        "{reporter}: parent span id from traceparent"
+    );
+    assert_eq!(
+        json.kind,
+        opentelemetry_proto::tonic::trace::v1::span::SpanKind::Server as i32
+    );
     let a = &json.attributes;
     assert_eq!(pattr_str(a, "http.method").as_deref(), Some("POST"));
     assert_eq!(pattr_str(a, "http.route").as_deref(), Some("/json"));
     assert_eq!(pattr(a, "http.status_code"), Some(AnyValue::IntValue(200)));
-    assert_eq!(pattr_str(a, "http.request.header.content-type").as_deref(), Some("application/json; charset=utf-8"));
-    assert_eq!(pattr_str(a, "http.request.header.x-request-id"), Some(format!("req-{run}")));
+    assert_eq!(
+        pattr_str(a, "http.request.header.content-type").as_deref(),
+        Some("application/json; charset=utf-8")
+    );
+    assert_eq!(
+        pattr_str(a, "http.request.header.x-request-id"),
+        Some(format!("req-{run}"))
+    );
     for h in ["authorization", "cookie", "x-api-key"] {
-        assert_eq!(pattr_str(a, &format!("http.request.header.{h}")).as_deref(), Some("[REDACTED]"), "{reporter}: {h}");
+        assert_eq!(
+            pattr_str(a, &format!("http.request.header.{h}")).as_deref(),
+            Some("[REDACTED]"),
+            "{reporter}: {h}"
+        );
     }
     assert_eq!(pattr_str(a, "http.request.body"), Some(body));
-    assert_eq!(pattr_str(a, "http.response.header.x-demo-header").as_deref(), Some("hypertrace"));
+    assert_eq!(
+        pattr_str(a, "http.response.header.x-demo-header").as_deref(),
+        Some("hypertrace")
+    );
     assert_eq!(pattr_str(a, "http.response.body"), Some(resp_body));
-    assert!(json.events.iter().any(|e| e.name == "echoing a JSON body"), "{:?}", json.events);
+    assert!(
+        json.events.iter().any(|e| e.name == "echoing a JSON body"),
+        "{:?}",
+        json.events
+    );
 
     let (_, user) = find("GET /users/{id}");
-    assert_eq!(hex(&user.trace_id), b3_trace, "{reporter}: trace id from b3");
-    assert_eq!(hex(&user.parent_span_id), b3_parent, "{reporter}: parent span id from b3");
-    assert_eq!(pattr_str(&user.attributes, "http.target").as_deref(), Some("/users/42"));
-    assert_eq!(pattr_str(&user.attributes, "http.response.body").as_deref(), Some(r#"{"id":42,"name":"user-42"}"#));
+    assert_eq!(
+        hex(&user.trace_id),
+        b3_trace,
+        "{reporter}: trace id from b3"
+    );
+    assert_eq!(
+        hex(&user.parent_span_id),
+        b3_parent,
+        "{reporter}: parent span id from b3"
+    );
+    assert_eq!(
+        pattr_str(&user.attributes, "http.target").as_deref(),
+        Some("/users/42")
+    );
+    assert_eq!(
+        pattr_str(&user.attributes, "http.response.body").as_deref(),
+        Some(r#"{"id":42,"name":"user-42"}"#)
+    );
 
     let (_, err) = find("GET /error");
-    assert_eq!(err.status.as_ref().map(|s| s.code), Some(StatusCode::Error as i32));
-    assert_eq!(pattr(&err.attributes, "http.status_code"), Some(AnyValue::IntValue(500)));
+    assert_eq!(
+        err.status.as_ref().map(|s| s.code),
+        Some(StatusCode::Error as i32)
+    );
+    assert_eq!(
+        pattr(&err.attributes, "http.status_code"),
+        Some(AnyValue::IntValue(500))
+    );
 
     let (_, root) = find("GET /");
-    assert!(root.parent_span_id.is_empty(), "no incoming context: a root span");
+    assert!(
+        root.parent_span_id.is_empty(),
+        "no incoming context: a root span"
+    );
 
     // No credential anywhere: not in what rotel forwarded, not in what it logged, not in the
     // server's own logs (the token and the OTLP header were sent to rotel, never printed).
+    // rotel logs what it received (its output is read by another thread: wait for this run's).
+    wait_until(Duration::from_secs(5), || {
+        rotel.output().contains(&format!("req-{run}"))
+    });
     let rotel_out = rotel.output();
-    assert!(rotel_out.contains("[REDACTED]") && rotel_out.contains("POST /json"), "rotel's debug log shows the span:\n{}", tail(&rotel_out, 3000));
+    assert!(
+        rotel_out.contains(&format!("req-{run}")) && rotel_out.contains("[REDACTED]"),
+        "rotel's debug log shows the span:\n{}",
+        tail(&rotel_out, 3000)
+    );
     let server_logs = format!("{}\n{}", server.stdout(), server.stderr());
     for needle in secrets.needles() {
-        assert!(!recv.got.raw_contains(needle.as_bytes()), "{reporter}: {needle} reached the receiver");
-        assert!(!rotel_out.contains(&needle), "{reporter}: {needle} in rotel's debug log");
-        assert!(!server_logs.contains(&needle), "{reporter}: {needle} in the server's output:\n{server_logs}");
+        assert!(
+            !recv.got.raw_contains(needle.as_bytes()),
+            "{reporter}: {needle} reached the receiver"
+        );
+        assert!(
+            !rotel_out.contains(&needle),
+            "{reporter}: {needle} in rotel's debug log"
+        );
+        assert!(
+            !server_logs.contains(&needle),
+            "{reporter}: {needle} in the server's output:\n{server_logs}"
+        );
     }
     say(&format!(
         "e2e {reporter} -> rotel -> receiver: 4/4 spans, headers, bodies, resource, W3C and B3 parents intact, no secret past the app; \
@@ -322,18 +491,27 @@ fn tail(s: &str, n: usize) -> &str {
 
 #[test]
 fn spans_arrive_through_rotel_over_grpc_and_http() {
-    let Some(bin) = rotel_or_skip("spans_arrive_through_rotel_over_grpc_and_http") else { return };
+    let Some(bin) = rotel_or_skip("spans_arrive_through_rotel_over_grpc_and_http") else {
+        return;
+    };
     let recv = Collector::start(CollectorKind::Http);
     let rotel = Rotel::start(bin, recv.addr);
     run_through_collector("OTLP", format!("http://{}", rotel.grpc), &rotel, &recv);
-    run_through_collector("OTLP_HTTP", format!("http://{}/v1/traces", rotel.http), &rotel, &recv);
+    run_through_collector(
+        "OTLP_HTTP",
+        format!("http://{}/v1/traces", rotel.http),
+        &rotel,
+        &recv,
+    );
 }
 
 /// The collector is killed (SIGKILL) under load and restarted on the same ports: no request fails,
 /// latency stays where it was, and export resumes (every span sent after the restart arrives).
 #[test]
 fn rotel_killed_under_load_and_restarted() {
-    let Some(bin) = rotel_or_skip("rotel_killed_under_load_and_restarted") else { return };
+    let Some(bin) = rotel_or_skip("rotel_killed_under_load_and_restarted") else {
+        return;
+    };
     let recv = Collector::start(CollectorKind::Http);
     let mut rotel = Rotel::start(bin, recv.addr);
     let run = format!("restart-{}", random_hex(8));
@@ -356,7 +534,9 @@ fn rotel_killed_under_load_and_restarted() {
     load.set_phase(2);
     let resumed = wait_until(Duration::from_secs(30), || {
         let got = arrived();
-        load.samples().iter().any(|s| s.phase == 2 && got.contains(&s.id))
+        load.samples()
+            .iter()
+            .any(|s| s.phase == 2 && got.contains(&s.id))
     });
     let resume_after = restarted.elapsed();
     std::thread::sleep(Duration::from_millis(1000));
@@ -365,18 +545,46 @@ fn rotel_killed_under_load_and_restarted() {
     let (status, took) = server.stop(Duration::from_secs(15));
     assert!(status.success(), "{status}");
 
-    let after: HashSet<u64> = samples.iter().filter(|s| s.phase == 2).map(|s| s.id).collect();
+    let after: HashSet<u64> = samples
+        .iter()
+        .filter(|s| s.phase == 2)
+        .map(|s| s.id)
+        .collect();
     wait_until(Duration::from_secs(10), || after.is_subset(&arrived()));
     let got = arrived();
-    let mut report = phase_report(&samples, &["collector up", "collector killed", "collector restarted"], &got);
+    let mut report = phase_report(
+        &samples,
+        &["collector up", "collector killed", "collector restarted"],
+        &got,
+    );
     report += &format!("  export resumed {resume_after:?} after the restart; server RSS {rss} KiB (peak {hwm} KiB); shutdown took {took:?}");
     say(&format!("rotel_killed_under_load_and_restarted:\n{report}"));
     let failed: Vec<_> = samples.iter().filter(|s| s.result != Ok(200)).collect();
-    assert!(failed.is_empty(), "requests failed while the collector was down: {:?}", &failed[..failed.len().min(5)]);
-    assert!(resumed, "export did not resume within 30 s of the restart\n{report}\nserver stderr:\n{}", server.stderr());
+    assert!(
+        failed.is_empty(),
+        "requests failed while the collector was down: {:?}",
+        &failed[..failed.len().min(5)]
+    );
+    assert!(
+        resumed,
+        "export did not resume within 30 s of the restart\n{report}\nserver stderr:\n{}",
+        server.stderr()
+    );
     let missing = after.iter().filter(|i| !got.contains(i)).count();
-    assert_eq!(missing, 0, "spans sent after the restart never arrived\n{report}");
-    let lat = |p| samples.iter().filter(|s| s.phase == p).map(|s| s.latency).collect::<Vec<_>>();
+    assert_eq!(
+        missing, 0,
+        "spans sent after the restart never arrived\n{report}"
+    );
+    let lat = |p| {
+        samples
+            .iter()
+            .filter(|s| s.phase == p)
+            .map(|s| s.latency)
+            .collect::<Vec<_>>()
+    };
     // Generous for a loaded 2-core box: a request that waited on the exporter would take seconds.
-    assert!(percentile_ms(&lat(1), 99.0) < 250.0 && percentile_ms(&lat(1), 50.0) < 50.0, "latency with the collector down\n{report}");
+    assert!(
+        percentile_ms(&lat(1), 99.0) < 250.0 && percentile_ms(&lat(1), 50.0) < 50.0,
+        "latency with the collector down\n{report}"
+    );
 }

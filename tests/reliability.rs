@@ -28,8 +28,8 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use serde_json::{json, Value};
 use support::receivers::{
-    lines_with, percentile_ms, phase_report, proc_memory_kib, say, user_ids, wait_until, BadCollector, Collector, CollectorKind,
-    DemoServer, Load, Misbehaviour,
+    lines_with, percentile_ms, phase_report, proc_memory_kib, say, user_ids, wait_until,
+    BadCollector, Collector, CollectorKind, DemoServer, Load, Misbehaviour,
 };
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -39,7 +39,11 @@ fn one_at_a_time() -> MutexGuard<'static, ()> {
 }
 
 fn blocking_client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().unwrap()
+    reqwest::blocking::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
 }
 
 const TOKEN: &str = "tok-S3CRET-reporting-token-91f2";
@@ -47,7 +51,13 @@ const OTLP_HEADER_VALUE: &str = "hdr-S3CRET-team-key-5d07";
 
 /// Variables every child server gets: a token and an export header that must never be printed.
 fn secret_env() -> Vec<(&'static str, String)> {
-    vec![("HT_REPORTING_TOKEN", TOKEN.into()), ("OTEL_EXPORTER_OTLP_HEADERS", format!("x-team-key={OTLP_HEADER_VALUE}"))]
+    vec![
+        ("HT_REPORTING_TOKEN", TOKEN.into()),
+        (
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            format!("x-team-key={OTLP_HEADER_VALUE}"),
+        ),
+    ]
 }
 
 fn endpoint(ty: &str, addr: std::net::SocketAddr) -> String {
@@ -62,7 +72,10 @@ fn endpoint(ty: &str, addr: std::net::SocketAddr) -> String {
 /// No secret, no panic in what the process printed.
 fn assert_clean_output(what: &str, out: &str) {
     for secret in [TOKEN, OTLP_HEADER_VALUE, "S3CRET"] {
-        assert!(!out.contains(secret), "{what}: a secret ({secret}) was printed:\n{out}");
+        assert!(
+            !out.contains(secret),
+            "{what}: a secret ({secret}) was printed:\n{out}"
+        );
     }
     assert!(!out.contains("panicked"), "{what}: a panic:\n{out}");
 }
@@ -84,13 +97,20 @@ fn bad_collector_scenario(what: Misbehaviour, reporter: &str) -> String {
     for i in 0..150 {
         let t = Instant::now();
         let status = if i % 3 == 0 {
-            c.post(format!("{}/json", server.base())).header("content-type", "application/json").body(format!(r#"{{"i":{i}}}"#)).send()
+            c.post(format!("{}/json", server.base()))
+                .header("content-type", "application/json")
+                .body(format!(r#"{{"i":{i}}}"#))
+                .send()
         } else {
             c.get(format!("{}/users/{i}", server.base())).send()
         }
         .map(|r| r.status().as_u16());
         lat.push(t.elapsed());
-        assert_eq!(status.as_ref().ok(), Some(&200), "{what:?}/{reporter}: request {i}: {status:?}");
+        assert_eq!(
+            status.as_ref().ok(),
+            Some(&200),
+            "{what:?}/{reporter}: request {i}: {status:?}"
+        );
         if i % 50 == 49 {
             // Let the exporter try (and fail) between bursts.
             std::thread::sleep(Duration::from_millis(300));
@@ -99,13 +119,29 @@ fn bad_collector_scenario(what: Misbehaviour, reporter: &str) -> String {
     let (rss, _) = server.memory_kib();
     let (status, took) = server.stop(Duration::from_secs(20));
     let stderr = server.stderr();
-    assert!(status.success(), "{what:?}/{reporter}: exit {status}\n{stderr}");
+    assert!(
+        status.success(),
+        "{what:?}/{reporter}: exit {status}\n{stderr}"
+    );
     // The deadline is shutdown_timeout (5 s); the margin is for a loaded CI box.
-    assert!(took < Duration::from_secs(8), "{what:?}/{reporter}: shutdown took {took:?}\n{stderr}");
-    assert_clean_output(&format!("{what:?}/{reporter}"), &format!("{}{stderr}", server.stdout()));
-    let failures = lines_with(&stderr, "export of").len() + lines_with(&stderr, "shutdown deadline").len();
-    assert!(failures > 0, "{what:?}/{reporter}: the failure is reported on stderr:\n{stderr}");
-    assert!(percentile_ms(&lat, 99.0) < 250.0 && percentile_ms(&lat, 50.0) < 50.0, "{what:?}/{reporter}: latency {lat:?}");
+    assert!(
+        took < Duration::from_secs(8),
+        "{what:?}/{reporter}: shutdown took {took:?}\n{stderr}"
+    );
+    assert_clean_output(
+        &format!("{what:?}/{reporter}"),
+        &format!("{}{stderr}", server.stdout()),
+    );
+    let failures =
+        lines_with(&stderr, "export of").len() + lines_with(&stderr, "shutdown deadline").len();
+    assert!(
+        failures > 0,
+        "{what:?}/{reporter}: the failure is reported on stderr:\n{stderr}"
+    );
+    assert!(
+        percentile_ms(&lat, 99.0) < 250.0 && percentile_ms(&lat, 50.0) < 50.0,
+        "{what:?}/{reporter}: latency {lat:?}"
+    );
     format!(
         "  {:<16} {:<9}: 150/150 requests ok, p50 {:>5.2} ms, p99 {:>6.2} ms; {failures} failure lines on stderr; {} connections; RSS {rss} KiB; exit {:?} after SIGTERM",
         format!("{what:?}"),
@@ -119,7 +155,10 @@ fn bad_collector_scenario(what: Misbehaviour, reporter: &str) -> String {
 
 fn bad_collector(what: Misbehaviour, reporters: &[&str]) {
     let _one = one_at_a_time();
-    let rows: Vec<String> = reporters.iter().map(|r| bad_collector_scenario(what, r)).collect();
+    let rows: Vec<String> = reporters
+        .iter()
+        .map(|r| bad_collector_scenario(what, r))
+        .collect();
     say(&format!("collector {what:?}:\n{}", rows.join("\n")));
 }
 
@@ -167,24 +206,57 @@ fn killed_and_restarted(kind: CollectorKind, reporter: &str) -> String {
     load.set_phase(2);
     let resumed = wait_until(Duration::from_secs(30), || {
         let got = arrived(&recv);
-        load.samples().iter().any(|s| s.phase == 2 && got.contains(&s.id))
+        load.samples()
+            .iter()
+            .any(|s| s.phase == 2 && got.contains(&s.id))
     });
     let resume_after = restarted.elapsed();
     std::thread::sleep(Duration::from_millis(1000));
     let samples = load.stop();
     let (status, took) = server.stop(Duration::from_secs(15));
     assert!(status.success(), "{status}");
-    let after: HashSet<u64> = samples.iter().filter(|s| s.phase == 2).map(|s| s.id).collect();
+    let after: HashSet<u64> = samples
+        .iter()
+        .filter(|s| s.phase == 2)
+        .map(|s| s.id)
+        .collect();
     wait_until(Duration::from_secs(5), || after.is_subset(&arrived(&recv)));
     let got = arrived(&recv);
-    let mut report = phase_report(&samples, &["collector up", "collector killed", "collector restarted"], &got);
-    report += &format!("  export resumed {resume_after:?} after the restart; shutdown {took:?} after SIGTERM");
+    let mut report = phase_report(
+        &samples,
+        &["collector up", "collector killed", "collector restarted"],
+        &got,
+    );
+    report += &format!(
+        "  export resumed {resume_after:?} after the restart; shutdown {took:?} after SIGTERM"
+    );
     let failed: Vec<_> = samples.iter().filter(|s| s.result != Ok(200)).collect();
-    assert!(failed.is_empty(), "{reporter}: requests failed: {:?}\n{report}", &failed[..failed.len().min(5)]);
-    assert!(resumed, "{reporter}: export did not resume within 30 s\n{report}\n{}", server.stderr());
-    assert_eq!(after.iter().filter(|i| !got.contains(i)).count(), 0, "{reporter}: spans sent after the restart were lost\n{report}");
-    let lat = |p| samples.iter().filter(|s| s.phase == p).map(|s| s.latency).collect::<Vec<_>>();
-    assert!(percentile_ms(&lat(1), 99.0) < 250.0 && percentile_ms(&lat(1), 50.0) < 50.0, "{reporter}: latency\n{report}");
+    assert!(
+        failed.is_empty(),
+        "{reporter}: requests failed: {:?}\n{report}",
+        &failed[..failed.len().min(5)]
+    );
+    assert!(
+        resumed,
+        "{reporter}: export did not resume within 30 s\n{report}\n{}",
+        server.stderr()
+    );
+    assert_eq!(
+        after.iter().filter(|i| !got.contains(i)).count(),
+        0,
+        "{reporter}: spans sent after the restart were lost\n{report}"
+    );
+    let lat = |p| {
+        samples
+            .iter()
+            .filter(|s| s.phase == p)
+            .map(|s| s.latency)
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        percentile_ms(&lat(1), 99.0) < 250.0 && percentile_ms(&lat(1), 50.0) < 50.0,
+        "{reporter}: latency\n{report}"
+    );
     format!("{reporter}:\n{report}")
 }
 
@@ -193,7 +265,9 @@ fn collector_killed_under_load_and_restarted() {
     let _one = one_at_a_time();
     let a = killed_and_restarted(CollectorKind::Grpc, "OTLP");
     let b = killed_and_restarted(CollectorKind::Http, "OTLP_HTTP");
-    say(&format!("collector killed under load and restarted on the same port:\n{a}\n{b}"));
+    say(&format!(
+        "collector killed under load and restarted on the same port:\n{a}\n{b}"
+    ));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -244,7 +318,10 @@ fn burst_larger_than_the_queue_in_process() {
                 for i in 0..PER_THREAD {
                     let mut span = tracer.start("burst");
                     // A fresh 1 KiB per span: an unbounded queue would hold ~200 MiB.
-                    span.set_attribute(KeyValue::new("payload", format!("{t}-{i}-{}", "x".repeat(1024))));
+                    span.set_attribute(KeyValue::new(
+                        "payload",
+                        format!("{t}-{i}-{}", "x".repeat(1024)),
+                    ));
                     span.end();
                 }
             });
@@ -265,9 +342,17 @@ fn burst_larger_than_the_queue_in_process() {
          (+ at most one batch of 64 held by the stuck exporter), exported after release {exported}; RSS {rss0} -> {rss1} KiB (+{grew_mib:.1} MiB)",
         took.as_secs_f64() * 1e6 / total as f64
     ));
-    assert_eq!(exported + dropped, total, "every span is exported or counted as dropped");
+    assert_eq!(
+        exported + dropped,
+        total,
+        "every span is exported or counted as dropped"
+    );
     assert!(dropped >= total - 256 - 64, "dropped {dropped}");
-    assert_eq!(stats.dropped.load(Ordering::Relaxed), dropped, "nothing dropped after the exporter came back");
+    assert_eq!(
+        stats.dropped.load(Ordering::Relaxed),
+        dropped,
+        "nothing dropped after the exporter came back"
+    );
     // 200 MiB if the queue grew with the burst; the bound leaves room for allocator slack.
     assert!(grew_mib < 48.0, "RSS grew by {grew_mib:.1} MiB");
     // Never blocked on the exporter: a span end costs microseconds, not the export timeout.
@@ -293,7 +378,9 @@ fn burst_larger_than_the_queue_demo_server() {
     // Warm up, then the baseline.
     let c = blocking_client();
     for i in 0..50 {
-        c.get(format!("{}/users/{i}", server.base())).send().unwrap();
+        c.get(format!("{}/users/{i}", server.base()))
+            .send()
+            .unwrap();
     }
     let (rss0, _) = server.memory_kib();
     let start = Instant::now();
@@ -328,9 +415,84 @@ fn burst_larger_than_the_queue_demo_server() {
     assert_eq!(failed, 0);
     // One line when the drops start, then at most one per 10 s, and one at shutdown.
     let allowed = 2 + (burst.as_secs() + took.as_secs()) / 10;
-    assert!(!drop_lines.is_empty() && drop_lines.len() as u64 <= allowed, "{} lines:\n{stderr}", drop_lines.len());
-    assert!(last >= sent * 8 / 10 && last <= sent, "dropped {last} of {sent}");
-    assert!(hwm < rss0 + 48 * 1024, "peak RSS {hwm} KiB vs {rss0} KiB before the burst");
+    assert!(
+        !drop_lines.is_empty() && drop_lines.len() as u64 <= allowed,
+        "{} lines:\n{stderr}",
+        drop_lines.len()
+    );
+    assert!(
+        last >= sent * 8 / 10 && last <= sent,
+        "dropped {last} of {sent}"
+    );
+    assert!(
+        hwm < rss0 + 48 * 1024,
+        "peak RSS {hwm} KiB vs {rss0} KiB before the burst"
+    );
+}
+
+/// The queue is bounded in spans, not bytes: with the collector silent, a full queue of spans that
+/// each carry the largest bodies (128 KiB in, ~128 KiB out) and 32 KiB of headers. Measures what
+/// that costs and checks that it stays within the bound the configuration implies.
+#[test]
+fn full_queue_of_largest_spans_memory() {
+    let _one = one_at_a_time();
+    const QUEUE: u64 = 256;
+    const BATCH: u64 = 64;
+    let bad = BadCollector::start(Misbehaviour::Silent);
+    let mut server = DemoServer::start(&[
+        ("HT_REPORTING_TRACE_REPORTER_TYPE", "OTLP_HTTP".into()),
+        ("HT_REPORTING_ENDPOINT", endpoint("OTLP_HTTP", bad.addr)),
+        ("HT_RUSTAGENT_MAX_QUEUE_SIZE", QUEUE.to_string()),
+        ("HT_RUSTAGENT_MAX_EXPORT_BATCH_SIZE", BATCH.to_string()),
+        ("HT_RUSTAGENT_EXPORT_TIMEOUT_MS", "60000".into()),
+        ("HT_RUSTAGENT_SHUTDOWN_TIMEOUT_MS", "1000".into()),
+    ]);
+    let c = blocking_client();
+    let base = server.base();
+    c.get(format!("{base}/")).send().unwrap();
+    let (rss0, _) = server.memory_kib();
+    let body = format!(r#"{{"pad":"{}"}}"#, "p".repeat(131_072));
+    let header = "h".repeat(32 * 1024);
+    let sent = QUEUE * 2 + 50;
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        for k in 0..4 {
+            let (c, base, body, header) = (c.clone(), &base, &body, &header);
+            s.spawn(move || {
+                for _ in 0..sent / 4 {
+                    let r = c
+                        .post(format!("{base}/json"))
+                        .header("content-type", "application/json")
+                        .header("x-big", header.as_str())
+                        .body(body.clone())
+                        .send()
+                        .unwrap();
+                    assert_eq!(r.status(), 200, "client {k}");
+                    r.bytes().unwrap();
+                }
+            });
+        }
+    });
+    let took = t.elapsed();
+    let (rss1, hwm) = server.memory_kib();
+    let (status, _) = server.stop(Duration::from_secs(10));
+    assert!(status.success());
+    let drops = lines_with(&server.stderr(), "spans dropped so far")
+        .last()
+        .map(|l| l.to_string())
+        .unwrap_or_default();
+    let per_span_kib = (131_072 * 2 + 32 * 1024) / 1024;
+    let grew = rss1.saturating_sub(rss0);
+    say(&format!(
+        "full queue of largest spans: {sent} requests with 128 KiB bodies and a 32 KiB header in {took:?}, queue {QUEUE} + a batch of \
+         {BATCH} stuck in the export, collector silent: RSS {rss0} -> {rss1} KiB (+{} MiB, peak {hwm} KiB), ~{per_span_kib} KiB of \
+         captured data per span; {drops}\n  (so with the defaults, 2048 queued + 512 in the export x up to ~256 KiB of bodies \
+         + headers, a stalled collector can hold ~0.7 GiB)",
+        grew / 1024
+    ));
+    // The queue and the stuck batch, with room for allocator overhead and the in-flight requests.
+    let bound = (QUEUE + BATCH) * per_span_kib * 2 + 64 * 1024;
+    assert!(grew < bound, "RSS grew {grew} KiB, bound {bound} KiB");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -349,19 +511,32 @@ fn sigterm_with_requests_in_flight_delivers_every_finished_span() {
     ]);
     let load = Load::start(&server.base(), 16, Duration::ZERO);
     std::thread::sleep(Duration::from_millis(1500));
-    let term_at = Instant::now();
-    server.sigterm();
-    let status = server.wait(Duration::from_secs(15)).expect("server exits after SIGTERM");
+    let term_at = server.sigterm();
+    let status = server
+        .wait(Duration::from_secs(15))
+        .expect("server exits after SIGTERM");
     let exit_after = term_at.elapsed();
     // Clients keep going until the server is gone; give them a moment to see it.
     std::thread::sleep(Duration::from_millis(200));
     let samples = load.stop();
     assert!(status.success(), "{status}\n{}", server.stderr());
-    let ok: HashSet<u64> = samples.iter().filter(|s| s.result == Ok(200)).map(|s| s.id).collect();
-    let in_flight = samples.iter().filter(|s| s.result == Ok(200) && s.started < term_at && s.started + s.latency > term_at).count();
+    let ok: HashSet<u64> = samples
+        .iter()
+        .filter(|s| s.result == Ok(200))
+        .map(|s| s.id)
+        .collect();
+    let in_flight = samples
+        .iter()
+        .filter(|s| s.result == Ok(200) && s.started < term_at && s.started + s.latency > term_at)
+        .count();
     let errors = samples.iter().filter(|s| s.result.is_err()).count();
-    let other: Vec<_> = samples.iter().filter(|s| matches!(s.result, Ok(c) if c != 200)).collect();
-    wait_until(Duration::from_secs(10), || ok.is_subset(&user_ids(&recv.got.spans())));
+    let other: Vec<_> = samples
+        .iter()
+        .filter(|s| matches!(s.result, Ok(c) if c != 200))
+        .collect();
+    wait_until(Duration::from_secs(10), || {
+        ok.is_subset(&user_ids(&recv.got.spans()))
+    });
     let spans = recv.got.spans();
     let got = user_ids(&spans);
     let lost: Vec<_> = ok.iter().filter(|i| !got.contains(i)).collect();
@@ -375,7 +550,10 @@ fn sigterm_with_requests_in_flight_delivers_every_finished_span() {
         lost.len()
     ));
     assert!(other.is_empty(), "{other:?}");
-    assert!(lost.is_empty(), "finished requests whose span never arrived: {lost:?}");
+    assert!(
+        lost.is_empty(),
+        "finished requests whose span never arrived: {lost:?}"
+    );
     assert_eq!(spans.len(), got.len(), "one span per request");
     assert_eq!(got.len(), ok.len(), "count sent == count received");
     assert!(exit_after < Duration::from_secs(8), "{exit_after:?}");
@@ -416,16 +594,35 @@ async fn concurrent_clients_get_their_own_responses_and_spans() {
                 seq += 1;
                 let id = format!("c{client}-{seq}");
                 // Distinct bodies of varying size (up to ~3 KiB, under the capture limit).
-                let pad = "abcdefghij".repeat(((client as u64 * 7919 + seq * 104_729) % 300) as usize);
+                let pad =
+                    "abcdefghij".repeat(((client as u64 * 7919 + seq * 104_729) % 300) as usize);
                 let body = json!({ "client": client, "seq": seq, "pad": pad }).to_string();
-                let resp = http.post(&url).header("content-type", "application/json").header("x-client-id", &id).body(body.clone()).send().await.unwrap();
+                let resp = http
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .header("x-client-id", &id)
+                    .body(body.clone())
+                    .send()
+                    .await
+                    .unwrap();
                 assert_eq!(resp.status(), 200);
-                let echo_id = resp.headers().get("x-echo-id").map(|v| v.to_str().unwrap().to_string());
+                let echo_id = resp
+                    .headers()
+                    .get("x-echo-id")
+                    .map(|v| v.to_str().unwrap().to_string());
                 let text = resp.text().await.unwrap();
                 let v: Value = serde_json::from_str(&text).unwrap();
-                assert_eq!(echo_id.as_deref(), Some(id.as_str()), "response header of another request");
+                assert_eq!(
+                    echo_id.as_deref(),
+                    Some(id.as_str()),
+                    "response header of another request"
+                );
                 assert_eq!(v["id"], id.as_str(), "response of another request");
-                assert_eq!(v["echo"], serde_json::from_str::<Value>(&body).unwrap(), "response body of another request");
+                assert_eq!(
+                    v["echo"],
+                    serde_json::from_str::<Value>(&body).unwrap(),
+                    "response body of another request"
+                );
                 sent.push((id, body, text));
             }
             sent
@@ -441,17 +638,42 @@ async fn concurrent_clients_get_their_own_responses_and_spans() {
     let n = sent.len();
     let (spans, dropped) = tokio::task::block_in_place(|| {
         let spans = agent.wait_spans(n);
-        (spans, agent.guard.agent().stats().dropped.load(Ordering::Relaxed))
+        (
+            spans,
+            agent.guard.agent().stats().dropped.load(Ordering::Relaxed),
+        )
     });
     let mut seen = HashSet::new();
     for s in &spans {
         let id = support::attr_str(s, "http.request.header.x-client-id").expect("request header");
-        let (body, resp) = sent.get(&id).unwrap_or_else(|| panic!("span for unknown request {id}"));
+        let (body, resp) = sent
+            .get(&id)
+            .unwrap_or_else(|| panic!("span for unknown request {id}"));
         assert!(seen.insert(id.clone()), "two spans for {id}");
-        assert_eq!(support::attr_str(s, "http.request.body").as_ref(), Some(body), "{id}: request body of another request");
-        assert_eq!(support::attr_str(s, "http.response.body").as_ref(), Some(resp), "{id}: response body of another request");
-        assert_eq!(support::attr_str(s, "http.response.header.x-echo-id").as_ref(), Some(&id), "{id}: response header of another request");
-        let headers = s.attributes.iter().filter(|kv| kv.key.as_str().starts_with("http.request.header.x-client-id")).count();
+        assert_eq!(
+            support::attr_str(s, "http.request.body").as_ref(),
+            Some(body),
+            "{id}: request body of another request"
+        );
+        assert_eq!(
+            support::attr_str(s, "http.response.body").as_ref(),
+            Some(resp),
+            "{id}: response body of another request"
+        );
+        assert_eq!(
+            support::attr_str(s, "http.response.header.x-echo-id").as_ref(),
+            Some(&id),
+            "{id}: response header of another request"
+        );
+        let headers = s
+            .attributes
+            .iter()
+            .filter(|kv| {
+                kv.key
+                    .as_str()
+                    .starts_with("http.request.header.x-client-id")
+            })
+            .count();
         assert_eq!(headers, 1, "{id}: exactly one x-client-id");
     }
     say(&format!(
@@ -478,7 +700,10 @@ const CREDENTIALS: [(&str, &str); 4] = [
 
 fn send_credentials(server: &DemoServer) {
     let c = blocking_client();
-    let mut req = c.post(format!("{}/json", server.base())).header("content-type", "application/json").body(r#"{"user":"ada"}"#);
+    let mut req = c
+        .post(format!("{}/json", server.base()))
+        .header("content-type", "application/json")
+        .body(r#"{"user":"ada"}"#);
     for (k, v) in CREDENTIALS {
         req = req.header(k, v);
     }
@@ -486,11 +711,20 @@ fn send_credentials(server: &DemoServer) {
 }
 
 fn assert_redacted(what: &str, exported: &str) {
-    assert!(exported.contains("POST /json"), "{what}: the span was exported:\n{exported}");
-    assert!(exported.contains("[REDACTED]"), "{what}: redacted values present:\n{exported}");
+    assert!(
+        exported.contains("POST /json"),
+        "{what}: the span was exported:\n{exported}"
+    );
+    assert!(
+        exported.contains("[REDACTED]"),
+        "{what}: redacted values present:\n{exported}"
+    );
     for (k, v) in CREDENTIALS {
         let secret = v.rsplit([' ', '=']).next().unwrap();
-        assert!(!exported.contains(secret), "{what}: the {k} value left the application");
+        assert!(
+            !exported.contains(secret),
+            "{what}: the {k} value left the application"
+        );
     }
 }
 
@@ -498,7 +732,11 @@ fn assert_redacted(what: &str, exported: &str) {
 fn default_redaction_holds_with_every_exporter() {
     let _one = one_at_a_time();
     let mut rows = Vec::new();
-    for (reporter, kind) in [("OTLP", CollectorKind::Grpc), ("OTLP_HTTP", CollectorKind::Http), ("ZIPKIN", CollectorKind::Http)] {
+    for (reporter, kind) in [
+        ("OTLP", CollectorKind::Grpc),
+        ("OTLP_HTTP", CollectorKind::Http),
+        ("ZIPKIN", CollectorKind::Http),
+    ] {
         let recv = Collector::start(kind);
         let mut env = secret_env();
         env.push(("HT_REPORTING_TRACE_REPORTER_TYPE", reporter.into()));
@@ -513,9 +751,22 @@ fn default_redaction_holds_with_every_exporter() {
         assert_clean_output(reporter, &format!("{}{}", server.stdout(), server.stderr()));
         // The token and the OTLP header reach the collector (that is their job), as headers.
         let headers = recv.got.headers.lock().unwrap().clone();
-        assert!(headers.iter().any(|(k, v)| k == "authorization" && v == &format!("Bearer {TOKEN}")), "{reporter}: {headers:?}");
-        assert!(headers.iter().any(|(k, v)| k == "x-team-key" && v == OTLP_HEADER_VALUE), "{reporter}: {headers:?}");
-        rows.push(format!("{reporter}: {} bytes exported, credentials only as [REDACTED]", raw.len()));
+        assert!(
+            headers
+                .iter()
+                .any(|(k, v)| k == "authorization" && v == &format!("Bearer {TOKEN}")),
+            "{reporter}: {headers:?}"
+        );
+        assert!(
+            headers
+                .iter()
+                .any(|(k, v)| k == "x-team-key" && v == OTLP_HEADER_VALUE),
+            "{reporter}: {headers:?}"
+        );
+        rows.push(format!(
+            "{reporter}: {} bytes exported, credentials only as [REDACTED]",
+            raw.len()
+        ));
     }
     // LOGGING: the JSON lines on stdout.
     let mut server = DemoServer::start(&[("HT_REPORTING_TRACE_REPORTER_TYPE", "LOGGING".into())]);
@@ -527,10 +778,20 @@ fn default_redaction_holds_with_every_exporter() {
     let line = stdout.lines().find(|l| l.contains("POST /json")).unwrap();
     let span: Value = serde_json::from_str(line).unwrap();
     for (k, _) in CREDENTIALS {
-        assert_eq!(span["attributes"][format!("http.request.header.{k}")], "[REDACTED]", "LOGGING: {k}");
+        assert_eq!(
+            span["attributes"][format!("http.request.header.{k}")],
+            "[REDACTED]",
+            "LOGGING: {k}"
+        );
     }
-    rows.push(format!("LOGGING: {} bytes on stdout, credentials only as [REDACTED]", stdout.len()));
-    say(&format!("default redaction, every exporter:\n  {}", rows.join("\n  ")));
+    rows.push(format!(
+        "LOGGING: {} bytes on stdout, credentials only as [REDACTED]",
+        stdout.len()
+    ));
+    say(&format!(
+        "default redaction, every exporter:\n  {}",
+        rows.join("\n  ")
+    ));
 }
 
 /// With every library's logs on (`RUST_LOG=trace`), the token and the export header values appear
@@ -562,27 +823,95 @@ fn token_and_export_headers_never_printed() {
         assert!(status.success());
         let out = format!("{}{}", server.stdout(), server.stderr());
         assert_clean_output(&format!("RUST_LOG=trace {what:?}/{reporter}"), &out);
-        rows.push(format!("{what:?}/{reporter}: {} lines of trace-level output, no secret", out.lines().count()));
+        rows.push(format!(
+            "{what:?}/{reporter}: {} lines of trace-level output, no secret",
+            out.lines().count()
+        ));
     }
     // Start-up errors about the secrets themselves: a token and a header value that are not valid
     // header values, and a malformed OTEL_EXPORTER_OTLP_HEADERS.
-    for (reporter, var, value) in [
-        ("OTLP", "HT_REPORTING_TOKEN", "S3CRET-with\u{7f}control"),
-        ("OTLP_HTTP", "HT_REPORTING_TOKEN", "S3CRET-with\u{7f}control"),
-        ("OTLP", "OTEL_EXPORTER_OTLP_HEADERS", "x-key=S3CRET-value\u{7f}x"),
-        ("OTLP", "OTEL_EXPORTER_OTLP_HEADERS", "S3CRET-no-equals-sign"),
-        ("OTLP_HTTP", "OTEL_EXPORTER_OTLP_HEADERS", "x-key=S3CRET%ZZ"),
+    // (reporter, variable, value, refused at start-up with exit 78)
+    for (reporter, var, value, refused) in [
+        (
+            "OTLP",
+            "HT_REPORTING_TOKEN",
+            "S3CRET-with\u{7f}control",
+            true,
+        ),
+        (
+            "OTLP_HTTP",
+            "HT_REPORTING_TOKEN",
+            "S3CRET-with\u{7f}control",
+            true,
+        ),
+        (
+            "ZIPKIN",
+            "HT_REPORTING_TOKEN",
+            "S3CRET-with\u{7f}control",
+            true,
+        ),
+        (
+            "OTLP",
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "x-key=S3CRET-value\u{7f}x",
+            true,
+        ),
+        (
+            "OTLP_HTTP",
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "x-key=S3CRET-value\u{7f}x",
+            true,
+        ),
+        (
+            "OTLP",
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "S3CRET-no-equals-sign",
+            true,
+        ),
+        (
+            "OTLP_HTTP",
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "bad key=S3CRET",
+            true,
+        ),
+        // Not valid percent-encoding: taken literally (a valid header value), not refused.
+        (
+            "OTLP_HTTP",
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "x-key=S3CRET%ZZ",
+            false,
+        ),
     ] {
-        let mut server = DemoServer::spawn(&[("HT_REPORTING_TRACE_REPORTER_TYPE", reporter.into()), (var, value.into())], |_| {});
+        let mut server = DemoServer::spawn(
+            &[
+                ("HT_REPORTING_TRACE_REPORTER_TYPE", reporter.into()),
+                (var, value.into()),
+            ],
+            |_| {},
+        );
         let status = server.wait(Duration::from_secs(10));
         let out = format!("{}{}", server.stdout(), server.stderr());
         let first = out.lines().next().unwrap_or("").to_string();
-        rows.push(format!("{var}={value:?} ({reporter}): exit {:?}: {first}", status.and_then(|s| s.code())));
+        rows.push(format!(
+            "{var}={value:?} ({reporter}): exit {:?}: {first}",
+            status.and_then(|s| s.code())
+        ));
         if status.is_none() {
             // It accepted the value and is serving: stop it, its output must still be clean.
             let _ = server.stop(Duration::from_secs(10));
         }
-        assert_clean_output(&format!("{var}={value:?}"), &format!("{}{}", server.stdout(), server.stderr()));
+        if refused {
+            assert_eq!(
+                status.and_then(|s| s.code()),
+                Some(78),
+                "{var}={value:?} ({reporter}) must stop start-up: {out}"
+            );
+            assert_eq!(out.trim().lines().count(), 1, "one line: {out}");
+        }
+        assert_clean_output(
+            &format!("{var}={value:?}"),
+            &format!("{}{}", server.stdout(), server.stderr()),
+        );
     }
     say(&format!("secrets in output:\n  {}", rows.join("\n  ")));
 }
@@ -590,7 +919,11 @@ fn token_and_export_headers_never_printed() {
 fn running_as_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
         .unwrap_or(false)
 }
 
@@ -610,13 +943,21 @@ fn config_file_world_writable_warns_and_unreadable_fails_clearly() {
     let (status, _) = server.stop(Duration::from_secs(10));
     assert!(status.success());
     let warning = lines_with(&server.stderr(), "world-writable").join("\n");
-    assert!(warning.contains("hypertrace: warning:") && warning.contains(&file.display().to_string()), "{}", server.stderr());
+    assert!(
+        warning.contains("hypertrace: warning:") && warning.contains(&file.display().to_string()),
+        "{}",
+        server.stderr()
+    );
 
     // Not world-writable: no warning.
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
     let mut server = DemoServer::start(&[("HT_CONFIG_FILE", file.display().to_string())]);
     server.stop(Duration::from_secs(10));
-    assert!(!server.stderr().contains("world-writable"), "{}", server.stderr());
+    assert!(
+        !server.stderr().contains("world-writable"),
+        "{}",
+        server.stderr()
+    );
 
     // Unreadable (mode 000; root reads anything, so the server runs as `nobody` then): exit 78 and
     // one line naming the file and the OS error.
@@ -632,17 +973,30 @@ fn config_file_world_writable_warns_and_unreadable_fails_clearly() {
     let unreadable = server.stderr();
     assert_eq!(status.code(), Some(78), "{unreadable}");
     assert!(
-        unreadable.contains(&format!("invalid configuration: config file {}: cannot read it:", file.display())) && unreadable.contains("ermission denied"),
+        unreadable.contains(&format!(
+            "invalid configuration: config file {}: cannot read it:",
+            file.display()
+        )) && unreadable.contains("ermission denied"),
         "{unreadable}"
     );
-    assert_eq!(unreadable.trim().lines().count(), 1, "one line: {unreadable}");
+    assert_eq!(
+        unreadable.trim().lines().count(),
+        1,
+        "one line: {unreadable}"
+    );
 
     // Missing: the same, with the OS's reason.
     let missing = dir.path().join("missing.yaml");
-    let mut server = DemoServer::spawn(&[("HT_CONFIG_FILE", missing.display().to_string())], |_| {});
+    let mut server =
+        DemoServer::spawn(&[("HT_CONFIG_FILE", missing.display().to_string())], |_| {});
     let status = server.wait(Duration::from_secs(10)).expect("exits");
     assert_eq!(status.code(), Some(78));
-    assert!(server.stderr().contains("cannot read it") && server.stderr().contains(&missing.display().to_string()), "{}", server.stderr());
+    assert!(
+        server.stderr().contains("cannot read it")
+            && server.stderr().contains(&missing.display().to_string()),
+        "{}",
+        server.stderr()
+    );
     say(&format!(
         "config file: world-writable -> {warning}\n  unreadable (mode 000{}) -> exit 78: {}\n  missing -> exit 78: {}",
         if as_nobody { ", run as nobody" } else { "" },
@@ -659,17 +1013,30 @@ fn logging_reporter_output_is_redacted_json_lines() {
     let mut server = DemoServer::start(&[("HT_REPORTING_TRACE_REPORTER_TYPE", "LOGGING".into())]);
     send_credentials(&server);
     let c = blocking_client();
-    c.get(format!("{}/users/7", server.base())).header("cookie", "a=COOKIE2-s3cret").send().unwrap();
+    c.get(format!("{}/users/7", server.base()))
+        .header("cookie", "a=COOKIE2-s3cret")
+        .send()
+        .unwrap();
     let (status, _) = server.stop(Duration::from_secs(10));
     assert!(status.success());
     let stdout = server.stdout();
     for line in stdout.lines() {
-        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
-        assert!(v["name"].is_string() && v["resource"]["service.name"] == "hypertrace-demo", "{line}");
+        let v: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        assert!(
+            v["name"].is_string() && v["resource"]["service.name"] == "hypertrace-demo",
+            "{line}"
+        );
     }
     assert_eq!(stdout.lines().count(), 2);
     assert!(!stdout.contains("COOKIE2-s3cret") && !stdout.contains("server: listening"));
-    let user = stdout.lines().find(|l| l.contains("GET /users/{id}")).unwrap();
-    assert_eq!(serde_json::from_str::<Value>(user).unwrap()["attributes"]["http.request.header.cookie"], "[REDACTED]");
+    let user = stdout
+        .lines()
+        .find(|l| l.contains("GET /users/{id}"))
+        .unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(user).unwrap()["attributes"]["http.request.header.cookie"],
+        "[REDACTED]"
+    );
     assert_redacted("LOGGING", &stdout);
 }

@@ -19,8 +19,12 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::routing::post;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
-use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_proto::tonic::common::v1::KeyValue as ProtoKeyValue;
 use opentelemetry_proto::tonic::resource::v1::Resource as ProtoResource;
@@ -40,11 +44,22 @@ pub struct GrpcReceiver {
 
 #[tonic::async_trait]
 impl TraceService for GrpcReceiver {
-    async fn export(&self, req: tonic::Request<ExportTraceServiceRequest>) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let md: Vec<(String, String)> = req.metadata().clone().into_headers().iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string())).collect();
+    async fn export(
+        &self,
+        req: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let md: Vec<(String, String)> = req
+            .metadata()
+            .clone()
+            .into_headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect();
         self.metadata.lock().unwrap().extend(md);
         self.got.lock().unwrap().push(req.into_inner());
-        Ok(tonic::Response::new(ExportTraceServiceResponse { partial_success: None }))
+        Ok(tonic::Response::new(ExportTraceServiceResponse {
+            partial_success: None,
+        }))
     }
 }
 
@@ -54,12 +69,18 @@ pub async fn grpc_receiver() -> (SocketAddr, GrpcReceiver) {
     let recv = GrpcReceiver::default();
     let svc = TraceServiceServer::new(recv.clone());
     tokio::spawn(async move {
-        tonic::transport::Server::builder().add_service(svc).serve_with_incoming(tokio_stream_from(listener)).await.unwrap();
+        tonic::transport::Server::builder()
+            .add_service(svc)
+            .serve_with_incoming(tokio_stream_from(listener))
+            .await
+            .unwrap();
     });
     (addr, recv)
 }
 
-pub fn tokio_stream_from(listener: tokio::net::TcpListener) -> impl futures_util::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+pub fn tokio_stream_from(
+    listener: tokio::net::TcpListener,
+) -> impl futures_util::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
     futures_util::stream::unfold(listener, |l| async move {
         let r = l.accept().await.map(|(s, _)| s);
         Some((r, l))
@@ -67,7 +88,9 @@ pub fn tokio_stream_from(listener: tokio::net::TcpListener) -> impl futures_util
 }
 
 /// An HTTP receiver at `path` that keeps each request's headers and body.
-pub async fn http_receiver(path: &'static str) -> (SocketAddr, Arc<Mutex<Vec<(axum::http::HeaderMap, Bytes)>>>) {
+pub async fn http_receiver(
+    path: &'static str,
+) -> (SocketAddr, Arc<Mutex<Vec<(axum::http::HeaderMap, Bytes)>>>) {
     let got: Arc<Mutex<Vec<(axum::http::HeaderMap, Bytes)>>> = Arc::default();
     let g = got.clone();
     let app = axum::Router::new().route(
@@ -103,7 +126,10 @@ pub fn otlp_spans(reqs: &[ExportTraceServiceRequest]) -> Vec<(ProtoResource, Pro
 }
 
 pub fn pattr(kvs: &[ProtoKeyValue], key: &str) -> Option<AnyValue> {
-    kvs.iter().find(|kv| kv.key == key).and_then(|kv| kv.value.clone()).and_then(|v| v.value)
+    kvs.iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.clone())
+        .and_then(|v| v.value)
 }
 
 /// A string attribute (`None` when absent or not a string).
@@ -149,7 +175,11 @@ impl Got {
 
     /// Whether any raw export payload contains `needle`.
     pub fn raw_contains(&self, needle: &[u8]) -> bool {
-        self.raw.lock().unwrap().iter().any(|r| r.windows(needle.len()).any(|w| w == needle))
+        self.raw
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|r| r.windows(needle.len()).any(|w| w == needle))
     }
 }
 
@@ -158,13 +188,24 @@ struct GotService(Got);
 
 #[tonic::async_trait]
 impl TraceService for GotService {
-    async fn export(&self, req: tonic::Request<ExportTraceServiceRequest>) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let md: Vec<(String, String)> = req.metadata().clone().into_headers().iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string())).collect();
+    async fn export(
+        &self,
+        req: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let md: Vec<(String, String)> = req
+            .metadata()
+            .clone()
+            .into_headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect();
         self.0.headers.lock().unwrap().extend(md);
         let msg = req.into_inner();
         self.0.raw.lock().unwrap().push(msg.encode_to_vec());
         self.0.otlp.lock().unwrap().push(msg);
-        Ok(tonic::Response::new(ExportTraceServiceResponse { partial_success: None }))
+        Ok(tonic::Response::new(ExportTraceServiceResponse {
+            partial_success: None,
+        }))
     }
 }
 
@@ -180,14 +221,23 @@ impl Collector {
     pub fn start(kind: CollectorKind) -> Collector {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let mut c = Collector { kind, addr, got: Got::default(), rt: None };
+        let mut c = Collector {
+            kind,
+            addr,
+            got: Got::default(),
+            rt: None,
+        };
         c.run(listener);
         c
     }
 
     fn run(&mut self, listener: std::net::TcpListener) {
         listener.set_nonblocking(true).unwrap();
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
         let got = self.got.clone();
         let kind = self.kind;
         rt.spawn(async move {
@@ -195,7 +245,10 @@ impl Collector {
             match kind {
                 CollectorKind::Grpc => {
                     let svc = TraceServiceServer::new(GotService(got));
-                    let _ = tonic::transport::Server::builder().add_service(svc).serve_with_incoming(tokio_stream_from(listener)).await;
+                    let _ = tonic::transport::Server::builder()
+                        .add_service(svc)
+                        .serve_with_incoming(tokio_stream_from(listener))
+                        .await;
                 }
                 CollectorKind::Http => {
                     let _ = axum::serve(listener, http_app(got)).await;
@@ -219,9 +272,8 @@ impl Collector {
         let listener = loop {
             match std::net::TcpListener::bind(self.addr) {
                 Ok(l) => break l,
-                Err(e) if Instant::now() < deadline => {
-                    let _ = e;
-                    std::thread::sleep(Duration::from_millis(50));
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50))
                 }
                 Err(e) => panic!("cannot rebind {}: {e}", self.addr),
             }
@@ -251,9 +303,17 @@ fn http_app(got: Got) -> axum::Router {
                     match ExportTraceServiceRequest::decode(body.as_ref()) {
                         Ok(req) => {
                             g.otlp.lock().unwrap().push(req);
-                            (axum::http::StatusCode::OK, [("content-type", "application/x-protobuf")], ExportTraceServiceResponse::default().encode_to_vec())
+                            (
+                                axum::http::StatusCode::OK,
+                                [("content-type", "application/x-protobuf")],
+                                ExportTraceServiceResponse::default().encode_to_vec(),
+                            )
                         }
-                        Err(_) => (axum::http::StatusCode::BAD_REQUEST, [("content-type", "text/plain")], b"bad protobuf".to_vec()),
+                        Err(_) => (
+                            axum::http::StatusCode::BAD_REQUEST,
+                            [("content-type", "text/plain")],
+                            b"bad protobuf".to_vec(),
+                        ),
                     }
                 }
             }),
@@ -280,9 +340,15 @@ fn http_app(got: Got) -> axum::Router {
 
 /// The body with a `Content-Encoding: gzip` undone (collectors forward compressed by default).
 fn decoded(headers: &axum::http::HeaderMap, body: Bytes) -> Bytes {
-    if headers.get("content-encoding").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip")) {
+    if headers
+        .get("content-encoding")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"))
+    {
         let mut out = Vec::new();
-        if flate2::read::GzDecoder::new(body.as_ref()).read_to_end(&mut out).is_ok() {
+        if flate2::read::GzDecoder::new(body.as_ref())
+            .read_to_end(&mut out)
+            .is_ok()
+        {
             return out.into();
         }
     }
@@ -292,7 +358,10 @@ fn decoded(headers: &axum::http::HeaderMap, body: Bytes) -> Bytes {
 fn record_headers(g: &Got, headers: &axum::http::HeaderMap) {
     let mut h = g.headers.lock().unwrap();
     for (k, v) in headers {
-        h.push((k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()));
+        h.push((
+            k.to_string(),
+            String::from_utf8_lossy(v.as_bytes()).into_owned(),
+        ));
     }
 }
 
@@ -357,35 +426,61 @@ impl BadCollector {
                 });
             }
             Misbehaviour::Http500 | Misbehaviour::GrpcUnavailable => {
-                let r = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+                let r = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .enable_all()
+                    .build()
+                    .unwrap();
                 listener.set_nonblocking(true).unwrap();
                 let conns = connections.clone();
                 r.spawn(async move {
                     let listener = tokio::net::TcpListener::from_std(listener).unwrap();
                     if what == Misbehaviour::GrpcUnavailable {
                         let conns2 = conns.clone();
-                        let incoming = futures_util::StreamExt::inspect(tokio_stream_from(listener), move |_| {
-                            conns2.fetch_add(1, Ordering::Relaxed);
-                        });
-                        let _ = tonic::transport::Server::builder().add_service(TraceServiceServer::new(Unavailable)).serve_with_incoming(incoming).await;
+                        let incoming = futures_util::StreamExt::inspect(
+                            tokio_stream_from(listener),
+                            move |_| {
+                                conns2.fetch_add(1, Ordering::Relaxed);
+                            },
+                        );
+                        let _ = tonic::transport::Server::builder()
+                            .add_service(TraceServiceServer::new(Unavailable))
+                            .serve_with_incoming(incoming)
+                            .await;
                         return;
                     }
-                    let app = axum::Router::new().fallback(|| async { (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "collector exploded") });
+                    let app = axum::Router::new().fallback(|| async {
+                        (
+                            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                            "collector exploded",
+                        )
+                    });
                     loop {
-                        let Ok((tcp, _)) = listener.accept().await else { continue };
+                        let Ok((tcp, _)) = listener.accept().await else {
+                            continue;
+                        };
                         conns.fetch_add(1, Ordering::Relaxed);
                         let app = app.clone();
                         tokio::spawn(async move {
                             use hyper_util::rt::{TokioExecutor, TokioIo};
                             let svc = hyper_util::service::TowerToHyperService::new(app);
-                            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(tcp), svc).await;
+                            let _ =
+                                hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                                    .serve_connection(TokioIo::new(tcp), svc)
+                                    .await;
                         });
                     }
                 });
                 rt = Some(r);
             }
         }
-        BadCollector { addr, what, connections, stop, _rt: rt }
+        BadCollector {
+            addr,
+            what,
+            connections,
+            stop,
+            _rt: rt,
+        }
     }
 }
 
@@ -403,7 +498,10 @@ struct Unavailable;
 
 #[tonic::async_trait]
 impl TraceService for Unavailable {
-    async fn export(&self, _req: tonic::Request<ExportTraceServiceRequest>) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+    async fn export(
+        &self,
+        _req: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
         Err(tonic::Status::unavailable("collector overloaded"))
     }
 }
@@ -423,7 +521,11 @@ pub fn garbage(n: usize) -> Vec<u8> {
 
 /// A port of 127.0.0.1 that nothing listens on (bound, then released).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Waits until something accepts TCP connections on `addr`.
@@ -459,15 +561,60 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 /// `.ci/run` builds it with `cargo build --example server` before the tests.
 pub fn demo_server_binary() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    let path = exe.parent().and_then(|deps| deps.parent()).map(|d| d.join("examples").join("server")).unwrap();
-    assert!(path.is_file(), "{} is missing: run `cargo build --example server` before these tests", path.display());
+    let path = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|d| d.join("examples").join("server"))
+        .unwrap();
+    assert!(
+        path.is_file(),
+        "{} is missing: run `cargo build --example server` before these tests",
+        path.display()
+    );
+    // `cargo test --test x` does not rebuild examples: refuse to test an old binary.
+    let built = std::fs::metadata(&path).and_then(|m| m.modified()).unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let newest = [
+        "src",
+        "examples",
+        "hypertrace-runtime/src",
+        "hypertrace-macros/src",
+    ]
+    .iter()
+    .flat_map(|d| rs_files(&root.join(d)))
+    .max_by_key(|(t, _)| *t);
+    if let Some((t, file)) = newest {
+        assert!(
+            t <= built,
+            "{} is older than {}: run `cargo build --example server` before these tests",
+            path.display(),
+            file.display()
+        );
+    }
     path
+}
+
+fn rs_files(dir: &std::path::Path) -> Vec<(std::time::SystemTime, PathBuf)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(rs_files(&p));
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            if let Ok(t) = e.metadata().and_then(|m| m.modified()) {
+                out.push((t, p));
+            }
+        }
+    }
+    out
 }
 
 pub struct DemoServer {
     pub child: Child,
     pub addr: SocketAddr,
     pub started: Instant,
+    /// When it said it was listening.
+    listening: Option<Instant>,
     stdout: Arc<Mutex<Vec<u8>>>,
     stderr: Arc<Mutex<Vec<u8>>>,
     readers: Vec<std::thread::JoinHandle<()>>,
@@ -496,15 +643,30 @@ impl DemoServer {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let err = String::from_utf8_lossy(&server.stderr.lock().unwrap()).into_owned();
-            if let Some(line) = err.lines().find(|l| l.starts_with("server: listening on ")) {
-                server.addr = line["server: listening on ".len()..].trim().parse().unwrap();
+            // A whole line only: the reader thread may have appended part of it so far.
+            let complete = err.split_inclusive('\n').filter(|l| l.ends_with('\n'));
+            if let Some(line) = complete
+                .map(str::trim_end)
+                .find(|l| l.starts_with("server: listening on "))
+            {
+                server.addr = line["server: listening on ".len()..]
+                    .trim()
+                    .parse()
+                    .unwrap();
+                server.listening = Some(Instant::now());
                 return server;
             }
             if let Ok(Some(status)) = server.child.try_wait() {
                 server.join_readers();
-                panic!("demo server exited ({status}) before listening; stderr:\n{}", server.stderr());
+                panic!(
+                    "demo server exited ({status}) before listening; stderr:\n{}",
+                    server.stderr()
+                );
             }
-            assert!(Instant::now() < deadline, "demo server did not start; stderr:\n{err}");
+            assert!(
+                Instant::now() < deadline,
+                "demo server did not start; stderr:\n{err}"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -517,7 +679,9 @@ impl DemoServer {
         for (k, v) in envs {
             cmd.env(k, v);
         }
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         touch(&mut cmd);
         let started = Instant::now();
         let mut child = cmd.spawn().expect("spawn the demo server");
@@ -530,7 +694,15 @@ impl DemoServer {
         let err = child.stderr.take().unwrap();
         let buf = stderr.clone();
         readers.push(std::thread::spawn(move || pump(err, buf)));
-        DemoServer { child, addr: "0.0.0.0:0".parse().unwrap(), started, stdout, stderr, readers }
+        DemoServer {
+            child,
+            addr: "0.0.0.0:0".parse().unwrap(),
+            started,
+            listening: None,
+            stdout,
+            stderr,
+            readers,
+        }
     }
 
     pub fn base(&self) -> String {
@@ -542,8 +714,17 @@ impl DemoServer {
     }
 
     /// SIGTERM: the demo server stops gracefully (`hypertrace::shutdown_signal()`) and flushes.
-    pub fn sigterm(&self) {
+    /// Returns when the signal was sent.
+    pub fn sigterm(&self) -> Instant {
+        // The server prints its address before `axum::serve` runs, and `shutdown_signal()` installs
+        // its SIGTERM handler only once polled: a SIGTERM in between would kill it outright. Give
+        // a server that has only just started a moment (it matters on a loaded machine).
+        if let Some(t) = self.listening {
+            std::thread::sleep(Duration::from_millis(300).saturating_sub(t.elapsed()));
+        }
+        let at = Instant::now();
         signal(self.pid(), "TERM");
+        at
     }
 
     /// Waits for the exit, at most `timeout`; then the output is complete.
@@ -563,14 +744,16 @@ impl DemoServer {
 
     /// SIGTERM, then the time until the process has exited (panics past `timeout`).
     pub fn stop(&mut self, timeout: Duration) -> (ExitStatus, Duration) {
-        let t = Instant::now();
-        self.sigterm();
+        let t = self.sigterm();
         match self.wait(timeout) {
             Some(status) => (status, t.elapsed()),
             None => {
                 let _ = self.child.kill();
                 let _ = self.wait(Duration::from_secs(5));
-                panic!("demo server still running {timeout:?} after SIGTERM; stderr:\n{}", self.stderr());
+                panic!(
+                    "demo server still running {timeout:?} after SIGTERM; stderr:\n{}",
+                    self.stderr()
+                );
             }
         }
     }
@@ -616,7 +799,12 @@ fn pump(mut from: impl Read, into: Arc<Mutex<Vec<u8>>>) {
 
 /// Sends a signal with kill(1) (no libc in the dev-dependencies).
 pub fn signal(pid: u32, sig: &str) {
-    let ok = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status().map(|s| s.success()).unwrap_or(false);
+    let ok = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
     assert!(ok, "kill -{sig} {pid} failed");
 }
 
@@ -640,7 +828,10 @@ pub fn lines_with<'a>(text: &'a str, needle: &str) -> Vec<&'a str> {
 }
 
 /// Reads lines from a child's pipe into a shared buffer (for collectors run as processes).
-pub fn pump_lines(from: impl Read + Send + 'static, into: Arc<Mutex<Vec<u8>>>) -> std::thread::JoinHandle<()> {
+pub fn pump_lines(
+    from: impl Read + Send + 'static,
+    into: Arc<Mutex<Vec<u8>>>,
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut r = BufReader::new(from);
         let mut line = Vec::new();
@@ -694,9 +885,19 @@ impl Load {
         let next = Arc::new(std::sync::atomic::AtomicU64::new(1));
         let threads = (0..clients)
             .map(|_| {
-                let (phase, stop, samples, next, base) = (phase.clone(), stop.clone(), samples.clone(), next.clone(), base.to_string());
+                let (phase, stop, samples, next, base) = (
+                    phase.clone(),
+                    stop.clone(),
+                    samples.clone(),
+                    next.clone(),
+                    base.to_string(),
+                );
                 std::thread::spawn(move || {
-                    let c = reqwest::blocking::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().unwrap();
+                    let c = reqwest::blocking::Client::builder()
+                        .no_proxy()
+                        .timeout(Duration::from_secs(10))
+                        .build()
+                        .unwrap();
                     while !stop.load(Ordering::Relaxed) {
                         let id = next.fetch_add(1, Ordering::Relaxed);
                         let p = phase.load(Ordering::Relaxed);
@@ -706,7 +907,13 @@ impl Load {
                             r.bytes().map(|_| s)
                         });
                         let result = result.map_err(|e| format!("{e:?}"));
-                        samples.lock().unwrap().push(Sample { phase: p, id, result, latency: started.elapsed(), started });
+                        samples.lock().unwrap().push(Sample {
+                            phase: p,
+                            id,
+                            result,
+                            latency: started.elapsed(),
+                            started,
+                        });
                         if !pause.is_zero() {
                             std::thread::sleep(pause);
                         }
@@ -714,7 +921,12 @@ impl Load {
                 })
             })
             .collect();
-        Load { phase, stop, samples, threads }
+        Load {
+            phase,
+            stop,
+            samples,
+            threads,
+        }
     }
 
     pub fn set_phase(&self, p: usize) {
@@ -744,7 +956,11 @@ pub fn user_ids(spans: &[(ProtoResource, ProtoSpan)]) -> std::collections::HashS
 }
 
 /// One line per phase: requests, failures, latency percentiles, spans that arrived.
-pub fn phase_report(samples: &[Sample], names: &[&str], arrived: &std::collections::HashSet<u64>) -> String {
+pub fn phase_report(
+    samples: &[Sample],
+    names: &[&str],
+    arrived: &std::collections::HashSet<u64>,
+) -> String {
     let mut out = String::new();
     for (p, name) in names.iter().enumerate() {
         let of: Vec<&Sample> = samples.iter().filter(|s| s.phase == p).collect();

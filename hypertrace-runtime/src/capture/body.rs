@@ -167,6 +167,12 @@ impl BodyCapture {
         };
         let decoder = match *codec {
             Codec::Gzip => Decoder::Gzip(GzDecoder::new(sink)),
+            Codec::Brotli if is_large_window_brotli(chunk[0]) => {
+                // Refused like any stream that does not decode (the raw bytes are recorded):
+                // see `is_large_window_brotli`.
+                self.state = State::Done { sink, failed: true };
+                return;
+            }
             Codec::Brotli => Decoder::Brotli(DecompressorWriter::new(sink, BROTLI_BUFFER)),
             Codec::Deflate => {
                 let (b0, b1) = match (*first, chunk) {
@@ -310,6 +316,14 @@ fn feed(w: &mut dyn Write, mut data: &[u8]) -> io::Result<bool> {
         }
     }
     Ok(false)
+}
+
+/// The first byte of a "large window" brotli stream (WBITS bits `1,000,100` then `0`): a
+/// non-standard extension that brotli-decompressor accepts, with windows of up to 1 GiB that the
+/// decoder allocates (and touches) from a few bytes of input. HTTP's `br` is RFC 7932, whose
+/// window is at most 16 MiB; such a body is not decoded.
+fn is_large_window_brotli(first: u8) -> bool {
+    first == 0x11
 }
 
 /// RFC 1950: CM = 8 (deflate), window CINFO <= 7, and CMF·256 + FLG a multiple of 31.

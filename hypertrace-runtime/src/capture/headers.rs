@@ -1,7 +1,7 @@
 //! Header capture (CONTRACT §3.4).
 
 use http::{HeaderMap, HeaderValue};
-use opentelemetry::{KeyValue, Value};
+use opentelemetry::{Key, KeyValue, Value};
 
 /// What a redacted header's value is recorded as.
 pub const REDACTED: &str = "[REDACTED]";
@@ -19,33 +19,55 @@ pub fn record_headers(
 ) {
     // `len()` counts values, not names: exactly the number of attributes pushed.
     out.reserve(headers.len());
+    // `eq_ignore_ascii_case` so a hand-built list with capitals still redacts.
+    let redacted = |name: &str| redact.iter().any(|r| r.eq_ignore_ascii_case(name));
+    let value = |redacted: bool, v: &HeaderValue| -> Value {
+        if redacted {
+            Value::from(REDACTED)
+        } else {
+            Value::from(value_text(v))
+        }
+    };
+
+    // Per request, on the hot path: when no header is sent twice (the usual case), one pass over
+    // the map, without looking each name up again.
+    if headers.keys_len() == headers.len() {
+        for (name, v) in headers {
+            let name_str = name.as_str();
+            out.push(KeyValue::new(key(prefix, name_str), value(redacted(name_str), v)));
+        }
+        return;
+    }
+
     for name in headers.keys() {
         let name_str = name.as_str();
-        // `eq_ignore_ascii_case` so a hand-built list with capitals still redacts.
-        let redacted = redact.iter().any(|r| r.eq_ignore_ascii_case(name_str));
-        let value = |v: &HeaderValue| -> Value {
-            if redacted {
-                Value::from(REDACTED)
-            } else {
-                Value::from(String::from_utf8_lossy(v.as_bytes()).into_owned())
-            }
-        };
-
+        let redacted = redacted(name_str);
         let mut values = headers.get_all(name).iter();
         let Some(first) = values.next() else { continue };
         match values.next() {
-            None => {
-                let mut key = String::with_capacity(prefix.len() + name_str.len());
-                key.push_str(prefix);
-                key.push_str(name_str);
-                out.push(KeyValue::new(key, value(first)));
-            }
+            None => out.push(KeyValue::new(key(prefix, name_str), value(redacted, first))),
             Some(second) => {
                 for (i, v) in [first, second].into_iter().chain(values).enumerate() {
-                    out.push(KeyValue::new(format!("{prefix}{name_str}[{i}]"), value(v)));
+                    out.push(KeyValue::new(format!("{prefix}{name_str}[{i}]"), value(redacted, v)));
                 }
             }
         }
+    }
+}
+
+/// `<prefix><name>`.
+fn key(prefix: &str, name: &str) -> Key {
+    let mut key = String::with_capacity(prefix.len() + name.len());
+    key.push_str(prefix);
+    key.push_str(name);
+    Key::from(key)
+}
+
+/// The value as text: as is when UTF-8 (checked the fast way), lossily otherwise.
+fn value_text(v: &HeaderValue) -> String {
+    match std::str::from_utf8(v.as_bytes()) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(v.as_bytes()).into_owned(),
     }
 }
 

@@ -50,6 +50,8 @@ struct Shared {
     wake: Condvar,
     settings: BatchSettings,
     stats: Arc<ExportStats>,
+    /// The drop count last written to stderr (by the worker, or by a shutdown that gave up).
+    logged_drops: AtomicU64,
 }
 
 pub struct BatchProcessor {
@@ -71,6 +73,7 @@ impl BatchProcessor {
             wake: Condvar::new(),
             settings,
             stats,
+            logged_drops: AtomicU64::new(0),
         });
         let (done_tx, done_rx) = mpsc::channel();
         let worker = shared.clone();
@@ -93,7 +96,6 @@ fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, State> {
 fn run_worker<E: SpanExporter>(shared: &Shared, exporter: E) {
     let settings = &shared.settings;
     let mut last_drop_log = Instant::now() - DROP_LOG_INTERVAL;
-    let mut logged_drops = 0u64;
     loop {
         let (batch, waiters, shutting_down) = {
             let mut st = lock(shared);
@@ -124,13 +126,7 @@ fn run_worker<E: SpanExporter>(shared: &Shared, exporter: E) {
                 }
             }
         }
-        let dropped = shared.stats.dropped.load(Ordering::Relaxed);
-        if dropped > logged_drops && (last_drop_log.elapsed() >= DROP_LOG_INTERVAL || shutting_down) {
-            eprintln!(
-                "hypertrace: export queue full (max_queue_size {}): {} spans dropped so far",
-                settings.max_queue_size, dropped
-            );
-            logged_drops = dropped;
+        if (last_drop_log.elapsed() >= DROP_LOG_INTERVAL || shutting_down) && log_drops(shared) {
             last_drop_log = Instant::now();
         }
         for w in waiters {
@@ -141,6 +137,20 @@ fn run_worker<E: SpanExporter>(shared: &Shared, exporter: E) {
             return;
         }
     }
+}
+
+/// Writes the drop count to stderr if it grew since it was last written; true if it did.
+fn log_drops(shared: &Shared) -> bool {
+    let dropped = shared.stats.dropped.load(Ordering::Relaxed);
+    // `fetch_max` makes the worker and a shutdown that gave up never write the same count twice.
+    if shared.logged_drops.fetch_max(dropped, Ordering::Relaxed) >= dropped {
+        return false;
+    }
+    eprintln!(
+        "hypertrace: export queue full (max_queue_size {}): {} spans dropped so far",
+        shared.settings.max_queue_size, dropped
+    );
+    true
 }
 
 impl SpanProcessor for BatchProcessor {
@@ -197,6 +207,8 @@ impl SpanProcessor for BatchProcessor {
             Some(Err(mpsc::RecvTimeoutError::Timeout)) => {
                 let left = lock(&self.shared).queue.len();
                 eprintln!("hypertrace: shutdown deadline of {timeout:?} passed with the exporter still busy; {left} queued spans not sent");
+                // The worker is stuck in the export and will not get to write the final count.
+                log_drops(&self.shared);
                 Err(OTelSdkError::Timeout(timeout))
             }
         }

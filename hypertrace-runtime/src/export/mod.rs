@@ -48,6 +48,23 @@ pub fn export_headers(reporting: &Reporting) -> Vec<(String, String)> {
     h
 }
 
+/// The export headers, checked as HTTP headers (OTLP/HTTP and Zipkin): a token or an
+/// `OTEL_EXPORTER_OTLP_HEADERS` value that cannot be sent is a start-up error, as it is for gRPC,
+/// not a failure of every export. The message names the header, never its value.
+#[cfg(any(feature = "otlp-http", feature = "zipkin"))]
+pub(crate) fn checked_http_headers(reporting: &Reporting) -> Result<Vec<(String, String)>, ExportError> {
+    let headers = export_headers(reporting);
+    for (k, v) in &headers {
+        if http::HeaderName::from_bytes(k.as_bytes()).is_err() {
+            return Err(ExportError::new(format!("export header name {k:?} is not a valid HTTP header name")));
+        }
+        if http::HeaderValue::from_str(v).is_err() {
+            return Err(ExportError::new(format!("the value of export header {k:?} is not a valid HTTP header value")));
+        }
+    }
+    Ok(headers)
+}
+
 /// The PEM bytes of `reporting.cert_file`, read once at start-up.
 pub fn read_cert(reporting: &Reporting) -> Result<Option<Vec<u8>>, ExportError> {
     match &reporting.cert_file {
@@ -118,9 +135,9 @@ pub fn build(config: &Config) -> Result<Pipeline, ExportError> {
         TraceReporterType::OtlpHttp => return Err(missing("otlp-http", ty)),
         #[cfg(feature = "zipkin")]
         TraceReporterType::Zipkin => {
+            let headers = checked_http_headers(&config.reporting)?;
             let client = http_client::build(&config.reporting, config.rustagent.export_timeout)?;
-            let exporter =
-                zipkin::ZipkinExporter::new(client, config.reporting.effective_endpoint(), export_headers(&config.reporting));
+            let exporter = zipkin::ZipkinExporter::new(client, config.reporting.effective_endpoint(), headers);
             with_exporter(exporter, config)
         }
         #[cfg(not(feature = "zipkin"))]

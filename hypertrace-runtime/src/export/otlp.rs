@@ -48,13 +48,14 @@ pub fn grpc(config: &Config) -> Result<opentelemetry_otlp::SpanExporter, ExportE
 
 #[cfg(feature = "otlp-http")]
 pub fn http(config: &Config) -> Result<opentelemetry_otlp::SpanExporter, ExportError> {
+    let headers = super::checked_http_headers(&config.reporting)?;
     let client = super::http_client::build(&config.reporting, config.rustagent.export_timeout)?;
     opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
         .with_endpoint(endpoint(config))
         .with_timeout(config.rustagent.export_timeout)
-        .with_headers(super::export_headers(&config.reporting).into_iter().collect())
+        .with_headers(headers.into_iter().collect())
         .with_http_client(client)
         .build()
         .map_err(|e| ExportError::new(format!("OTLP/HTTP exporter: {e}")))

@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, Request};
-use http::{header, Version};
-use opentelemetry::KeyValue;
+use http::{header, Method, Version};
+use opentelemetry::{KeyValue, Value};
 
 /// Which key sets to emit, from `OTEL_SEMCONV_STABILITY_OPT_IN` (`http`: stable, `http/dup`: both).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,17 +43,53 @@ pub(crate) fn flavor(v: Version) -> &'static str {
     }
 }
 
+/// The method as an attribute value: no allocation for the standard methods.
+fn method_value(m: &Method) -> Value {
+    let s = match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => return Value::from(m.as_str().to_owned()),
+    };
+    Value::from(s)
+}
+
+/// Header text as is when UTF-8 (checked the fast way), lossily otherwise.
+fn text(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    }
+}
+
 /// Attributes known when the request arrives. `http.route` only when axum matched a route.
+///
+/// Per request, on the hot path: values are moved rather than cloned unless both key sets are on,
+/// and the method and scheme cost no allocation.
 pub fn request(req: &Request, route: Option<&str>, sc: Semconv, out: &mut Vec<KeyValue>) {
     let uri = req.uri();
-    let method = req.method().as_str().to_owned();
-    let scheme = uri.scheme_str().unwrap_or("http").to_owned();
-    let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned).or_else(|| uri.authority().map(|a| a.to_string()));
+    let both = sc.old && sc.stable;
+    let method = method_value(req.method());
+    let scheme_str = uri.scheme_str().unwrap_or("http");
+    let scheme = match scheme_str {
+        "http" => Value::from("http"),
+        "https" => Value::from("https"),
+        other => Value::from(other.to_owned()),
+    };
+    let mut host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned).or_else(|| uri.authority().map(|a| a.to_string()));
     let host_port: Option<i64> = host
         .as_deref()
         .and_then(|h| h.rsplit_once(':').and_then(|(_, p)| p.parse().ok()))
-        .or(if scheme == "https" { Some(443) } else { Some(80) });
-    let ua = req.headers().get(header::USER_AGENT).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        .or(if scheme_str == "https" { Some(443) } else { Some(80) });
+    // The stable key wants the host without its port; the old one the header as sent.
+    let server_address = if sc.stable { host.as_deref().map(|h| h.rsplit_once(':').map_or(h, |(n, _)| n).to_owned()) } else { None };
+    let mut ua = req.headers().get(header::USER_AGENT).map(|v| text(v.as_bytes()));
     let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
     let target = uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/");
 
@@ -63,13 +99,13 @@ pub fn request(req: &Request, route: Option<&str>, sc: Semconv, out: &mut Vec<Ke
     if sc.old {
         out.push(KeyValue::new("http.method", method.clone()));
         out.push(KeyValue::new("http.scheme", scheme.clone()));
-        if let Some(h) = &host {
-            out.push(KeyValue::new("http.host", h.clone()));
+        if let Some(h) = host.take() {
+            out.push(KeyValue::new("http.host", h));
         }
         out.push(KeyValue::new("http.target", target.to_owned()));
         out.push(KeyValue::new("http.flavor", flavor(req.version())));
-        if let Some(ua) = &ua {
-            out.push(KeyValue::new("http.user_agent", ua.clone()));
+        if let Some(u) = if both { ua.clone() } else { ua.take() } {
+            out.push(KeyValue::new("http.user_agent", u));
         }
         if let Some(p) = host_port {
             out.push(KeyValue::new("net.host.port", p));
@@ -86,16 +122,15 @@ pub fn request(req: &Request, route: Option<&str>, sc: Semconv, out: &mut Vec<Ke
             out.push(KeyValue::new("url.query", q.to_owned()));
         }
         out.push(KeyValue::new("url.scheme", scheme));
-        if let Some(h) = &host {
-            let name = h.rsplit_once(':').map_or(h.as_str(), |(n, _)| n);
-            out.push(KeyValue::new("server.address", name.to_owned()));
+        if let Some(name) = server_address {
+            out.push(KeyValue::new("server.address", name));
         }
         if let Some(p) = host_port {
             out.push(KeyValue::new("server.port", p));
         }
         out.push(KeyValue::new("network.protocol.version", flavor(req.version()).trim_end_matches(".0")));
-        if let Some(ua) = ua {
-            out.push(KeyValue::new("user_agent.original", ua));
+        if let Some(u) = ua {
+            out.push(KeyValue::new("user_agent.original", u));
         }
         if let Some(peer) = peer {
             out.push(KeyValue::new("client.address", peer.ip().to_string()));

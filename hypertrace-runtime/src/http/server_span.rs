@@ -40,9 +40,21 @@ pub(crate) struct Instrumented;
 
 struct HeaderExtractor<'a>(&'a http::HeaderMap);
 
+/// The propagation headers looked up on every request, parsed once (a `&str` key is parsed into a
+/// header name on each lookup).
+static TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+static TRACESTATE: http::HeaderName = http::HeaderName::from_static("tracestate");
+static BAGGAGE: http::HeaderName = http::HeaderName::from_static("baggage");
+
 impl Extractor for HeaderExtractor<'_> {
     fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|v| v.to_str().ok())
+        let value = match key {
+            "traceparent" => self.0.get(&TRACEPARENT),
+            "tracestate" => self.0.get(&TRACESTATE),
+            "baggage" => self.0.get(&BAGGAGE),
+            _ => self.0.get(key),
+        };
+        value.and_then(|v| v.to_str().ok())
     }
     fn keys(&self) -> Vec<&str> {
         self.0.keys().map(|k| k.as_str()).collect()
@@ -81,15 +93,24 @@ where
     let cfg = &agent.config;
     let dc = &cfg.data_capture;
     let parent = parent_context(agent, &req);
-    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
+    // A clone of the extension is an `Arc` increment, not a copy of the template.
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let route = route.as_ref().map(MatchedPath::as_str);
 
-    let name = match (ov.name, &route) {
+    let name = match (ov.name, route) {
         (Some(n), _) => n.to_owned(),
-        (None, Some(r)) => format!("{} {}", req.method(), r),
+        (None, Some(r)) => {
+            let m = req.method().as_str();
+            let mut name = String::with_capacity(m.len() + 1 + r.len());
+            name.push_str(m);
+            name.push(' ');
+            name.push_str(r);
+            name
+        }
         (None, None) => req.method().as_str().to_owned(),
     };
     let mut attrs = Vec::with_capacity(32);
-    attributes::request(&req, route.as_deref(), agent.semconv, &mut attrs);
+    attributes::request(&req, route, agent.semconv, &mut attrs);
     if ov.request_headers.unwrap_or(dc.http_headers.request) {
         record_headers("http.request.header.", req.headers(), &cfg.rustagent.redact_headers, &mut attrs);
     }
