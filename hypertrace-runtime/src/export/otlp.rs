@@ -1,7 +1,10 @@
 //! OTLP reporters: gRPC (tonic) and HTTP/protobuf (blocking reqwest), from `opentelemetry-otlp`.
 
-#[allow(unused_imports)]
-use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
+use opentelemetry_otlp::WithExportConfig;
+#[cfg(feature = "otlp-http")]
+use opentelemetry_otlp::WithHttpConfig;
+#[cfg(feature = "otlp-grpc")]
+use opentelemetry_otlp::WithTonicConfig;
 
 use super::ExportError;
 use crate::config::Config;
@@ -21,11 +24,17 @@ pub fn grpc(config: &Config) -> Result<opentelemetry_otlp::SpanExporter, ExportE
 
     let mut metadata = MetadataMap::new();
     for (k, v) in super::export_headers(&config.reporting) {
-        let key = MetadataKey::from_bytes(k.as_bytes())
-            .map_err(|_| ExportError::new(format!("export header name {k:?} is not valid gRPC metadata")))?;
+        let key = MetadataKey::from_bytes(k.as_bytes()).map_err(|_| {
+            ExportError::new(format!(
+                "export header name {k:?} is not valid gRPC metadata"
+            ))
+        })?;
         // The value is never echoed: it may be a token.
-        let val = MetadataValue::try_from(v.as_str())
-            .map_err(|_| ExportError::new(format!("the value of export header {k:?} is not valid gRPC metadata")))?;
+        let val = MetadataValue::try_from(v.as_str()).map_err(|_| {
+            ExportError::new(format!(
+                "the value of export header {k:?} is not valid gRPC metadata"
+            ))
+        })?;
         metadata.insert(key, val);
     }
     let builder = opentelemetry_otlp::SpanExporter::builder()
@@ -37,13 +46,18 @@ pub fn grpc(config: &Config) -> Result<opentelemetry_otlp::SpanExporter, ExportE
     let builder = {
         use tonic::transport::{Certificate, ClientTlsConfig};
         match super::read_cert(&config.reporting)? {
-            Some(pem) => builder.with_tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem))),
+            Some(pem) => builder
+                .with_tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem))),
             // Public CAs (a hosted backend over gRPC): the platform's trusted roots.
-            None if endpoint(config).starts_with("https://") => builder.with_tls_config(ClientTlsConfig::new().with_native_roots()),
+            None if endpoint(config).starts_with("https://") => {
+                builder.with_tls_config(ClientTlsConfig::new().with_native_roots())
+            }
             None => builder,
         }
     };
-    builder.build().map_err(|e| ExportError::new(format!("OTLP/gRPC exporter: {e}")))
+    builder
+        .build()
+        .map_err(|e| ExportError::new(format!("OTLP/gRPC exporter: {e}")))
 }
 
 #[cfg(feature = "otlp-http")]
