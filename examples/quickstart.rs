@@ -12,7 +12,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
         // With connect info, spans also carry the client's address (net.peer.ip / net.peer.port).
-        axum::serve(listener, app::router().into_make_service_with_connect_info::<SocketAddr>()).await
+        axum::serve(
+            listener,
+            app::router().into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
     });
 
     let client = reqwest::Client::builder().no_proxy().build()?;
@@ -28,8 +32,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?
         .text()
         .await?;
-    client.get(format!("{base}/users/42")).send().await?.text().await?;
-    client.get(format!("{base}/error")).send().await?.text().await?;
+    client
+        .get(format!("{base}/users/42"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    client
+        .get(format!("{base}/error"))
+        .send()
+        .await?
+        .text()
+        .await?;
     // Returning flushes: every span above is printed before the process exits.
     Ok(())
 }

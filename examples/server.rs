@@ -10,10 +10,15 @@ use std::net::SocketAddr;
 #[hypertrace::main(service_name = "hypertrace-demo")]
 async fn main() {
     let addr = std::env::var("DEMO_ADDR").unwrap_or_else(|_| "127.0.0.1:8080".into());
-    let listener = tokio::net::TcpListener::bind(&addr).await.expect("bind DEMO_ADDR");
-    eprintln!("server: listening on {}", listener.local_addr().unwrap());
-    axum::serve(listener, app::router().into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(hypertrace::shutdown_signal())
+    let listener = tokio::net::TcpListener::bind(&addr)
         .await
-        .expect("server");
+        .expect("bind DEMO_ADDR");
+    eprintln!("server: listening on {}", listener.local_addr().unwrap());
+    axum::serve(
+        listener,
+        app::router().into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(hypertrace::shutdown_signal())
+    .await
+    .expect("server");
 }

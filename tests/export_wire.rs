@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use hypertrace::config::{Config, TraceReporterType};
 use hypertrace::Agent;
-use opentelemetry::trace::{Span as _, SpanKind, TraceContextExt as _, Tracer as _, TracerProvider as _};
+use opentelemetry::trace::{
+    Span as _, SpanKind, TraceContextExt as _, Tracer as _, TracerProvider as _,
+};
 use opentelemetry::KeyValue;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -22,7 +24,8 @@ fn config(ty: TraceReporterType, endpoint: String) -> Config {
     c.reporting.trace_reporter_type = ty;
     c.reporting.endpoint = Some(endpoint);
     c.reporting.token = Some("tok-123".into());
-    c.resource_attributes.insert("deployment.environment".into(), "test".into());
+    c.resource_attributes
+        .insert("deployment.environment".into(), "test".into());
     // Long enough that only the shutdown flush can deliver: proves nothing queued is lost.
     c.rustagent.scheduled_delay = Duration::from_secs(60);
     c
@@ -38,9 +41,16 @@ fn emit_and_shutdown(config: Config) -> (String, String, String) {
     let mut span = tracer
         .span_builder("GET /users/{id}")
         .with_kind(SpanKind::Server)
-        .with_attributes([KeyValue::new("http.status_code", 200i64), KeyValue::new("http.request.header.x-a", "b")])
+        .with_attributes([
+            KeyValue::new("http.status_code", 200i64),
+            KeyValue::new("http.request.header.x-a", "b"),
+        ])
         .start_with_context(&tracer, &parent_cx);
-    let ids = (span.span_context().trace_id().to_string(), span.span_context().span_id().to_string(), parent_cx.span().span_context().span_id().to_string());
+    let ids = (
+        span.span_context().trace_id().to_string(),
+        span.span_context().span_id().to_string(),
+        parent_cx.span().span_context().span_id().to_string(),
+    );
     span.end();
     parent_cx.span().end();
     drop(guard);
@@ -48,21 +58,62 @@ fn emit_and_shutdown(config: Config) -> (String, String, String) {
 }
 
 fn check_otlp(reqs: &[ExportTraceServiceRequest], ids: &(String, String, String)) {
-    let spans: Vec<_> = reqs.iter().flat_map(|r| r.resource_spans.iter()).flat_map(|rs| rs.scope_spans.iter().flat_map(move |ss| ss.spans.iter().map(move |s| (rs, s)))).collect();
-    let (rs, span) = spans.iter().find(|(_, s)| s.name == "GET /users/{id}").expect("span arrived");
+    let spans: Vec<_> = reqs
+        .iter()
+        .flat_map(|r| r.resource_spans.iter())
+        .flat_map(|rs| {
+            rs.scope_spans
+                .iter()
+                .flat_map(move |ss| ss.spans.iter().map(move |s| (rs, s)))
+        })
+        .collect();
+    let (rs, span) = spans
+        .iter()
+        .find(|(_, s)| s.name == "GET /users/{id}")
+        .expect("span arrived");
     assert_eq!(hex(&span.trace_id), ids.0);
     assert_eq!(hex(&span.span_id), ids.1);
     assert_eq!(hex(&span.parent_span_id), ids.2);
-    assert_eq!(span.kind, opentelemetry_proto::tonic::trace::v1::span::SpanKind::Server as i32);
-    let attr = |kvs: &[opentelemetry_proto::tonic::common::v1::KeyValue], k: &str| kvs.iter().find(|kv| kv.key == k).and_then(|kv| kv.value.clone()).and_then(|v| v.value);
-    assert_eq!(attr(&span.attributes, "http.status_code"), Some(AnyValue::IntValue(200)));
-    assert_eq!(attr(&span.attributes, "http.request.header.x-a"), Some(AnyValue::StringValue("b".into())));
+    assert_eq!(
+        span.kind,
+        opentelemetry_proto::tonic::trace::v1::span::SpanKind::Server as i32
+    );
+    let attr = |kvs: &[opentelemetry_proto::tonic::common::v1::KeyValue], k: &str| {
+        kvs.iter()
+            .find(|kv| kv.key == k)
+            .and_then(|kv| kv.value.clone())
+            .and_then(|v| v.value)
+    };
+    assert_eq!(
+        attr(&span.attributes, "http.status_code"),
+        Some(AnyValue::IntValue(200))
+    );
+    assert_eq!(
+        attr(&span.attributes, "http.request.header.x-a"),
+        Some(AnyValue::StringValue("b".into()))
+    );
     let res = &rs.resource.as_ref().expect("resource").attributes;
-    assert_eq!(attr(res, "service.name"), Some(AnyValue::StringValue("wire-test".into())));
-    assert_eq!(attr(res, "telemetry.sdk.name"), Some(AnyValue::StringValue("hypertrace".into())));
-    assert_eq!(attr(res, "telemetry.sdk.language"), Some(AnyValue::StringValue("rust".into())));
-    assert_eq!(attr(res, "deployment.environment"), Some(AnyValue::StringValue("test".into())));
-    assert!(attr(res, "service.instance.id").is_some() && attr(res, "host.name").is_some() && attr(res, "process.pid").is_some());
+    assert_eq!(
+        attr(res, "service.name"),
+        Some(AnyValue::StringValue("wire-test".into()))
+    );
+    assert_eq!(
+        attr(res, "telemetry.sdk.name"),
+        Some(AnyValue::StringValue("hypertrace".into()))
+    );
+    assert_eq!(
+        attr(res, "telemetry.sdk.language"),
+        Some(AnyValue::StringValue("rust".into()))
+    );
+    assert_eq!(
+        attr(res, "deployment.environment"),
+        Some(AnyValue::StringValue("test".into()))
+    );
+    assert!(
+        attr(res, "service.instance.id").is_some()
+            && attr(res, "host.name").is_some()
+            && attr(res, "process.pid").is_some()
+    );
     assert_eq!(spans.len(), 2, "parent and child, nothing else");
 }
 
@@ -76,10 +127,16 @@ async fn otlp_grpc_delivers_on_shutdown() {
     drop(_serial.guard);
     let (addr, recv) = grpc_receiver().await;
     let cfg = config(TraceReporterType::Otlp, format!("http://{addr}"));
-    let ids = tokio::task::spawn_blocking(move || emit_and_shutdown(cfg)).await.unwrap();
+    let ids = tokio::task::spawn_blocking(move || emit_and_shutdown(cfg))
+        .await
+        .unwrap();
     check_otlp(&recv.got.lock().unwrap(), &ids);
     let md = recv.metadata.lock().unwrap();
-    assert!(md.iter().any(|(k, v)| k == "authorization" && v == "Bearer tok-123"), "token sent as metadata: {md:?}");
+    assert!(
+        md.iter()
+            .any(|(k, v)| k == "authorization" && v == "Bearer tok-123"),
+        "token sent as metadata: {md:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -87,12 +144,23 @@ async fn otlp_http_delivers_on_shutdown() {
     let _serial = support::agent(|_| {});
     drop(_serial.guard);
     let (addr, got) = http_receiver("/v1/traces").await;
-    let cfg = config(TraceReporterType::OtlpHttp, format!("http://{addr}/v1/traces"));
-    let ids = tokio::task::spawn_blocking(move || emit_and_shutdown(cfg)).await.unwrap();
+    let cfg = config(
+        TraceReporterType::OtlpHttp,
+        format!("http://{addr}/v1/traces"),
+    );
+    let ids = tokio::task::spawn_blocking(move || emit_and_shutdown(cfg))
+        .await
+        .unwrap();
     let got = got.lock().unwrap();
-    assert_eq!(got[0].0.get("content-type").unwrap(), "application/x-protobuf");
+    assert_eq!(
+        got[0].0.get("content-type").unwrap(),
+        "application/x-protobuf"
+    );
     assert_eq!(got[0].0.get("authorization").unwrap(), "Bearer tok-123");
-    let reqs: Vec<_> = got.iter().map(|(_, b)| ExportTraceServiceRequest::decode(b.as_ref()).unwrap()).collect();
+    let reqs: Vec<_> = got
+        .iter()
+        .map(|(_, b)| ExportTraceServiceRequest::decode(b.as_ref()).unwrap())
+        .collect();
     check_otlp(&reqs, &ids);
 }
 
@@ -101,21 +169,42 @@ async fn zipkin_json_matches_the_v2_api() {
     let _serial = support::agent(|_| {});
     drop(_serial.guard);
     let (addr, got) = http_receiver("/api/v2/spans").await;
-    let cfg = config(TraceReporterType::Zipkin, format!("http://{addr}/api/v2/spans"));
-    let ids = tokio::task::spawn_blocking(move || emit_and_shutdown(cfg)).await.unwrap();
+    let cfg = config(
+        TraceReporterType::Zipkin,
+        format!("http://{addr}/api/v2/spans"),
+    );
+    let ids = tokio::task::spawn_blocking(move || emit_and_shutdown(cfg))
+        .await
+        .unwrap();
     let got = got.lock().unwrap();
     assert_eq!(got[0].0.get("authorization").unwrap(), "Bearer tok-123");
-    let spans: Vec<serde_json::Value> = got.iter().flat_map(|(_, b)| serde_json::from_slice::<Vec<serde_json::Value>>(b).unwrap()).collect();
+    let spans: Vec<serde_json::Value> = got
+        .iter()
+        .flat_map(|(_, b)| serde_json::from_slice::<Vec<serde_json::Value>>(b).unwrap())
+        .collect();
     assert_eq!(spans.len(), 2);
-    let hexlen = |v: &serde_json::Value, n: usize| v.as_str().is_some_and(|s| s.len() == n && s.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)));
+    let hexlen = |v: &serde_json::Value, n: usize| {
+        v.as_str().is_some_and(|s| {
+            s.len() == n
+                && s.bytes()
+                    .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+        })
+    };
     for s in &spans {
         // zipkin2-api.yaml: ids lower-case hex, times integers, tags strings, kind from the enum.
         assert!(hexlen(&s["traceId"], 32) && hexlen(&s["id"], 16), "{s}");
         assert!(s["timestamp"].is_u64() && s["duration"].as_u64().unwrap() >= 1);
-        assert!(s["tags"].as_object().unwrap().values().all(|v| v.is_string()));
+        assert!(s["tags"]
+            .as_object()
+            .unwrap()
+            .values()
+            .all(|v| v.is_string()));
         assert_eq!(s["localEndpoint"]["serviceName"], "wire-test");
     }
-    let child = spans.iter().find(|s| s["name"] == "GET /users/{id}").unwrap();
+    let child = spans
+        .iter()
+        .find(|s| s["name"] == "GET /users/{id}")
+        .unwrap();
     assert_eq!(child["traceId"], ids.0.as_str());
     assert_eq!(child["id"], ids.1.as_str());
     assert_eq!(child["parentId"], ids.2.as_str());
@@ -132,13 +221,22 @@ async fn dead_collector_does_not_hang_shutdown() {
     // A listener that accepts and never answers: the worst case (a refused port fails fast).
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = silent.local_addr().unwrap();
-    for ty in [TraceReporterType::Otlp, TraceReporterType::OtlpHttp, TraceReporterType::Zipkin] {
+    for ty in [
+        TraceReporterType::Otlp,
+        TraceReporterType::OtlpHttp,
+        TraceReporterType::Zipkin,
+    ] {
         let mut cfg = config(ty, format!("http://{addr}/v1/traces"));
         cfg.rustagent.shutdown_timeout = Duration::from_millis(500);
         let start = Instant::now();
-        tokio::task::spawn_blocking(move || emit_and_shutdown(cfg)).await.unwrap();
+        tokio::task::spawn_blocking(move || emit_and_shutdown(cfg))
+            .await
+            .unwrap();
         let took = start.elapsed();
-        assert!(took < Duration::from_secs(3), "{ty:?}: shutdown took {took:?}");
+        assert!(
+            took < Duration::from_secs(3),
+            "{ty:?}: shutdown took {took:?}"
+        );
     }
     drop(silent);
 }
@@ -146,7 +244,10 @@ async fn dead_collector_does_not_hang_shutdown() {
 const TLS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls");
 
 fn tls_identity() -> (Vec<u8>, Vec<u8>) {
-    (std::fs::read(format!("{TLS_DIR}/server.pem")).unwrap(), std::fs::read(format!("{TLS_DIR}/server.key")).unwrap())
+    (
+        std::fs::read(format!("{TLS_DIR}/server.pem")).unwrap(),
+        std::fs::read(format!("{TLS_DIR}/server.key")).unwrap(),
+    )
 }
 
 /// `secure: true` + `cert_file`: OTLP/gRPC over TLS to a collector with a private CA.
@@ -158,22 +259,37 @@ async fn otlp_grpc_over_tls_with_cert_file() {
     let addr = listener.local_addr().unwrap();
     let recv = GrpcReceiver::default();
     let (cert, key) = tls_identity();
-    let tls = tonic::transport::ServerTlsConfig::new().identity(tonic::transport::Identity::from_pem(cert, key));
+    let tls = tonic::transport::ServerTlsConfig::new()
+        .identity(tonic::transport::Identity::from_pem(cert, key));
     let svc = TraceServiceServer::new(recv.clone());
     tokio::spawn(async move {
-        tonic::transport::Server::builder().tls_config(tls).unwrap().add_service(svc).serve_with_incoming(tokio_stream_from(listener)).await.unwrap();
+        tonic::transport::Server::builder()
+            .tls_config(tls)
+            .unwrap()
+            .add_service(svc)
+            .serve_with_incoming(tokio_stream_from(listener))
+            .await
+            .unwrap();
     });
     for (cert_file, delivered) in [(Some(format!("{TLS_DIR}/ca.pem")), true), (None, false)] {
-        let mut cfg = config(TraceReporterType::Otlp, format!("http://localhost:{}", addr.port()));
+        let mut cfg = config(
+            TraceReporterType::Otlp,
+            format!("http://localhost:{}", addr.port()),
+        );
         cfg.reporting.secure = true;
         cfg.reporting.cert_file = cert_file.map(Into::into);
         cfg.rustagent.shutdown_timeout = Duration::from_secs(2);
         recv.got.lock().unwrap().clear();
-        let ids = tokio::task::spawn_blocking(move || emit_and_shutdown(cfg)).await.unwrap();
+        let ids = tokio::task::spawn_blocking(move || emit_and_shutdown(cfg))
+            .await
+            .unwrap();
         if delivered {
             check_otlp(&recv.got.lock().unwrap(), &ids);
         } else {
-            assert!(recv.got.lock().unwrap().is_empty(), "an unknown CA must not be trusted");
+            assert!(
+                recv.got.lock().unwrap().is_empty(),
+                "an unknown CA must not be trusted"
+            );
         }
     }
 }
@@ -186,14 +302,18 @@ async fn otlp_http_and_zipkin_over_tls_with_cert_file() {
     drop(_serial.guard);
     let (cert, key) = tls_identity();
     use rustls_pki_types::pem::PemObject;
-    let certs: Vec<_> = rustls_pki_types::CertificateDer::pem_slice_iter(&cert).map(|c| c.unwrap()).collect();
+    let certs: Vec<_> = rustls_pki_types::CertificateDer::pem_slice_iter(&cert)
+        .map(|c| c.unwrap())
+        .collect();
     let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(&key).unwrap();
-    let server_cfg = tokio_rustls::rustls::ServerConfig::builder_with_provider(Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .unwrap();
+    let server_cfg = tokio_rustls::rustls::ServerConfig::builder_with_provider(Arc::new(
+        tokio_rustls::rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_cfg));
     let got: Arc<Mutex<Vec<String>>> = Arc::default();
     let g = got.clone();
@@ -211,16 +331,29 @@ async fn otlp_http_and_zipkin_over_tls_with_cert_file() {
             let (tcp, _) = listener.accept().await.unwrap();
             let (acceptor, app) = (acceptor.clone(), app.clone());
             tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else { return };
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
                 let svc = hyper_util::service::TowerToHyperService::new(app);
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(tls), svc).await;
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tls), svc)
+                    .await;
             });
         }
     });
-    for (ty, path) in [(TraceReporterType::OtlpHttp, "/v1/traces"), (TraceReporterType::Zipkin, "/api/v2/spans")] {
+    for (ty, path) in [
+        (TraceReporterType::OtlpHttp, "/v1/traces"),
+        (TraceReporterType::Zipkin, "/api/v2/spans"),
+    ] {
         let mut cfg = config(ty, format!("https://localhost:{port}{path}"));
         cfg.reporting.cert_file = Some(format!("{TLS_DIR}/ca.pem").into());
-        tokio::task::spawn_blocking(move || emit_and_shutdown(cfg)).await.unwrap();
-        assert!(got.lock().unwrap().iter().any(|p| p == path), "{ty:?} over TLS: {:?}", got.lock().unwrap());
+        tokio::task::spawn_blocking(move || emit_and_shutdown(cfg))
+            .await
+            .unwrap();
+        assert!(
+            got.lock().unwrap().iter().any(|p| p == path),
+            "{ty:?} over TLS: {:?}",
+            got.lock().unwrap()
+        );
     }
 }

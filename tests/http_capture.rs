@@ -29,22 +29,43 @@ async fn echo(headers: HeaderMap, body: Bytes) -> Response {
 fn app() -> Router {
     Router::new()
         .route("/echo", post(echo))
-        .route("/users/{id}", get(|| async { ([("content-type", "application/json")], r#"{"id":1}"#) }))
+        .route(
+            "/users/{id}",
+            get(|| async { ([("content-type", "application/json")], r#"{"id":1}"#) }),
+        )
         .route("/boom", get(|| async { StatusCode::INTERNAL_SERVER_ERROR }))
-        .route("/panic", get(|| async { panic!("handler exploded") as &'static str }))
+        .route(
+            "/panic",
+            get(|| async { panic!("handler exploded") as &'static str }),
+        )
         .fallback(|| async { StatusCode::NOT_FOUND })
         .layer(hypertrace::layer())
 }
 
-async fn post_json(addr: std::net::SocketAddr, ct: &str, body: impl Into<reqwest::Body>) -> reqwest::Response {
-    client().post(format!("http://{addr}/echo")).header("content-type", ct).body(body).send().await.unwrap()
+async fn post_json(
+    addr: std::net::SocketAddr,
+    ct: &str,
+    body: impl Into<reqwest::Body>,
+) -> reqwest::Response {
+    client()
+        .post(format!("http://{addr}/echo"))
+        .header("content-type", ct)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn span_name_kind_and_standard_attributes() {
     let t = agent(|_| {});
     let addr = serve(app()).await;
-    let r = client().get(format!("http://{addr}/users/7?x=1")).header("user-agent", "test-agent/1").send().await.unwrap();
+    let r = client()
+        .get(format!("http://{addr}/users/7?x=1"))
+        .header("user-agent", "test-agent/1")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.text().await.unwrap(), r#"{"id":1}"#);
     let s = t.one_span();
     assert_eq!(s.name, "GET /users/{id}");
@@ -54,34 +75,59 @@ async fn span_name_kind_and_standard_attributes() {
     assert_eq!(attr_str(&s, "http.host"), Some(addr.to_string()));
     assert_eq!(attr_str(&s, "http.target").as_deref(), Some("/users/7?x=1"));
     assert_eq!(attr_str(&s, "http.route").as_deref(), Some("/users/{id}"));
-    assert_eq!(attr_str(&s, "http.user_agent").as_deref(), Some("test-agent/1"));
+    assert_eq!(
+        attr_str(&s, "http.user_agent").as_deref(),
+        Some("test-agent/1")
+    );
     assert_eq!(attr_str(&s, "http.flavor").as_deref(), Some("1.1"));
     assert_eq!(attr_str(&s, "net.peer.ip").as_deref(), Some("127.0.0.1"));
     assert!(matches!(attr(&s, "net.peer.port"), Some(Value::I64(p)) if p > 0));
-    assert_eq!(attr(&s, "net.host.port"), Some(Value::I64(i64::from(addr.port()))));
+    assert_eq!(
+        attr(&s, "net.host.port"),
+        Some(Value::I64(i64::from(addr.port())))
+    );
     assert_eq!(attr(&s, "http.status_code"), Some(Value::I64(200)));
     assert_eq!(s.status, Status::Unset);
-    assert_eq!(attr_str(&s, "http.response.body").as_deref(), Some(r#"{"id":1}"#));
+    assert_eq!(
+        attr_str(&s, "http.response.body").as_deref(),
+        Some(r#"{"id":1}"#)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_route_names_the_span_after_the_method() {
     let t = agent(|_| {});
     let addr = serve(app()).await;
-    let r = client().get(format!("http://{addr}/nowhere")).send().await.unwrap();
+    let r = client()
+        .get(format!("http://{addr}/nowhere"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
     let s = t.one_span();
     assert_eq!(s.name, "GET");
     assert!(!has(&s, "http.route"));
     assert_eq!(attr(&s, "http.status_code"), Some(Value::I64(404)));
-    assert_eq!(s.status, Status::Unset, "4xx is not an error on a server span");
+    assert_eq!(
+        s.status,
+        Status::Unset,
+        "4xx is not an error on a server span"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_error_sets_error_status() {
     let t = agent(|_| {});
     let addr = serve(app()).await;
-    assert_eq!(client().get(format!("http://{addr}/boom")).send().await.unwrap().status(), 500);
+    assert_eq!(
+        client()
+            .get(format!("http://{addr}/boom"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        500
+    );
     let s = t.one_span();
     assert_eq!(s.status, Status::error(""));
     assert_eq!(attr(&s, "http.status_code"), Some(Value::I64(500)));
@@ -92,11 +138,26 @@ async fn panicking_handler_records_exception_and_still_panics() {
     let t = agent(|_| {});
     let addr = serve(app()).await;
     // The panic is resumed: hyper drops the connection, as it would without the agent.
-    assert!(client().get(format!("http://{addr}/panic")).send().await.is_err());
+    assert!(client()
+        .get(format!("http://{addr}/panic"))
+        .send()
+        .await
+        .is_err());
     let s = t.one_span();
-    assert!(matches!(&s.status, Status::Error { description } if description.contains("handler exploded")));
-    let ev = s.events.events.iter().find(|e| e.name == "exception").expect("exception event");
-    assert!(ev.attributes.iter().any(|kv| kv.key.as_str() == "exception.message" && kv.value.as_str().contains("handler exploded")));
+    assert!(
+        matches!(&s.status, Status::Error { description } if description.contains("handler exploded"))
+    );
+    let ev = s
+        .events
+        .events
+        .iter()
+        .find(|e| e.name == "exception")
+        .expect("exception event");
+    assert!(ev
+        .attributes
+        .iter()
+        .any(|kv| kv.key.as_str() == "exception.message"
+            && kv.value.as_str().contains("handler exploded")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -115,24 +176,51 @@ async fn headers_lower_cased_repeated_and_redacted() {
         .await
         .unwrap();
     let s = t.one_span();
-    assert_eq!(attr_str(&s, "http.request.header.x-custom-thing").as_deref(), Some("v1"));
-    assert_eq!(attr_str(&s, "http.request.header.x-multi[0]").as_deref(), Some("a"));
-    assert_eq!(attr_str(&s, "http.request.header.x-multi[1]").as_deref(), Some("b"));
+    assert_eq!(
+        attr_str(&s, "http.request.header.x-custom-thing").as_deref(),
+        Some("v1")
+    );
+    assert_eq!(
+        attr_str(&s, "http.request.header.x-multi[0]").as_deref(),
+        Some("a")
+    );
+    assert_eq!(
+        attr_str(&s, "http.request.header.x-multi[1]").as_deref(),
+        Some("b")
+    );
     assert!(!has(&s, "http.request.header.x-multi"));
     for k in ["authorization", "cookie", "x-api-key"] {
-        assert_eq!(attr_str(&s, &format!("http.request.header.{k}")).as_deref(), Some("[REDACTED]"), "{k}");
+        assert_eq!(
+            attr_str(&s, &format!("http.request.header.{k}")).as_deref(),
+            Some("[REDACTED]"),
+            "{k}"
+        );
     }
-    assert_eq!(attr_str(&s, "http.response.header.x-resp").as_deref(), Some("yes"));
-    assert!(!s.attributes.iter().any(|kv| kv.value.as_str().contains("secret")));
+    assert_eq!(
+        attr_str(&s, "http.response.header.x-resp").as_deref(),
+        Some("yes")
+    );
+    assert!(!s
+        .attributes
+        .iter()
+        .any(|kv| kv.value.as_str().contains("secret")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redaction_off_by_config() {
     let t = agent(|c| c.rustagent.redact_headers.clear());
     let addr = serve(app()).await;
-    client().post(format!("http://{addr}/echo")).header("authorization", "Bearer abc").send().await.unwrap();
+    client()
+        .post(format!("http://{addr}/echo"))
+        .header("authorization", "Bearer abc")
+        .send()
+        .await
+        .unwrap();
     let s = t.one_span();
-    assert_eq!(attr_str(&s, "http.request.header.authorization").as_deref(), Some("Bearer abc"));
+    assert_eq!(
+        attr_str(&s, "http.request.header.authorization").as_deref(),
+        Some("Bearer abc")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -147,12 +235,27 @@ async fn content_types_captured_case_insensitively() {
     for (ct, captured) in cases {
         let t = agent(|_| {});
         let addr = serve(app()).await;
-        post_json(addr, ct, r#"{"a":1}"#).await.text().await.unwrap();
+        post_json(addr, ct, r#"{"a":1}"#)
+            .await
+            .text()
+            .await
+            .unwrap();
         let s = t.one_span();
-        assert_eq!(has(&s, "http.request.body"), captured, "request body for {ct}");
-        assert_eq!(has(&s, "http.response.body"), captured, "response body for {ct}");
+        assert_eq!(
+            has(&s, "http.request.body"),
+            captured,
+            "request body for {ct}"
+        );
+        assert_eq!(
+            has(&s, "http.response.body"),
+            captured,
+            "response body for {ct}"
+        );
         if captured {
-            assert_eq!(attr_str(&s, "http.request.body").as_deref(), Some(r#"{"a":1}"#));
+            assert_eq!(
+                attr_str(&s, "http.request.body").as_deref(),
+                Some(r#"{"a":1}"#)
+            );
         }
     }
 }
@@ -161,7 +264,15 @@ async fn content_types_captured_case_insensitively() {
 async fn no_content_type_no_body() {
     let t = agent(|_| {});
     let addr = serve(app()).await;
-    client().post(format!("http://{addr}/echo")).body(r#"{"a":1}"#).send().await.unwrap().bytes().await.unwrap();
+    client()
+        .post(format!("http://{addr}/echo"))
+        .body(r#"{"a":1}"#)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     let s = t.one_span();
     assert!(!has(&s, "http.request.body") && !has(&s, "http.response.body"));
 }
@@ -173,17 +284,34 @@ async fn body_limit_boundaries() {
     let exact = "a".repeat(limit);
     let over = "a".repeat(limit + 1);
     let multibyte = format!("{}é", "a".repeat(limit - 1)); // é straddles the limit
-    let cases = [(exact.clone(), exact.clone(), false), (over, "a".repeat(limit), true), (multibyte, "a".repeat(limit - 1), true)];
+    let cases = [
+        (exact.clone(), exact.clone(), false),
+        (over, "a".repeat(limit), true),
+        (multibyte, "a".repeat(limit - 1), true),
+    ];
     for (body, want, truncated) in cases {
         let t = agent(|c| c.data_capture.body_max_size_bytes = limit);
         let addr = serve(app()).await;
-        let echoed = post_json(addr, "application/json", body.clone()).await.text().await.unwrap();
-        assert_eq!(echoed, body, "the application and client see the whole body");
+        let echoed = post_json(addr, "application/json", body.clone())
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(
+            echoed, body,
+            "the application and client see the whole body"
+        );
         let s = t.one_span();
         assert_eq!(attr_str(&s, "http.request.body"), Some(want.clone()));
         assert_eq!(attr_str(&s, "http.response.body"), Some(want));
-        assert_eq!(attr(&s, "http.request.body.truncated"), truncated.then_some(Value::Bool(true)));
-        assert_eq!(attr(&s, "http.response.body.truncated"), truncated.then_some(Value::Bool(true)));
+        assert_eq!(
+            attr(&s, "http.request.body.truncated"),
+            truncated.then_some(Value::Bool(true))
+        );
+        assert_eq!(
+            attr(&s, "http.response.body.truncated"),
+            truncated.then_some(Value::Bool(true))
+        );
     }
 }
 
@@ -192,11 +320,18 @@ async fn binary_body_goes_to_base64() {
     let t = agent(|_| {});
     let addr = serve(app()).await;
     let body = vec![0xff, 0x00, 0xfe, 0x01];
-    let echoed = post_json(addr, "application/json", body.clone()).await.bytes().await.unwrap();
+    let echoed = post_json(addr, "application/json", body.clone())
+        .await
+        .bytes()
+        .await
+        .unwrap();
     assert_eq!(echoed.as_ref(), &body[..]);
     let s = t.one_span();
     assert!(!has(&s, "http.request.body"));
-    assert_eq!(attr_str(&s, "http.request.body.base64").as_deref(), Some("/wD+AQ"));
+    assert_eq!(
+        attr_str(&s, "http.request.body.base64").as_deref(),
+        Some("/wD+AQ")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -217,30 +352,67 @@ async fn gzip_request_body_is_decoded_for_capture_only() {
         .bytes()
         .await
         .unwrap();
-    assert_eq!(echoed.as_ref(), &gz[..], "the application got the compressed bytes");
+    assert_eq!(
+        echoed.as_ref(),
+        &gz[..],
+        "the application got the compressed bytes"
+    );
     let s = t.one_span();
-    assert_eq!(attr_str(&s, "http.request.body").as_deref(), Some(r#"{"zipped":true}"#));
+    assert_eq!(
+        attr_str(&s, "http.request.body").as_deref(),
+        Some(r#"{"zipped":true}"#)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn data_capture_switches_turn_capture_off() {
     type Edit = fn(&mut hypertrace::config::Config);
     let cases: [(Edit, &str); 4] = [
-        (|c| c.data_capture.http_headers.request = false, "http.request.header.x-h"),
-        (|c| c.data_capture.http_headers.response = false, "http.response.header.x-resp"),
-        (|c| c.data_capture.http_body.request = false, "http.request.body"),
-        (|c| c.data_capture.http_body.response = false, "http.response.body"),
+        (
+            |c| c.data_capture.http_headers.request = false,
+            "http.request.header.x-h",
+        ),
+        (
+            |c| c.data_capture.http_headers.response = false,
+            "http.response.header.x-resp",
+        ),
+        (
+            |c| c.data_capture.http_body.request = false,
+            "http.request.body",
+        ),
+        (
+            |c| c.data_capture.http_body.response = false,
+            "http.response.body",
+        ),
     ];
     for (edit, key) in cases {
         let t = agent(edit);
         let addr = serve(app()).await;
-        client().post(format!("http://{addr}/echo")).header("x-h", "1").header("content-type", "application/json").body("{}").send().await.unwrap().text().await.unwrap();
+        client()
+            .post(format!("http://{addr}/echo"))
+            .header("x-h", "1")
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         let s = t.one_span();
         assert!(!has(&s, key), "{key} should be off");
         // The other three are still on.
-        let all = ["http.request.header.x-h", "http.response.header.x-resp", "http.request.body", "http.response.body"];
+        let all = [
+            "http.request.header.x-h",
+            "http.response.header.x-resp",
+            "http.request.body",
+            "http.response.body",
+        ];
         for other in all.iter().filter(|k| **k != key) {
-            assert!(has(&s, other), "{other} should still be on when {key} is off");
+            assert!(
+                has(&s, other),
+                "{other} should still be on when {key} is off"
+            );
         }
     }
 }
@@ -253,8 +425,16 @@ async fn layer_overrides_and_exclusions() {
         .route("/health", get(|| async { "ok" }))
         .layer(hypertrace::layer().request_body(false).exclude("/health"));
     let addr = serve(app).await;
-    client().get(format!("http://{addr}/health")).send().await.unwrap();
-    post_json(addr, "application/json", "{}").await.text().await.unwrap();
+    client()
+        .get(format!("http://{addr}/health"))
+        .send()
+        .await
+        .unwrap();
+    post_json(addr, "application/json", "{}")
+        .await
+        .text()
+        .await
+        .unwrap();
     let s = t.one_span();
     assert_eq!(s.name, "POST /echo");
     assert!(!has(&s, "http.request.body"));
@@ -273,9 +453,13 @@ async fn traceparent_and_b3_parents() {
         ("traceparent", "00-not-a-valid-header-01".to_string(), false),
     ];
     for (header, value, parented) in cases {
-        let t = agent(|c| c.propagation_formats = vec![PropagationFormat::TraceContext, PropagationFormat::B3]);
+        let t = agent(|c| {
+            c.propagation_formats = vec![PropagationFormat::TraceContext, PropagationFormat::B3]
+        });
         let addr = serve(app()).await;
-        let mut req = client().get(format!("http://{addr}/users/1")).header(header, &value);
+        let mut req = client()
+            .get(format!("http://{addr}/users/1"))
+            .header(header, &value);
         if header == "x-b3-traceid" {
             req = req.header("x-b3-spanid", S).header("x-b3-sampled", "1");
         }
@@ -287,7 +471,11 @@ async fn traceparent_and_b3_parents() {
             assert!(s.parent_span_is_remote);
         } else {
             assert_ne!(s.span_context.trace_id().to_string(), T);
-            assert_eq!(s.parent_span_id, opentelemetry::trace::SpanId::INVALID, "malformed header starts a new trace");
+            assert_eq!(
+                s.parent_span_id,
+                opentelemetry::trace::SpanId::INVALID,
+                "malformed header starts a new trace"
+            );
         }
     }
 }
@@ -296,7 +484,14 @@ async fn traceparent_and_b3_parents() {
 async fn stable_semconv_keys_are_not_on_by_default() {
     let t = agent(|_| {});
     let addr = serve(app()).await;
-    client().get(format!("http://{addr}/users/1")).send().await.unwrap().text().await.unwrap();
+    client()
+        .get(format!("http://{addr}/users/1"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let s = t.one_span();
     assert!(has(&s, "http.status_code"));
     assert!(!has(&s, "http.response.status_code"));
@@ -315,23 +510,45 @@ async fn sse_first_event_arrives_before_the_stream_ends_and_span_covers_it() {
                 let rx = rx.lock().unwrap().take().unwrap();
                 async move {
                     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-                        rx.recv().await.map(|ev| (Ok::<_, std::convert::Infallible>(Bytes::from(format!("data: {ev}\n\n"))), rx))
+                        rx.recv().await.map(|ev| {
+                            (
+                                Ok::<_, std::convert::Infallible>(Bytes::from(format!(
+                                    "data: {ev}\n\n"
+                                ))),
+                                rx,
+                            )
+                        })
                     });
-                    ([("content-type", "text/event-stream")], Body::from_stream(stream)).into_response()
+                    (
+                        [("content-type", "text/event-stream")],
+                        Body::from_stream(stream),
+                    )
+                        .into_response()
                 }
             }),
         )
         .layer(hypertrace::layer());
     let addr = serve(app).await;
     tx.send("first").await.unwrap();
-    let resp = client().get(format!("http://{addr}/events")).send().await.unwrap();
+    let resp = client()
+        .get(format!("http://{addr}/events"))
+        .send()
+        .await
+        .unwrap();
     let mut stream = resp.bytes_stream();
-    let first = tokio::time::timeout(Duration::from_secs(5), stream.next()).await.expect("first event in time").unwrap().unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .expect("first event in time")
+        .unwrap()
+        .unwrap();
     assert_eq!(&first[..], b"data: first\n\n");
     // The span is still open while the stream is.
     tokio::time::sleep(Duration::from_millis(100)).await;
     t.guard.flush();
-    assert!(t.spans.0.lock().unwrap().is_empty(), "span ended before the stream finished");
+    assert!(
+        t.spans.0.lock().unwrap().is_empty(),
+        "span ended before the stream finished"
+    );
     tx.send("second").await.unwrap();
     drop(tx);
     let rest: Vec<_> = stream.collect().await;
@@ -349,14 +566,21 @@ async fn client_disconnect_mid_response_still_ends_the_span() {
             get(|| async {
                 let stream = futures_util::stream::unfold(0u32, |n| async move {
                     tokio::time::sleep(Duration::from_millis(20)).await;
-                    Some((Ok::<_, std::convert::Infallible>(Bytes::from(vec![b'x'; 1024])), n + 1))
+                    Some((
+                        Ok::<_, std::convert::Infallible>(Bytes::from(vec![b'x'; 1024])),
+                        n + 1,
+                    ))
                 });
                 Body::from_stream(stream)
             }),
         )
         .layer(hypertrace::layer());
     let addr = serve(app).await;
-    let mut resp = client().get(format!("http://{addr}/slow")).send().await.unwrap();
+    let mut resp = client()
+        .get(format!("http://{addr}/slow"))
+        .send()
+        .await
+        .unwrap();
     resp.chunk().await.unwrap().unwrap();
     drop(resp); // the client goes away; the stream would never end on its own
     let s = t.one_span();
@@ -366,7 +590,15 @@ async fn client_disconnect_mid_response_still_ends_the_span() {
 /// Resident memory of this process, from /proc (Linux).
 fn rss_bytes() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kb: u64 = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    let kb: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     kb * 1024
 }
 
@@ -418,20 +650,53 @@ async fn large_upload_and_download_stream_through_byte_identical_in_bounded_memo
         .route(
             "/down",
             get(|| async {
-                let stream = futures_util::stream::iter((0..SIZE / CHUNK).map(|c| Ok::<_, std::convert::Infallible>(Bytes::from((0..CHUNK).map(|i| pattern(c * CHUNK + i)).collect::<Vec<u8>>()))));
-                ([("content-type", "application/json")], Body::from_stream(stream))
+                let stream = futures_util::stream::iter((0..SIZE / CHUNK).map(|c| {
+                    Ok::<_, std::convert::Infallible>(Bytes::from(
+                        (0..CHUNK)
+                            .map(|i| pattern(c * CHUNK + i))
+                            .collect::<Vec<u8>>(),
+                    ))
+                }));
+                (
+                    [("content-type", "application/json")],
+                    Body::from_stream(stream),
+                )
             }),
         )
         .layer(hypertrace::layer());
     let addr = serve(app).await;
-    let upload = futures_util::stream::iter((0..SIZE / CHUNK).map(|c| Ok::<_, std::io::Error>(Bytes::from((0..CHUNK).map(|i| pattern(c * CHUNK + i)).collect::<Vec<u8>>()))));
+    let upload = futures_util::stream::iter((0..SIZE / CHUNK).map(|c| {
+        Ok::<_, std::io::Error>(Bytes::from(
+            (0..CHUNK)
+                .map(|i| pattern(c * CHUNK + i))
+                .collect::<Vec<u8>>(),
+        ))
+    }));
     let (got, up_growth) = peak_rss_growth(async {
-        client().post(format!("http://{addr}/up")).header("content-type", "application/json").body(reqwest::Body::wrap_stream(upload)).send().await.unwrap().text().await.unwrap()
+        client()
+            .post(format!("http://{addr}/up"))
+            .header("content-type", "application/json")
+            .body(reqwest::Body::wrap_stream(upload))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
     })
     .await;
-    assert_eq!(got, format!("{SIZE}:0"), "the application received every byte, unchanged");
+    assert_eq!(
+        got,
+        format!("{SIZE}:0"),
+        "the application received every byte, unchanged"
+    );
     let ((n, bad), down_growth) = peak_rss_growth(async {
-        let mut stream = client().get(format!("http://{addr}/down")).send().await.unwrap().bytes_stream();
+        let mut stream = client()
+            .get(format!("http://{addr}/down"))
+            .send()
+            .await
+            .unwrap()
+            .bytes_stream();
         let (mut n, mut bad) = (0usize, 0usize);
         while let Some(chunk) = stream.next().await {
             for b in chunk.unwrap().iter() {
@@ -442,16 +707,39 @@ async fn large_upload_and_download_stream_through_byte_identical_in_bounded_memo
         (n, bad)
     })
     .await;
-    assert_eq!((n, bad), (SIZE, 0), "the client received every byte, unchanged");
-    println!("peak RSS growth: upload {} KiB, download {} KiB (body limit 128 KiB)", up_growth / 1024, down_growth / 1024);
+    assert_eq!(
+        (n, bad),
+        (SIZE, 0),
+        "the client received every byte, unchanged"
+    );
+    println!(
+        "peak RSS growth: upload {} KiB, download {} KiB (body limit 128 KiB)",
+        up_growth / 1024,
+        down_growth / 1024
+    );
     // Buffering either body would cost 64 MiB; the bound leaves room for allocator and socket noise.
-    assert!(up_growth < 16 << 20 && down_growth < 16 << 20, "upload {up_growth} B, download {down_growth} B");
+    assert!(
+        up_growth < 16 << 20 && down_growth < 16 << 20,
+        "upload {up_growth} B, download {down_growth} B"
+    );
     let spans = t.wait_spans(2);
     for s in &spans {
-        let key = if s.name == "POST /up" { "http.request.body" } else { "http.response.body" };
-        let captured = attr(s, key).or_else(|| attr(s, &format!("{key}.base64"))).expect(key);
-        assert!(captured.as_str().len() <= 131072 * 4 / 3 + 4, "capture bounded by the limit");
-        assert_eq!(attr(s, &format!("{key}.truncated")), Some(Value::Bool(true)));
+        let key = if s.name == "POST /up" {
+            "http.request.body"
+        } else {
+            "http.response.body"
+        };
+        let captured = attr(s, key)
+            .or_else(|| attr(s, &format!("{key}.base64")))
+            .expect(key);
+        assert!(
+            captured.as_str().len() <= 131072 * 4 / 3 + 4,
+            "capture bounded by the limit"
+        );
+        assert_eq!(
+            attr(s, &format!("{key}.truncated")),
+            Some(Value::Bool(true))
+        );
     }
 }
 
@@ -460,9 +748,24 @@ async fn semconv_opt_in_switches_to_stable_keys_or_both() {
     for (opt_in, old, stable) in [("http", false, true), ("http/dup", true, true)] {
         let t = agent_with(|_| {}, |a| a.with_semconv_opt_in(Some(opt_in)));
         let addr = serve(app()).await;
-        client().get(format!("http://{addr}/users/7?x=1")).header("user-agent", "ua/1").send().await.unwrap().text().await.unwrap();
+        client()
+            .get(format!("http://{addr}/users/7?x=1"))
+            .header("user-agent", "ua/1")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         let s = t.one_span();
-        for k in ["http.method", "http.target", "http.status_code", "http.user_agent", "http.flavor", "net.peer.ip"] {
+        for k in [
+            "http.method",
+            "http.target",
+            "http.status_code",
+            "http.user_agent",
+            "http.flavor",
+            "net.peer.ip",
+        ] {
             assert_eq!(has(&s, k), old, "{opt_in}: {k}");
         }
         assert_eq!(attr_str(&s, "http.request.method").as_deref(), Some("GET"));
@@ -472,7 +775,10 @@ async fn semconv_opt_in_switches_to_stable_keys_or_both() {
         assert_eq!(attr(&s, "http.response.status_code"), Some(Value::I64(200)));
         assert_eq!(attr_str(&s, "server.address").as_deref(), Some("127.0.0.1"));
         assert_eq!(attr_str(&s, "client.address").as_deref(), Some("127.0.0.1"));
-        assert_eq!(attr_str(&s, "network.protocol.version").as_deref(), Some("1.1"));
+        assert_eq!(
+            attr_str(&s, "network.protocol.version").as_deref(),
+            Some("1.1")
+        );
         assert_eq!(attr_str(&s, "user_agent.original").as_deref(), Some("ua/1"));
         assert_eq!(has(&s, "http.route"), stable);
     }
@@ -482,11 +788,35 @@ async fn semconv_opt_in_switches_to_stable_keys_or_both() {
 async fn custom_allowed_content_types_replace_the_default() {
     let t = agent(|c| c.data_capture.allowed_content_types = vec!["text/plain".into()]);
     let addr = serve(app()).await;
-    post_json(addr, "text/plain; charset=utf-8", "hello").await.text().await.unwrap();
-    post_json(addr, "application/json", "{}").await.text().await.unwrap();
+    post_json(addr, "text/plain; charset=utf-8", "hello")
+        .await
+        .text()
+        .await
+        .unwrap();
+    post_json(addr, "application/json", "{}")
+        .await
+        .text()
+        .await
+        .unwrap();
     let spans = t.wait_spans(2);
-    let plain = spans.iter().find(|s| attr_str(s, "http.request.header.content-type").unwrap().starts_with("text/plain")).unwrap();
-    let json = spans.iter().find(|s| attr_str(s, "http.request.header.content-type").unwrap() == "application/json").unwrap();
-    assert_eq!(attr_str(plain, "http.request.body").as_deref(), Some("hello"));
-    assert!(!has(json, "http.request.body"), "json is no longer in the list");
+    let plain = spans
+        .iter()
+        .find(|s| {
+            attr_str(s, "http.request.header.content-type")
+                .unwrap()
+                .starts_with("text/plain")
+        })
+        .unwrap();
+    let json = spans
+        .iter()
+        .find(|s| attr_str(s, "http.request.header.content-type").unwrap() == "application/json")
+        .unwrap();
+    assert_eq!(
+        attr_str(plain, "http.request.body").as_deref(),
+        Some("hello")
+    );
+    assert!(
+        !has(json, "http.request.body"),
+        "json is no longer in the list"
+    );
 }

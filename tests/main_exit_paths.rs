@@ -36,11 +36,18 @@ fn run(mode: &str, env: &[(&str, &str)]) -> Outcome {
         cmd.env(k, v);
     }
     let out = cmd.output().unwrap();
-    Outcome { code: out.status.code(), stdout: String::from_utf8_lossy(&out.stdout).into(), stderr: String::from_utf8_lossy(&out.stderr).into() }
+    Outcome {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into(),
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+    }
 }
 
 fn spans(stdout: &str) -> Vec<serde_json::Value> {
-    stdout.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).collect()
+    stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .collect()
 }
 
 fn drive() {
@@ -61,15 +68,35 @@ fn drive() {
         let s = spans(&o.stdout);
         let work = s.iter().find(|s| s["name"] == "work");
         let ok = o.code == Some(code)
-            && work.is_some_and(|w| w["attributes"]["mode"] == mode && w["events"][0]["name"] == "working" && w["resource"]["service.name"] == "hypertrace");
-        check(&format!("exit_path_{mode}_flushes_the_queued_span"), ok, &|| format!("code {:?}\nstdout {}\nstderr {}", o.code, o.stdout, o.stderr));
+            && work.is_some_and(|w| {
+                w["attributes"]["mode"] == mode
+                    && w["events"][0]["name"] == "working"
+                    && w["resource"]["service.name"] == "hypertrace"
+            });
+        check(
+            &format!("exit_path_{mode}_flushes_the_queued_span"),
+            ok,
+            &|| {
+                format!(
+                    "code {:?}\nstdout {}\nstderr {}",
+                    o.code, o.stdout, o.stderr
+                )
+            },
+        );
     }
 
     let o = run("ok", &[("HT_ENABLED", "nope")]);
-    let line = o.stderr.lines().find(|l| l.contains("HT_ENABLED")).unwrap_or("");
+    let line = o
+        .stderr
+        .lines()
+        .find(|l| l.contains("HT_ENABLED"))
+        .unwrap_or("");
     check(
         "invalid_env_value_exits_78_naming_variable_value_and_expectation",
-        o.code == Some(78) && line.contains("\"nope\"") && line.contains("true or false") && spans(&o.stdout).is_empty(),
+        o.code == Some(78)
+            && line.contains("\"nope\"")
+            && line.contains("true or false")
+            && spans(&o.stdout).is_empty(),
         &|| format!("code {:?} stderr {}", o.code, o.stderr),
     );
 
@@ -87,21 +114,43 @@ fn drive() {
         &|| format!("code {:?} stderr {}", o.code, o.stderr),
     );
 
-    let o = run("ok", &[("HT_TELEMETRY_STARTUP_SPAN_ENABLED", "true"), ("HT_SERVICE_NAME", "svc-from-env")]);
+    let o = run(
+        "ok",
+        &[
+            ("HT_TELEMETRY_STARTUP_SPAN_ENABLED", "true"),
+            ("HT_SERVICE_NAME", "svc-from-env"),
+        ],
+    );
     let s = spans(&o.stdout);
     check(
         "startup_span_and_service_name_from_env",
-        s.iter().any(|s| s["name"] == "hypertrace.agent.startup") && s.iter().all(|s| s["resource"]["service.name"] == "svc-from-env"),
+        s.iter().any(|s| s["name"] == "hypertrace.agent.startup")
+            && s.iter()
+                .all(|s| s["resource"]["service.name"] == "svc-from-env"),
         &|| o.stdout.clone(),
     );
     let o = run("ok", &[]);
-    check("no_startup_span_by_default", !spans(&o.stdout).iter().any(|s| s["name"] == "hypertrace.agent.startup"), &|| o.stdout.clone());
+    check(
+        "no_startup_span_by_default",
+        !spans(&o.stdout)
+            .iter()
+            .any(|s| s["name"] == "hypertrace.agent.startup"),
+        &|| o.stdout.clone(),
+    );
 
     let o = run("ok", &[("HT_ENABLED", "false")]);
-    check("disabled_exports_nothing", o.code == Some(0) && spans(&o.stdout).is_empty(), &|| o.stdout.clone());
+    check(
+        "disabled_exports_nothing",
+        o.code == Some(0) && spans(&o.stdout).is_empty(),
+        &|| o.stdout.clone(),
+    );
 
     let o = run("ok", &[("HT_UNKNOWN_SETTING", "1")]);
-    check("unknown_ht_variable_is_a_warning", o.code == Some(0) && o.stderr.contains("HT_UNKNOWN_SETTING"), &|| o.stderr.clone());
+    check(
+        "unknown_ht_variable_is_a_warning",
+        o.code == Some(0) && o.stderr.contains("HT_UNKNOWN_SETTING"),
+        &|| o.stderr.clone(),
+    );
 
     println!("\ntest result: {}. {passed} passed; {failed} failed; 0 ignored; 0 measured; 0 filtered out", if failed == 0 { "ok" } else { "FAILED" });
     if failed > 0 {

@@ -12,7 +12,10 @@
 fn ui() {
     if std::env::var_os("HYPERTRACE_SKIP_UI").is_some() {
         // Never in CI: there a skip would hide broken diagnostics.
-        assert!(std::env::var_os("CI").is_none(), "HYPERTRACE_SKIP_UI is not allowed in CI");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "HYPERTRACE_SKIP_UI is not allowed in CI"
+        );
         eprintln!("ui: SKIPPED (HYPERTRACE_SKIP_UI is set): the compile-fail diagnostics were not checked");
         return;
     }

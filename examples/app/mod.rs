@@ -17,7 +17,10 @@ pub async fn index() -> &'static str {
 /// POST /json: echoes the JSON body, with a custom response header.
 #[hypertrace::handler]
 pub async fn echo_json(Json(body): Json<Value>) -> impl IntoResponse {
-    tracing::info!(fields = body.as_object().map_or(0, |o| o.len()), "echoing a JSON body");
+    tracing::info!(
+        fields = body.as_object().map_or(0, |o| o.len()),
+        "echoing a JSON body"
+    );
     let mut headers = HeaderMap::new();
     headers.insert("x-demo-header", "hypertrace".parse().unwrap());
     (headers, Json(json!({ "echo": body })))
@@ -32,7 +35,10 @@ pub async fn get_user(Path(id): Path<u64>) -> Json<Value> {
 /// GET /error: a server error (the span's status becomes Error).
 #[hypertrace::handler]
 pub async fn error() -> impl IntoResponse {
-    (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({ "error": "something broke" })))
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Json(json!({ "error": "something broke" })),
+    )
 }
 
 pub fn router() -> Router {

@@ -29,7 +29,9 @@ pub struct Agent {
 
 impl std::fmt::Debug for Agent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Agent").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("Agent")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -43,7 +45,8 @@ pub fn current() -> Option<Arc<Agent>> {
 impl Agent {
     /// Builds the exporter named by `config.reporting` behind the bounded batch processor.
     pub fn from_config(config: Config) -> Result<Agent, ExportError> {
-        let needs_runtime = config.enabled && config.reporting.trace_reporter_type == crate::config::TraceReporterType::Otlp;
+        let needs_runtime = config.enabled
+            && config.reporting.trace_reporter_type == crate::config::TraceReporterType::Otlp;
         let export_runtime = if needs_runtime {
             Some(
                 tokio::runtime::Builder::new_multi_thread()
@@ -51,7 +54,9 @@ impl Agent {
                     .thread_name("hypertrace-grpc")
                     .enable_all()
                     .build()
-                    .map_err(|e| ExportError::new(format!("cannot start the export runtime: {e}")))?,
+                    .map_err(|e| {
+                        ExportError::new(format!("cannot start the export runtime: {e}"))
+                    })?,
             )
         } else {
             None
@@ -73,7 +78,11 @@ impl Agent {
         Agent::assemble(config, pipeline, None)
     }
 
-    fn assemble(config: Config, pipeline: Pipeline, export_runtime: Option<tokio::runtime::Runtime>) -> Agent {
+    fn assemble(
+        config: Config,
+        pipeline: Pipeline,
+        export_runtime: Option<tokio::runtime::Runtime>,
+    ) -> Agent {
         let tracer = pipeline.provider.tracer("hypertrace");
         Agent {
             propagator: crate::propagation::build(&config.propagation_formats),
@@ -126,7 +135,9 @@ pub struct Guard {
 
 impl Guard {
     pub fn agent(&self) -> &Agent {
-        self.agent.as_ref().expect("guard holds its agent until dropped")
+        self.agent
+            .as_ref()
+            .expect("guard holds its agent until dropped")
     }
 
     /// Exports everything queued so far and waits (up to the shutdown deadline).
@@ -137,7 +148,9 @@ impl Guard {
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        let Some(agent) = self.agent.take() else { return };
+        let Some(agent) = self.agent.take() else {
+            return;
+        };
         {
             let mut cur = CURRENT.write().unwrap_or_else(|p| p.into_inner());
             if cur.as_ref().is_some_and(|a| Arc::ptr_eq(a, &agent)) {

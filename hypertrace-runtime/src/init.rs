@@ -51,8 +51,14 @@ fn try_init(opts: &MainOptions) -> Result<Guard, String> {
     if startup_span {
         let agent = guard.agent();
         let mut span = agent.tracer.start("hypertrace.agent.startup");
-        span.set_attribute(KeyValue::new("hypertrace.agent.version", env!("CARGO_PKG_VERSION")));
-        span.set_attribute(KeyValue::new("hypertrace.reporting.trace_reporter_type", format!("{:?}", agent.config.reporting.trace_reporter_type)));
+        span.set_attribute(KeyValue::new(
+            "hypertrace.agent.version",
+            env!("CARGO_PKG_VERSION"),
+        ));
+        span.set_attribute(KeyValue::new(
+            "hypertrace.reporting.trace_reporter_type",
+            format!("{:?}", agent.config.reporting.trace_reporter_type),
+        ));
         span.end();
     }
     Ok(guard)

@@ -21,8 +21,8 @@ mod init;
 pub mod propagation;
 mod subscriber;
 
-pub use config::{Config, ConfigBuilder, ConfigError};
 pub use agent::{current as current_agent, Agent, Guard};
+pub use config::{Config, ConfigBuilder, ConfigError};
 pub use http::layer::{layer, HypertraceLayer};
 pub use init::shutdown_signal;
 pub use subscriber::otel_layer;

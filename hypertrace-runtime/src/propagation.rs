@@ -1,7 +1,10 @@
 //! Propagators per `propagation_formats` (CONTRACT §3.3): W3C trace context (with baggage) and B3,
 //! single and multi header. A malformed header yields no parent, so the request starts a new trace.
 
-use opentelemetry::propagation::{text_map_propagator::FieldIter, Extractor, Injector, TextMapCompositePropagator, TextMapPropagator};
+use opentelemetry::propagation::{
+    text_map_propagator::FieldIter, Extractor, Injector, TextMapCompositePropagator,
+    TextMapPropagator,
+};
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
 use opentelemetry::Context;
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
@@ -37,7 +40,9 @@ pub struct B3Propagator {
 
 impl B3Propagator {
     pub fn new() -> Self {
-        B3Propagator { fields: [B3_SINGLE, B3_TRACE_ID, B3_SPAN_ID, B3_SAMPLED].map(String::from) }
+        B3Propagator {
+            fields: [B3_SINGLE, B3_TRACE_ID, B3_SPAN_ID, B3_SAMPLED].map(String::from),
+        }
     }
 }
 
@@ -50,13 +55,21 @@ impl Default for B3Propagator {
 fn trace_id(s: &str) -> Option<TraceId> {
     // 64-bit B3 trace ids are left-padded to 128 bits, as the B3 spec says.
     let ok = (s.len() == 16 || s.len() == 32) && s.bytes().all(|b| b.is_ascii_hexdigit());
-    let id = if ok { TraceId::from_hex(s).ok()? } else { return None };
+    let id = if ok {
+        TraceId::from_hex(s).ok()?
+    } else {
+        return None;
+    };
     (id != TraceId::INVALID).then_some(id)
 }
 
 fn span_id(s: &str) -> Option<SpanId> {
     let ok = s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit());
-    let id = if ok { SpanId::from_hex(s).ok()? } else { return None };
+    let id = if ok {
+        SpanId::from_hex(s).ok()?
+    } else {
+        return None;
+    };
     (id != SpanId::INVALID).then_some(id)
 }
 
@@ -70,7 +83,11 @@ fn sampled(s: &str) -> Option<bool> {
 }
 
 fn context(trace: TraceId, span: SpanId, sampled: bool) -> SpanContext {
-    let flags = if sampled { TraceFlags::SAMPLED } else { TraceFlags::default() };
+    let flags = if sampled {
+        TraceFlags::SAMPLED
+    } else {
+        TraceFlags::default()
+    };
     SpanContext::new(trace, span, flags, true, TraceState::NONE)
 }
 
@@ -111,7 +128,10 @@ impl TextMapPropagator for B3Propagator {
             return;
         }
         let smp = if sc.is_sampled() { "1" } else { "0" };
-        injector.set(B3_SINGLE, format!("{}-{}-{}", sc.trace_id(), sc.span_id(), smp));
+        injector.set(
+            B3_SINGLE,
+            format!("{}-{}-{}", sc.trace_id(), sc.span_id(), smp),
+        );
         injector.set(B3_TRACE_ID, sc.trace_id().to_string());
         injector.set(B3_SPAN_ID, sc.span_id().to_string());
         injector.set(B3_SAMPLED, smp.to_string());
@@ -145,7 +165,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn extract(p: &dyn TextMapPropagator, headers: &[(&str, &str)]) -> SpanContext {
-        let map: HashMap<String, String> = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         p.extract(&map).span().span_context().clone()
     }
 
@@ -156,22 +179,52 @@ mod tests {
     fn b3_single_and_multi() {
         let p = B3Propagator::new();
         let sc = extract(&p, &[("b3", &format!("{T}-{S}-1"))]);
-        assert_eq!((sc.trace_id().to_string(), sc.span_id().to_string(), sc.is_sampled()), (T.into(), S.into(), true));
-        let sc = extract(&p, &[("x-b3-traceid", T), ("x-b3-spanid", S), ("x-b3-sampled", "0")]);
+        assert_eq!(
+            (
+                sc.trace_id().to_string(),
+                sc.span_id().to_string(),
+                sc.is_sampled()
+            ),
+            (T.into(), S.into(), true)
+        );
+        let sc = extract(
+            &p,
+            &[
+                ("x-b3-traceid", T),
+                ("x-b3-spanid", S),
+                ("x-b3-sampled", "0"),
+            ],
+        );
         assert!(sc.is_valid() && !sc.is_sampled() && sc.is_remote());
         // 64-bit trace ids are left-padded.
         let sc = extract(&p, &[("b3", &format!("a3ce929d0e0e4736-{S}"))]);
-        assert_eq!(sc.trace_id().to_string(), "0000000000000000a3ce929d0e0e4736");
+        assert_eq!(
+            sc.trace_id().to_string(),
+            "0000000000000000a3ce929d0e0e4736"
+        );
     }
 
     #[test]
     fn b3_malformed_gives_no_parent() {
         let p = B3Propagator::new();
-        for bad in ["garbage", "0", &format!("{T}-zz"), &format!("{T}-{S}-x"), &format!("{T}-{S}-1-{S}-9")] {
+        for bad in [
+            "garbage",
+            "0",
+            &format!("{T}-zz"),
+            &format!("{T}-{S}-x"),
+            &format!("{T}-{S}-1-{S}-9"),
+        ] {
             assert!(!extract(&p, &[("b3", bad)]).is_valid(), "{bad}");
         }
         assert!(!extract(&p, &[("x-b3-traceid", T)]).is_valid());
-        assert!(!extract(&p, &[("x-b3-traceid", "00000000000000000000000000000000"), ("x-b3-spanid", S)]).is_valid());
+        assert!(!extract(
+            &p,
+            &[
+                ("x-b3-traceid", "00000000000000000000000000000000"),
+                ("x-b3-spanid", S)
+            ]
+        )
+        .is_valid());
     }
 
     #[test]

@@ -5,8 +5,8 @@
 use std::sync::OnceLock;
 
 use opentelemetry::trace::{SpanBuilder, Status, TraceContextExt, Tracer, TracerProvider as _};
-use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider, Span as SdkSpan};
 use opentelemetry::KeyValue;
+use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider, Span as SdkSpan};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::filter::{LevelFilter, Targets};
@@ -17,9 +17,20 @@ use tracing_subscriber::{EnvFilter, Registry};
 /// What the OpenTelemetry layer sees: INFO and above, minus the crates that carry the export
 /// itself (their spans would be exported, producing more export: a feedback loop).
 fn otel_filter() -> Targets {
-    Targets::new()
-        .with_default(LevelFilter::INFO)
-        .with_targets(["h2", "hyper", "hyper_util", "tonic", "tower", "reqwest", "opentelemetry", "opentelemetry_sdk", "opentelemetry_otlp"].map(|t| (t, LevelFilter::OFF)))
+    Targets::new().with_default(LevelFilter::INFO).with_targets(
+        [
+            "h2",
+            "hyper",
+            "hyper_util",
+            "tonic",
+            "tower",
+            "reqwest",
+            "opentelemetry",
+            "opentelemetry_sdk",
+            "opentelemetry_otlp",
+        ]
+        .map(|t| (t, LevelFilter::OFF)),
+    )
 }
 
 /// The OpenTelemetry layer for apps that install their own subscriber
@@ -29,7 +40,10 @@ pub fn otel_layer<S>() -> impl Layer<S>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    tracing_opentelemetry::layer().with_tracer(CurrentTracer).and_then(EventsToActiveSpan).with_filter(otel_filter())
+    tracing_opentelemetry::layer()
+        .with_tracer(CurrentTracer)
+        .and_then(EventsToActiveSpan)
+        .with_filter(otel_filter())
 }
 
 /// A tracer that delegates to the current agent's tracer, or records nothing when there is none
@@ -39,13 +53,22 @@ struct CurrentTracer;
 
 fn off_tracer() -> &'static SdkTracer {
     static OFF: OnceLock<SdkTracer> = OnceLock::new();
-    OFF.get_or_init(|| SdkTracerProvider::builder().with_sampler(Sampler::AlwaysOff).build().tracer("hypertrace-off"))
+    OFF.get_or_init(|| {
+        SdkTracerProvider::builder()
+            .with_sampler(Sampler::AlwaysOff)
+            .build()
+            .tracer("hypertrace-off")
+    })
 }
 
 impl Tracer for CurrentTracer {
     type Span = SdkSpan;
 
-    fn build_with_context(&self, builder: SpanBuilder, parent_cx: &opentelemetry::Context) -> SdkSpan {
+    fn build_with_context(
+        &self,
+        builder: SpanBuilder,
+        parent_cx: &opentelemetry::Context,
+    ) -> SdkSpan {
         match crate::agent::current() {
             Some(a) if a.config.enabled => a.tracer.build_with_context(builder, parent_cx),
             _ => off_tracer().build_with_context(builder, parent_cx),
@@ -58,7 +81,9 @@ pub(crate) fn install() -> bool {
     use tracing_subscriber::layer::SubscriberExt;
     let fmt_filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     // Logs go to stderr: stdout belongs to the app and to the LOGGING reporter's JSON lines.
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(fmt_filter);
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_filter(fmt_filter);
     let subscriber = Registry::default().with(fmt).with(otel_layer());
     tracing::subscriber::set_global_default(subscriber).is_ok()
 }
@@ -79,7 +104,13 @@ where
             return;
         }
         let meta = event.metadata();
-        let mut v = FieldsVisitor { attrs: vec![KeyValue::new("level", meta.level().as_str()), KeyValue::new("target", meta.target().to_owned())], message: None };
+        let mut v = FieldsVisitor {
+            attrs: vec![
+                KeyValue::new("level", meta.level().as_str()),
+                KeyValue::new("target", meta.target().to_owned()),
+            ],
+            message: None,
+        };
         event.record(&mut v);
         let span = cx.span();
         if *meta.level() == tracing::Level::ERROR {
@@ -99,14 +130,18 @@ impl Visit for FieldsVisitor {
         if field.name() == "message" {
             self.message = Some(value.to_owned());
         } else {
-            self.attrs.push(KeyValue::new(field.name(), value.to_owned()));
+            self.attrs
+                .push(KeyValue::new(field.name(), value.to_owned()));
         }
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
         self.attrs.push(KeyValue::new(field.name(), value));
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.attrs.push(KeyValue::new(field.name(), i64::try_from(value).unwrap_or(i64::MAX)));
+        self.attrs.push(KeyValue::new(
+            field.name(),
+            i64::try_from(value).unwrap_or(i64::MAX),
+        ));
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
         self.attrs.push(KeyValue::new(field.name(), value));

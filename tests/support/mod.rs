@@ -44,12 +44,26 @@ impl TestAgent {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        panic!("expected {n} spans, got {:?}", self.spans.0.lock().unwrap().iter().map(|s| s.name.clone()).collect::<Vec<_>>());
+        panic!(
+            "expected {n} spans, got {:?}",
+            self.spans
+                .0
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|s| s.name.clone())
+                .collect::<Vec<_>>()
+        );
     }
 
     pub fn one_span(&self) -> SpanData {
         let mut v = self.wait_spans(1);
-        assert_eq!(v.len(), 1, "spans: {:?}", v.iter().map(|s| &s.name).collect::<Vec<_>>());
+        assert_eq!(
+            v.len(),
+            1,
+            "spans: {:?}",
+            v.iter().map(|s| &s.name).collect::<Vec<_>>()
+        );
         v.pop().unwrap()
     }
 }
@@ -66,20 +80,32 @@ pub fn agent_with(edit: impl FnOnce(&mut Config), touch: impl FnOnce(Agent) -> A
     edit(&mut config);
     let spans = Spans::default();
     let guard = touch(Agent::with_exporter(config, spans.clone())).install();
-    TestAgent { guard, spans, _serial: serial }
+    TestAgent {
+        guard,
+        spans,
+        _serial: serial,
+    }
 }
 
 pub async fn serve(app: axum::Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
     });
     addr
 }
 
 pub fn attr(span: &SpanData, key: &str) -> Option<Value> {
-    span.attributes.iter().find(|kv| kv.key == Key::from(key.to_owned())).map(|kv| kv.value.clone())
+    span.attributes
+        .iter()
+        .find(|kv| kv.key == Key::from(key.to_owned()))
+        .map(|kv| kv.value.clone())
 }
 
 pub fn attr_str(span: &SpanData, key: &str) -> Option<String> {
@@ -95,7 +121,9 @@ pub fn init_tracing() {
     use tracing_subscriber::layer::SubscriberExt;
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry().with(hypertrace::otel_layer()));
+        let _ = tracing::subscriber::set_global_default(
+            tracing_subscriber::registry().with(hypertrace::otel_layer()),
+        );
     });
 }
 

@@ -34,7 +34,10 @@ pub fn record_headers(
     if headers.keys_len() == headers.len() {
         for (name, v) in headers {
             let name_str = name.as_str();
-            out.push(KeyValue::new(key(prefix, name_str), value(redacted(name_str), v)));
+            out.push(KeyValue::new(
+                key(prefix, name_str),
+                value(redacted(name_str), v),
+            ));
         }
         return;
     }
@@ -48,7 +51,10 @@ pub fn record_headers(
             None => out.push(KeyValue::new(key(prefix, name_str), value(redacted, first))),
             Some(second) => {
                 for (i, v) in [first, second].into_iter().chain(values).enumerate() {
-                    out.push(KeyValue::new(format!("{prefix}{name_str}[{i}]"), value(redacted, v)));
+                    out.push(KeyValue::new(
+                        format!("{prefix}{name_str}[{i}]"),
+                        value(redacted, v),
+                    ));
                 }
             }
         }

@@ -20,9 +20,9 @@ use crate::capture::body::{capture_bytes, BodyCapture};
 use crate::capture::content_type::{capture_kind, content_encoding};
 use crate::capture::headers::record_headers;
 use crate::config::PropagationFormat;
+use crate::http::attributes::flavor;
 use crate::http::attributes::{self, Semconv};
 use crate::http::body::Tee;
-use crate::http::attributes::flavor;
 use crate::http::server_span::{record_exception, Overrides, ResponseBodyDone};
 
 /// The `reqwest_middleware::Middleware` behind [`instrumented`](super::instrumented). Per call:

@@ -60,7 +60,10 @@ pub struct Switch {
 
 impl Default for Switch {
     fn default() -> Self {
-        Switch { request: true, response: true }
+        Switch {
+            request: true,
+            response: true,
+        }
     }
 }
 
@@ -105,7 +108,14 @@ impl std::fmt::Debug for Reporting {
             .field("metric_endpoint", &self.metric_endpoint)
             .field("metric_reporter_type", &self.metric_reporter_type)
             .field("enable_grpc_loadbalancing", &self.enable_grpc_loadbalancing)
-            .field("headers", &self.headers.iter().map(|(k, _)| (k.as_str(), "[REDACTED]")).collect::<Vec<_>>())
+            .field(
+                "headers",
+                &self
+                    .headers
+                    .iter()
+                    .map(|(k, _)| (k.as_str(), "[REDACTED]"))
+                    .collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -158,8 +168,15 @@ pub struct RustAgent {
 
 pub const DEFAULT_BODY_MAX_SIZE_BYTES: usize = 131_072;
 pub const DEFAULT_BODY_MAX_PROCESSING_SIZE_BYTES: usize = 1_048_576;
-pub const DEFAULT_ALLOWED_CONTENT_TYPES: [&str; 4] = ["json", "graphql", "xml", "x-www-form-urlencoded"];
-pub const DEFAULT_REDACT_HEADERS: [&str; 5] = ["authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"];
+pub const DEFAULT_ALLOWED_CONTENT_TYPES: [&str; 4] =
+    ["json", "graphql", "xml", "x-www-form-urlencoded"];
+pub const DEFAULT_REDACT_HEADERS: [&str; 5] = [
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+    "x-api-key",
+];
 
 impl Config {
     /// Defaults of CONTRACT §5.2, with `service_name` as given (the binary's package name).
@@ -187,11 +204,20 @@ impl Config {
                 rpc_body: Switch::default(),
                 body_max_size_bytes: DEFAULT_BODY_MAX_SIZE_BYTES,
                 body_max_processing_size_bytes: DEFAULT_BODY_MAX_PROCESSING_SIZE_BYTES,
-                allowed_content_types: DEFAULT_ALLOWED_CONTENT_TYPES.iter().map(|s| s.to_string()).collect(),
+                allowed_content_types: DEFAULT_ALLOWED_CONTENT_TYPES
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
             },
-            telemetry: Telemetry { startup_span_enabled: false, metrics_enabled: true },
+            telemetry: Telemetry {
+                startup_span_enabled: false,
+                metrics_enabled: true,
+            },
             rustagent: RustAgent {
-                redact_headers: DEFAULT_REDACT_HEADERS.iter().map(|s| s.to_string()).collect(),
+                redact_headers: DEFAULT_REDACT_HEADERS
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
                 max_queue_size: 2048,
                 max_export_batch_size: 512,
                 scheduled_delay: Duration::from_millis(1000),

@@ -62,12 +62,18 @@ pub struct BatchProcessor {
 
 impl std::fmt::Debug for BatchProcessor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BatchProcessor").field("settings", &self.shared.settings).finish()
+        f.debug_struct("BatchProcessor")
+            .field("settings", &self.shared.settings)
+            .finish()
     }
 }
 
 impl BatchProcessor {
-    pub fn new<E: SpanExporter + 'static>(exporter: E, settings: BatchSettings, stats: Arc<ExportStats>) -> Self {
+    pub fn new<E: SpanExporter + 'static>(
+        exporter: E,
+        settings: BatchSettings,
+        stats: Arc<ExportStats>,
+    ) -> Self {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             wake: Condvar::new(),
@@ -84,7 +90,10 @@ impl BatchProcessor {
                 let _ = done_tx.send(());
             })
             .expect("hypertrace: cannot spawn the export thread");
-        BatchProcessor { shared, done: Mutex::new(Some(done_rx)) }
+        BatchProcessor {
+            shared,
+            done: Mutex::new(Some(done_rx)),
+        }
     }
 }
 
@@ -100,17 +109,28 @@ fn run_worker<E: SpanExporter>(shared: &Shared, exporter: E) {
         let (batch, waiters, shutting_down) = {
             let mut st = lock(shared);
             let deadline = Instant::now() + settings.scheduled_delay;
-            while !st.shutdown && st.flush_waiters.is_empty() && st.queue.len() < settings.max_export_batch_size {
+            while !st.shutdown
+                && st.flush_waiters.is_empty()
+                && st.queue.len() < settings.max_export_batch_size
+            {
                 let now = Instant::now();
                 if now >= deadline {
                     break;
                 }
-                st = shared.wake.wait_timeout(st, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
+                st = shared
+                    .wake
+                    .wait_timeout(st, deadline - now)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
             }
             let n = st.queue.len().min(settings.max_export_batch_size);
             let batch: Vec<SpanData> = st.queue.drain(..n).collect();
             // Flush waiters are answered only once everything queued before them is out.
-            let waiters = if st.queue.is_empty() { std::mem::take(&mut st.flush_waiters) } else { Vec::new() };
+            let waiters = if st.queue.is_empty() {
+                std::mem::take(&mut st.flush_waiters)
+            } else {
+                Vec::new()
+            };
             (batch, waiters, st.shutdown && st.queue.is_empty())
         };
         if !batch.is_empty() {
@@ -232,7 +252,10 @@ mod tests {
             while self.hang.load(Ordering::Relaxed) {
                 thread::sleep(Duration::from_millis(5));
             }
-            self.spans.lock().unwrap().extend(batch.into_iter().map(|s| s.name.into_owned()));
+            self.spans
+                .lock()
+                .unwrap()
+                .extend(batch.into_iter().map(|s| s.name.into_owned()));
             Ok(())
         }
     }
@@ -293,7 +316,11 @@ mod tests {
         p.tracer("t").start("x");
         let start = Instant::now();
         assert!(p.shutdown().is_err());
-        assert!(start.elapsed() < Duration::from_secs(2), "took {:?}", start.elapsed());
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "took {:?}",
+            start.elapsed()
+        );
         exp.hang.store(false, Ordering::Relaxed);
     }
 

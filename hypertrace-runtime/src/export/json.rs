@@ -10,13 +10,18 @@ pub fn typed(v: &Value) -> Json {
     match v {
         Value::Bool(b) => Json::Bool(*b),
         Value::I64(i) => Json::from(*i),
-        Value::F64(f) => serde_json::Number::from_f64(*f).map(Json::Number).unwrap_or(Json::Null),
+        Value::F64(f) => serde_json::Number::from_f64(*f)
+            .map(Json::Number)
+            .unwrap_or(Json::Null),
         Value::String(s) => Json::String(s.as_str().to_owned()),
         Value::Array(a) => match a {
             Array::Bool(v) => v.iter().map(|b| Json::Bool(*b)).collect(),
             Array::I64(v) => v.iter().map(|i| Json::from(*i)).collect(),
             Array::F64(v) => v.iter().map(|f| Json::from(*f)).collect(),
-            Array::String(v) => v.iter().map(|s| Json::String(s.as_str().to_owned())).collect(),
+            Array::String(v) => v
+                .iter()
+                .map(|s| Json::String(s.as_str().to_owned()))
+                .collect(),
             _ => Json::String(v.to_string()),
         },
         _ => Json::String(v.to_string()),
@@ -24,11 +29,17 @@ pub fn typed(v: &Value) -> Json {
 }
 
 pub fn attributes<'a>(kvs: impl IntoIterator<Item = (&'a opentelemetry::Key, &'a Value)>) -> Json {
-    Json::Object(kvs.into_iter().map(|(k, v)| (k.as_str().to_owned(), typed(v))).collect())
+    Json::Object(
+        kvs.into_iter()
+            .map(|(k, v)| (k.as_str().to_owned(), typed(v)))
+            .collect(),
+    )
 }
 
 pub fn epoch_micros(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
 }
 
 /// RFC 3339 UTC with microseconds, as in the Hypertrace sample span (`2021-03-12T01:30:25.440868Z`).

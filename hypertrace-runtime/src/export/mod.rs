@@ -41,7 +41,10 @@ impl std::error::Error for ExportError {}
 pub fn export_headers(reporting: &Reporting) -> Vec<(String, String)> {
     let mut h = reporting.headers.clone();
     if let Some(token) = &reporting.token {
-        if !h.iter().any(|(k, _)| k.eq_ignore_ascii_case("authorization")) {
+        if !h
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+        {
             h.push(("authorization".into(), format!("Bearer {token}")));
         }
     }
@@ -52,14 +55,20 @@ pub fn export_headers(reporting: &Reporting) -> Vec<(String, String)> {
 /// `OTEL_EXPORTER_OTLP_HEADERS` value that cannot be sent is a start-up error, as it is for gRPC,
 /// not a failure of every export. The message names the header, never its value.
 #[cfg(any(feature = "otlp-http", feature = "zipkin"))]
-pub(crate) fn checked_http_headers(reporting: &Reporting) -> Result<Vec<(String, String)>, ExportError> {
+pub(crate) fn checked_http_headers(
+    reporting: &Reporting,
+) -> Result<Vec<(String, String)>, ExportError> {
     let headers = export_headers(reporting);
     for (k, v) in &headers {
         if http::HeaderName::from_bytes(k.as_bytes()).is_err() {
-            return Err(ExportError::new(format!("export header name {k:?} is not a valid HTTP header name")));
+            return Err(ExportError::new(format!(
+                "export header name {k:?} is not a valid HTTP header name"
+            )));
         }
         if http::HeaderValue::from_str(v).is_err() {
-            return Err(ExportError::new(format!("the value of export header {k:?} is not a valid HTTP header value")));
+            return Err(ExportError::new(format!(
+                "the value of export header {k:?} is not a valid HTTP header value"
+            )));
         }
     }
     Ok(headers)
@@ -93,7 +102,11 @@ pub fn with_exporter<E: SpanExporter + 'static>(mut exporter: E, config: &Config
     };
     let provider = SdkTracerProvider::builder()
         .with_resource(resource)
-        .with_span_processor(batch::BatchProcessor::new(exporter, settings, stats.clone()))
+        .with_span_processor(batch::BatchProcessor::new(
+            exporter,
+            settings,
+            stats.clone(),
+        ))
         .build();
     Pipeline { provider, stats }
 }
@@ -102,7 +115,10 @@ pub fn with_exporter<E: SpanExporter + 'static>(mut exporter: E, config: &Config
 #[derive(Debug)]
 struct NoopExporter;
 impl SpanExporter for NoopExporter {
-    async fn export(&self, _batch: Vec<opentelemetry_sdk::trace::SpanData>) -> opentelemetry_sdk::error::OTelSdkResult {
+    async fn export(
+        &self,
+        _batch: Vec<opentelemetry_sdk::trace::SpanData>,
+    ) -> opentelemetry_sdk::error::OTelSdkResult {
         Ok(())
     }
 }
@@ -116,7 +132,10 @@ fn missing(feature: &str, ty: TraceReporterType) -> ExportError {
 
 /// `enabled: false`: a provider without processors, so spans are never recorded or sent.
 pub fn disabled(_config: &Config) -> Pipeline {
-    Pipeline { provider: SdkTracerProvider::builder().build(), stats: Arc::new(ExportStats::default()) }
+    Pipeline {
+        provider: SdkTracerProvider::builder().build(),
+        stats: Arc::new(ExportStats::default()),
+    }
 }
 
 /// Builds the pipeline for `config`. Must run inside a tokio runtime (tonic's channel needs one).
@@ -137,7 +156,8 @@ pub fn build(config: &Config) -> Result<Pipeline, ExportError> {
         TraceReporterType::Zipkin => {
             let headers = checked_http_headers(&config.reporting)?;
             let client = http_client::build(&config.reporting, config.rustagent.export_timeout)?;
-            let exporter = zipkin::ZipkinExporter::new(client, config.reporting.effective_endpoint(), headers);
+            let exporter =
+                zipkin::ZipkinExporter::new(client, config.reporting.effective_endpoint(), headers);
             with_exporter(exporter, config)
         }
         #[cfg(not(feature = "zipkin"))]

@@ -14,10 +14,18 @@ pub fn build(config: &Config) -> Resource {
         KeyValue::new("telemetry.sdk.name", "hypertrace"),
         KeyValue::new("telemetry.sdk.language", "rust"),
         KeyValue::new("telemetry.sdk.version", env!("CARGO_PKG_VERSION")),
-        KeyValue::new("host.name", gethostname::gethostname().to_string_lossy().into_owned()),
+        KeyValue::new(
+            "host.name",
+            gethostname::gethostname().to_string_lossy().into_owned(),
+        ),
         KeyValue::new("process.pid", i64::from(std::process::id())),
     ];
-    attrs.extend(config.resource_attributes.iter().map(|(k, v)| KeyValue::new(k.clone(), v.clone())));
+    attrs.extend(
+        config
+            .resource_attributes
+            .iter()
+            .map(|(k, v)| KeyValue::new(k.clone(), v.clone())),
+    );
     // builder_empty: the SDK's default detectors would read OTEL_SERVICE_NAME and
     // OTEL_RESOURCE_ATTRIBUTES a second time, behind the config's back.
     Resource::builder_empty().with_attributes(attrs).build()
@@ -30,7 +38,14 @@ fn uuid_v4() -> String {
     b[6] = (b[6] & 0x0f) | 0x40; // version 4
     b[8] = (b[8] & 0x3f) | 0x80; // RFC 4122 variant
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
 }
 
 #[cfg(test)]
@@ -40,10 +55,15 @@ mod tests {
     #[test]
     fn has_contract_attributes_and_user_ones_win() {
         let mut c = Config::defaults("svc");
-        c.resource_attributes.insert("deployment.environment".into(), "prod".into());
-        c.resource_attributes.insert("service.name".into(), "override".into());
+        c.resource_attributes
+            .insert("deployment.environment".into(), "prod".into());
+        c.resource_attributes
+            .insert("service.name".into(), "override".into());
         let r = build(&c);
-        let get = |k: &'static str| r.get(&opentelemetry::Key::from_static_str(k)).map(|v| v.to_string());
+        let get = |k: &'static str| {
+            r.get(&opentelemetry::Key::from_static_str(k))
+                .map(|v| v.to_string())
+        };
         assert_eq!(get("telemetry.sdk.name").as_deref(), Some("hypertrace"));
         assert_eq!(get("telemetry.sdk.language").as_deref(), Some("rust"));
         assert_eq!(get("deployment.environment").as_deref(), Some("prod"));
@@ -56,6 +76,9 @@ mod tests {
     }
 
     fn get_other_instance_id(c: &Config) -> String {
-        build(c).get(&opentelemetry::Key::from_static_str("service.instance.id")).unwrap().to_string()
+        build(c)
+            .get(&opentelemetry::Key::from_static_str("service.instance.id"))
+            .unwrap()
+            .to_string()
     }
 }

@@ -21,8 +21,17 @@ pub struct ZipkinExporter {
 
 impl ZipkinExporter {
     /// The service name comes later, from the resource (`set_resource`).
-    pub fn new(client: reqwest::blocking::Client, endpoint: String, headers: Vec<(String, String)>) -> Self {
-        ZipkinExporter { client, endpoint, headers, service_name: String::new() }
+    pub fn new(
+        client: reqwest::blocking::Client,
+        endpoint: String,
+        headers: Vec<(String, String)>,
+    ) -> Self {
+        ZipkinExporter {
+            client,
+            endpoint,
+            headers,
+            service_name: String::new(),
+        }
     }
 }
 
@@ -38,7 +47,10 @@ pub fn span_json(span: &SpanData, service_name: &str) -> Json {
     let ctx = &span.span_context;
     let mut tags = Map::new();
     for kv in &span.attributes {
-        tags.insert(kv.key.as_str().to_owned(), Json::String(tag_value(&kv.value)));
+        tags.insert(
+            kv.key.as_str().to_owned(),
+            Json::String(tag_value(&kv.value)),
+        );
     }
     if let Status::Error { description } = &span.status {
         tags.insert("otel.status_code".into(), "ERROR".into());
@@ -82,20 +94,36 @@ pub fn span_json(span: &SpanData, service_name: &str) -> Json {
 
 impl SpanExporter for ZipkinExporter {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        let body: Vec<Json> = batch.iter().map(|s| span_json(s, &self.service_name)).collect();
-        let body = serde_json::to_vec(&body).map_err(|e| OTelSdkError::InternalFailure(e.to_string()))?;
-        let mut req = self.client.post(&self.endpoint).header("content-type", "application/json").body(body);
+        let body: Vec<Json> = batch
+            .iter()
+            .map(|s| span_json(s, &self.service_name))
+            .collect();
+        let body =
+            serde_json::to_vec(&body).map_err(|e| OTelSdkError::InternalFailure(e.to_string()))?;
+        let mut req = self
+            .client
+            .post(&self.endpoint)
+            .header("content-type", "application/json")
+            .body(body);
         for (k, v) in &self.headers {
             req = req.header(k.as_str(), v.as_str());
         }
         // The error text names the endpoint and status only, never header values (they hold tokens).
-        let resp = req
-            .send()
-            .map_err(|e| OTelSdkError::InternalFailure(format!("zipkin export to {}: {}", self.endpoint, e.without_url())))?;
+        let resp = req.send().map_err(|e| {
+            OTelSdkError::InternalFailure(format!(
+                "zipkin export to {}: {}",
+                self.endpoint,
+                e.without_url()
+            ))
+        })?;
         if resp.status().is_success() {
             Ok(())
         } else {
-            Err(OTelSdkError::InternalFailure(format!("zipkin export to {}: HTTP {}", self.endpoint, resp.status())))
+            Err(OTelSdkError::InternalFailure(format!(
+                "zipkin export to {}: HTTP {}",
+                self.endpoint,
+                resp.status()
+            )))
         }
     }
 

@@ -16,18 +16,31 @@ pub struct Semconv {
 
 impl Semconv {
     pub fn from_env() -> Semconv {
-        Semconv::parse(std::env::var("OTEL_SEMCONV_STABILITY_OPT_IN").ok().as_deref())
+        Semconv::parse(
+            std::env::var("OTEL_SEMCONV_STABILITY_OPT_IN")
+                .ok()
+                .as_deref(),
+        )
     }
 
     /// The variable is a comma list; `http/dup` wins over `http`.
     pub fn parse(v: Option<&str>) -> Semconv {
         let items = || v.unwrap_or("").split(',').map(str::trim);
         if items().any(|i| i == "http/dup") {
-            Semconv { old: true, stable: true }
+            Semconv {
+                old: true,
+                stable: true,
+            }
         } else if items().any(|i| i == "http") {
-            Semconv { old: false, stable: true }
+            Semconv {
+                old: false,
+                stable: true,
+            }
         } else {
-            Semconv { old: true, stable: false }
+            Semconv {
+                old: true,
+                stable: false,
+            }
         }
     }
 }
@@ -82,15 +95,35 @@ pub fn request(req: &Request, route: Option<&str>, sc: Semconv, out: &mut Vec<Ke
         "https" => Value::from("https"),
         other => Value::from(other.to_owned()),
     };
-    let mut host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned).or_else(|| uri.authority().map(|a| a.to_string()));
+    let mut host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| uri.authority().map(|a| a.to_string()));
     let host_port: Option<i64> = host
         .as_deref()
         .and_then(|h| h.rsplit_once(':').and_then(|(_, p)| p.parse().ok()))
-        .or(if scheme_str == "https" { Some(443) } else { Some(80) });
+        .or(if scheme_str == "https" {
+            Some(443)
+        } else {
+            Some(80)
+        });
     // The stable key wants the host without its port; the old one the header as sent.
-    let server_address = if sc.stable { host.as_deref().map(|h| h.rsplit_once(':').map_or(h, |(n, _)| n).to_owned()) } else { None };
-    let mut ua = req.headers().get(header::USER_AGENT).map(|v| text(v.as_bytes()));
-    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    let server_address = if sc.stable {
+        host.as_deref()
+            .map(|h| h.rsplit_once(':').map_or(h, |(n, _)| n).to_owned())
+    } else {
+        None
+    };
+    let mut ua = req
+        .headers()
+        .get(header::USER_AGENT)
+        .map(|v| text(v.as_bytes()));
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
     let target = uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/");
 
     if let Some(r) = route {
@@ -128,7 +161,10 @@ pub fn request(req: &Request, route: Option<&str>, sc: Semconv, out: &mut Vec<Ke
         if let Some(p) = host_port {
             out.push(KeyValue::new("server.port", p));
         }
-        out.push(KeyValue::new("network.protocol.version", flavor(req.version()).trim_end_matches(".0")));
+        out.push(KeyValue::new(
+            "network.protocol.version",
+            flavor(req.version()).trim_end_matches(".0"),
+        ));
         if let Some(u) = ua {
             out.push(KeyValue::new("user_agent.original", u));
         }
@@ -155,9 +191,33 @@ mod tests {
 
     #[test]
     fn semconv_switch() {
-        assert_eq!(Semconv::parse(None), Semconv { old: true, stable: false });
-        assert_eq!(Semconv::parse(Some("http")), Semconv { old: false, stable: true });
-        assert_eq!(Semconv::parse(Some("database, http/dup")), Semconv { old: true, stable: true });
-        assert_eq!(Semconv::parse(Some("database")), Semconv { old: true, stable: false });
+        assert_eq!(
+            Semconv::parse(None),
+            Semconv {
+                old: true,
+                stable: false
+            }
+        );
+        assert_eq!(
+            Semconv::parse(Some("http")),
+            Semconv {
+                old: false,
+                stable: true
+            }
+        );
+        assert_eq!(
+            Semconv::parse(Some("database, http/dup")),
+            Semconv {
+                old: true,
+                stable: true
+            }
+        );
+        assert_eq!(
+            Semconv::parse(Some("database")),
+            Semconv {
+                old: true,
+                stable: false
+            }
+        );
     }
 }

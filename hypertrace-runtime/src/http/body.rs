@@ -35,7 +35,11 @@ pin_project_lite::pin_project! {
 
 impl<B, D: OnBodyDone> Tee<B, D> {
     pub fn new(inner: B, capture: Option<BodyCapture>, on_done: D) -> Self {
-        Tee { inner, capture, on_done: Some(on_done) }
+        Tee {
+            inner,
+            capture,
+            on_done: Some(on_done),
+        }
     }
 }
 
@@ -47,7 +51,10 @@ where
     type Data = Bytes;
     type Error = B::Error;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         let this = self.project();
         let res = this.inner.poll_frame(cx);
         match &res {

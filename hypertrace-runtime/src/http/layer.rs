@@ -60,7 +60,10 @@ impl HypertraceLayer {
 impl<S> Layer<S> for HypertraceLayer {
     type Service = HypertraceService<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        HypertraceService { inner, layer: self.clone() }
+        HypertraceService {
+            inner,
+            layer: self.clone(),
+        }
     }
 }
 
@@ -75,7 +78,11 @@ impl<S> HypertraceService<S> {
         if self.layer.excluded.is_empty() {
             return false;
         }
-        let key = req.extensions().get::<MatchedPath>().map(|m| m.as_str()).unwrap_or(req.uri().path());
+        let key = req
+            .extensions()
+            .get::<MatchedPath>()
+            .map(|m| m.as_str())
+            .unwrap_or(req.uri().path());
         self.layer.excluded.iter().any(|e| e == key)
     }
 }

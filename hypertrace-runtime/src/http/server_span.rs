@@ -85,7 +85,12 @@ where
     serve_with(&agent, ov, req, inner).await
 }
 
-async fn serve_with<F, Fut>(agent: &Arc<Agent>, ov: &Overrides, mut req: Request, inner: F) -> Response
+async fn serve_with<F, Fut>(
+    agent: &Arc<Agent>,
+    ov: &Overrides,
+    mut req: Request,
+    inner: F,
+) -> Response
 where
     F: FnOnce(Request) -> Fut,
     Fut: Future<Output = Response> + Send,
@@ -112,20 +117,40 @@ where
     let mut attrs = Vec::with_capacity(32);
     attributes::request(&req, route, agent.semconv, &mut attrs);
     if ov.request_headers.unwrap_or(dc.http_headers.request) {
-        record_headers("http.request.header.", req.headers(), &cfg.rustagent.redact_headers, &mut attrs);
+        record_headers(
+            "http.request.header.",
+            req.headers(),
+            &cfg.rustagent.redact_headers,
+            &mut attrs,
+        );
     }
-    let span = agent.tracer.span_builder(name).with_kind(SpanKind::Server).with_attributes(attrs).start_with_context(&agent.tracer, &parent);
+    let span = agent
+        .tracer
+        .span_builder(name)
+        .with_kind(SpanKind::Server)
+        .with_attributes(attrs)
+        .start_with_context(&agent.tracer, &parent);
     let cx = parent.with_span(span);
 
     if ov.request_body.unwrap_or(dc.http_body.request) {
-        if let Some(kind) = capture_kind(req.headers().get(http::header::CONTENT_TYPE), &dc.allowed_content_types) {
-            let capture = BodyCapture::new(dc.body_max_size_bytes, kind, content_encoding(req.headers()));
+        if let Some(kind) = capture_kind(
+            req.headers().get(http::header::CONTENT_TYPE),
+            &dc.allowed_content_types,
+        ) {
+            let capture = BodyCapture::new(
+                dc.body_max_size_bytes,
+                kind,
+                content_encoding(req.headers()),
+            );
             let done = RequestBodyDone { cx: cx.clone() };
             req = req.map(|b| Body::new(Tee::new(b, Some(capture), done)));
         }
     }
 
-    let result = AssertUnwindSafe(inner(req)).catch_unwind().with_context(cx.clone()).await;
+    let result = AssertUnwindSafe(inner(req))
+        .catch_unwind()
+        .with_context(cx.clone())
+        .await;
     let resp = match result {
         Ok(resp) => resp,
         Err(panic) => {
@@ -138,7 +163,12 @@ where
     let mut attrs = Vec::with_capacity(16);
     attributes::status(status.as_u16(), agent.semconv, &mut attrs);
     if ov.response_headers.unwrap_or(dc.http_headers.response) {
-        record_headers("http.response.header.", resp.headers(), &cfg.rustagent.redact_headers, &mut attrs);
+        record_headers(
+            "http.response.header.",
+            resp.headers(),
+            &cfg.rustagent.redact_headers,
+            &mut attrs,
+        );
     }
     let span = cx.span();
     span.set_attributes(attrs);
@@ -146,8 +176,17 @@ where
         span.set_status(Status::error(""));
     }
     let capture = if ov.response_body.unwrap_or(dc.http_body.response) {
-        capture_kind(resp.headers().get(http::header::CONTENT_TYPE), &dc.allowed_content_types)
-            .map(|kind| BodyCapture::new(dc.body_max_size_bytes, kind, content_encoding(resp.headers())))
+        capture_kind(
+            resp.headers().get(http::header::CONTENT_TYPE),
+            &dc.allowed_content_types,
+        )
+        .map(|kind| {
+            BodyCapture::new(
+                dc.body_max_size_bytes,
+                kind,
+                content_encoding(resp.headers()),
+            )
+        })
     } else {
         None
     };
@@ -156,7 +195,10 @@ where
 }
 
 fn panic_message(p: &(dyn Any + Send)) -> String {
-    p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_else(|| "Box<dyn Any>".into())
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "Box<dyn Any>".into())
 }
 
 fn record_panic(cx: &Context, panic: &(dyn Any + Send)) {
@@ -168,7 +210,13 @@ fn record_panic(cx: &Context, panic: &(dyn Any + Send)) {
 /// call on the client side.
 pub(crate) fn record_exception(cx: &Context, ty: &'static str, msg: String) {
     let span = cx.span();
-    span.add_event("exception", vec![KeyValue::new("exception.type", ty), KeyValue::new("exception.message", msg.clone())]);
+    span.add_event(
+        "exception",
+        vec![
+            KeyValue::new("exception.type", ty),
+            KeyValue::new("exception.message", msg.clone()),
+        ],
+    );
     span.set_status(Status::error(msg));
 }
 
