@@ -3,8 +3,10 @@
 //! whole response body read. Instrumented variants export through their batch processor into an
 //! exporter that encodes OTLP protobuf and discards it.
 //!
-//!     cargo bench --bench overhead            # all variants
-//!     cargo bench --bench overhead -- plain   # a filter
+//!     cargo bench --bench overhead                          # all variants, in one process
+//!     VARIANTS=hypertrace cargo bench --bench overhead      # one variant (run-all.sh runs each in
+//!                                                           # its own process: no heap left behind
+//!                                                           # by the previous one)
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -13,12 +15,23 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use hypertrace_benches::{call, json_body, letter, request, router, Export, Telemetry, VARIANTS};
 
 fn overhead(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    hypertrace_benches::multi_threaded_process();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let body = json_body();
     let mut group = c.benchmark_group("request");
     // The peers (scoped tracing subscriber) go last, so that their thread-local dispatcher is not
     // in place while the others run.
+    let only = std::env::var("VARIANTS").ok();
     for variant in VARIANTS {
+        if only
+            .as_deref()
+            .is_some_and(|o| !o.split_whitespace().any(|x| x == variant))
+        {
+            continue;
+        }
         let telemetry = Telemetry::new(variant, &Export::Encode, None);
         let scoped = telemetry.set_thread_default();
         let app = router(variant);
@@ -37,7 +50,16 @@ fn overhead(c: &mut Criterion) {
             )
         });
         drop(scoped);
-        eprintln!("  {requests} requests; {}", telemetry.finish());
+        let info = format!("{requests} requests; {}", telemetry.finish());
+        eprintln!("  {info}");
+        // What was exported (and dropped, if the export thread fell behind), for report.py.
+        let home = std::env::var("CRITERION_HOME").unwrap_or_else(|_| "target/criterion".into());
+        let dir = std::path::Path::new(&home)
+            .join("request")
+            .join(format!("{}-{variant}", letter(variant)));
+        if std::fs::create_dir_all(&dir).is_ok() {
+            let _ = std::fs::write(dir.join("spans.txt"), info + "\n");
+        }
     }
     group.finish();
 }

@@ -28,7 +28,9 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
 use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
 use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider, SpanData, SpanExporter};
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider, SpanData, SpanExporter,
+};
 use opentelemetry_sdk::Resource;
 use prost::Message as _;
 use serde_json::Value;
@@ -36,7 +38,13 @@ use serde_json::Value;
 pub use hypertrace;
 
 /// The five variants, in the order the reports list them.
-pub const VARIANTS: [&str; 5] = ["plain", "hypertrace", "hypertrace-disabled", "otel-axum", "tower-http"];
+pub const VARIANTS: [&str; 5] = [
+    "plain",
+    "hypertrace",
+    "hypertrace-disabled",
+    "otel-axum",
+    "tower-http",
+];
 
 /// The one-letter label issue 5 gives each variant.
 pub fn letter(variant: &str) -> &'static str {
@@ -57,7 +65,9 @@ pub fn json_body() -> Bytes {
     let mut items = Vec::new();
     let mut s = String::new();
     for i in 0.. {
-        items.push(serde_json::json!({"sku": format!("SKU-{i:05}"), "qty": i % 7 + 1, "price": 1999 + i}));
+        items.push(
+            serde_json::json!({"sku": format!("SKU-{i:05}"), "qty": i % 7 + 1, "price": 1999 + i}),
+        );
         let v = serde_json::json!({"order_id": "ord-7f3c2a9e", "customer": {"id": 48213, "name": "Ada Lovelace", "email": "ada@example.com"}, "items": items, "note": ""});
         let t = serde_json::to_string(&v).unwrap();
         if t.len() > BODY_LEN {
@@ -67,7 +77,11 @@ pub fn json_body() -> Bytes {
     }
     // Pad the note so that the body is exactly BODY_LEN bytes.
     let pad = BODY_LEN - s.len();
-    let s = s.replacen("\"note\":\"\"", &format!("\"note\":\"{}\"", "x".repeat(pad)), 1);
+    let s = s.replacen(
+        "\"note\":\"\"",
+        &format!("\"note\":\"{}\"", "x".repeat(pad)),
+        1,
+    );
     assert_eq!(s.len(), BODY_LEN);
     Bytes::from(s)
 }
@@ -80,10 +94,16 @@ pub const HEADERS: [(&str, &str); 10] = [
     ("accept-language", "en-GB,en;q=0.8"),
     ("content-type", "application/json"),
     ("content-length", "1024"),
-    ("authorization", "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhZGEifQ.c2lnbmF0dXJl"),
+    (
+        "authorization",
+        "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhZGEifQ.c2lnbmF0dXJl",
+    ),
     ("x-request-id", "5b8e2a4c-1f0d-4c1e-9a57-2f4e6d8c0b13"),
     ("x-forwarded-for", "203.0.113.7"),
-    ("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+    (
+        "traceparent",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    ),
 ];
 
 /// `POST /echo` with the 1 KiB JSON body and the 10 headers.
@@ -139,11 +159,18 @@ async fn download(req: Request) -> Response {
         .unwrap_or(1024);
     let chunk = Bytes::from(vec![b' '; 64 * 1024]);
     let frames = mib * 16;
-    let stream = futures_util::stream::iter((0..frames).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
+    let stream = futures_util::stream::iter(
+        (0..frames).map(move |_| Ok::<_, std::io::Error>(chunk.clone())),
+    );
     let mut resp = Response::new(Body::from_stream(stream));
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    resp.headers_mut()
-        .insert(header::CONTENT_LENGTH, HeaderValue::from_str(&(frames * 64 * 1024).to_string()).unwrap());
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp.headers_mut().insert(
+        header::CONTENT_LENGTH,
+        HeaderValue::from_str(&(frames * 64 * 1024).to_string()).unwrap(),
+    );
     resp
 }
 
@@ -155,12 +182,17 @@ async fn ht_download(req: Request) -> Response {
 /// The router of `variant`: `POST /echo`, `POST /upload`, `GET /download`.
 pub fn router(variant: &str) -> Router {
     match variant {
-        "plain" => Router::new().route("/echo", post(echo)).route("/upload", post(upload)).route("/download", get(download)),
-        "hypertrace" | "hypertrace-disabled" => {
-            Router::new().route("/echo", post(ht_echo)).route("/upload", post(ht_upload)).route("/download", get(ht_download))
+        "plain" => Router::new()
+            .route("/echo", post(echo))
+            .route("/upload", post(upload))
+            .route("/download", get(download)),
+        "hypertrace" | "hypertrace-disabled" => Router::new()
+            .route("/echo", post(ht_echo))
+            .route("/upload", post(ht_upload))
+            .route("/download", get(ht_download)),
+        "otel-axum" => {
+            router("plain").layer(axum_tracing_opentelemetry::middleware::OtelAxumLayer::default())
         }
-        "otel-axum" => router("plain")
-            .layer(axum_tracing_opentelemetry::middleware::OtelAxumLayer::default()),
         "tower-http" => router("plain").layer(tower_http::trace::TraceLayer::new_for_http()),
         other => panic!("unknown variant {other:?}; one of {VARIANTS:?}"),
     }
@@ -189,7 +221,9 @@ pub struct EncodingExporter {
 impl EncodingExporter {
     pub fn new() -> Self {
         EncodingExporter {
-            resource: Arc::new(ResourceAttributesWithSchema::from(&Resource::builder_empty().build())),
+            resource: Arc::new(ResourceAttributesWithSchema::from(
+                &Resource::builder_empty().build(),
+            )),
             stats: Arc::new(EncodeStats::default()),
         }
     }
@@ -204,13 +238,38 @@ impl Default for EncodingExporter {
 impl SpanExporter for EncodingExporter {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
         let n = batch.len() as u64;
-        if let Some(last) = batch.last() {
-            self.stats.last_span_attributes.store(last.attributes.len(), Ordering::Relaxed);
-            self.stats.last_span_events.store(last.events.len(), Ordering::Relaxed);
+        // Diagnosis only: `BENCH_EXPORT=discard` drops the spans unencoded (what the export
+        // thread's encoding costs the request path, through the shared core, caches and allocator).
+        // `BENCH_EXPORT=leak` never frees them (what the frees on this thread cost the request
+        // path: with glibc's malloc, the arena lock they take is the one the request thread needs).
+        match std::env::var_os("BENCH_EXPORT") {
+            Some(v) if v == "discard" => {
+                drop(std::hint::black_box(batch));
+                self.stats.spans.fetch_add(n, Ordering::Relaxed);
+                return Ok(());
+            }
+            Some(v) if v == "leak" => {
+                std::mem::forget(batch);
+                self.stats.spans.fetch_add(n, Ordering::Relaxed);
+                return Ok(());
+            }
+            _ => {}
         }
-        let req = ExportTraceServiceRequest { resource_spans: group_spans_by_resource_and_scope(batch, &self.resource) };
+        if let Some(last) = batch.last() {
+            self.stats
+                .last_span_attributes
+                .store(last.attributes.len(), Ordering::Relaxed);
+            self.stats
+                .last_span_events
+                .store(last.events.len(), Ordering::Relaxed);
+        }
+        let req = ExportTraceServiceRequest {
+            resource_spans: group_spans_by_resource_and_scope(batch, &self.resource),
+        };
         let buf = req.encode_to_vec();
-        self.stats.bytes.fetch_add(std::hint::black_box(buf).len() as u64, Ordering::Relaxed);
+        self.stats
+            .bytes
+            .fetch_add(std::hint::black_box(buf).len() as u64, Ordering::Relaxed);
         self.stats.spans.fetch_add(n, Ordering::Relaxed);
         self.stats.batches.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -290,8 +349,13 @@ impl Telemetry {
                     Export::Encode => {
                         let exp = EncodingExporter::new();
                         t.encode = Some(exp.stats.clone());
-                        let bsp = BatchSpanProcessor::builder(exp).with_batch_config(cfg.build()).build();
-                        SdkTracerProvider::builder().with_resource(resource).with_span_processor(bsp).build()
+                        let bsp = BatchSpanProcessor::builder(exp)
+                            .with_batch_config(cfg.build())
+                            .build();
+                        SdkTracerProvider::builder()
+                            .with_resource(resource)
+                            .with_span_processor(bsp)
+                            .build()
                     }
                     Export::Otlp(endpoint) => {
                         use opentelemetry_otlp::WithExportConfig as _;
@@ -311,15 +375,23 @@ impl Telemetry {
                                 .expect("otlp exporter")
                         };
                         t._export_runtime = Some(rt);
-                        let bsp = BatchSpanProcessor::builder(exp).with_batch_config(cfg.build()).build();
-                        SdkTracerProvider::builder().with_resource(resource).with_span_processor(bsp).build()
+                        let bsp = BatchSpanProcessor::builder(exp)
+                            .with_batch_config(cfg.build())
+                            .build();
+                        SdkTracerProvider::builder()
+                            .with_resource(resource)
+                            .with_span_processor(bsp)
+                            .build()
                     }
                 };
                 // axum-tracing-opentelemetry reads the parent from the global propagator.
-                opentelemetry::global::set_text_map_propagator(opentelemetry_sdk::propagation::TraceContextPropagator::new());
+                opentelemetry::global::set_text_map_propagator(
+                    opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+                );
                 let tracer = provider.tracer("bench");
                 use tracing_subscriber::layer::SubscriberExt as _;
-                let subscriber = tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(tracer));
+                let subscriber = tracing_subscriber::registry()
+                    .with(tracing_opentelemetry::layer().with_tracer(tracer));
                 t.dispatch = Some(tracing::Dispatch::new(subscriber));
                 t.provider = Some(provider);
             }
@@ -345,7 +417,11 @@ impl Telemetry {
     pub fn agent_stats(&self) -> Option<(u64, u64, u64)> {
         self.guard.as_ref().map(|g| {
             let s = g.agent().stats();
-            (s.queued.load(Ordering::Relaxed), s.dropped.load(Ordering::Relaxed), s.exported.load(Ordering::Relaxed))
+            (
+                s.queued.load(Ordering::Relaxed),
+                s.dropped.load(Ordering::Relaxed),
+                s.exported.load(Ordering::Relaxed),
+            )
         })
     }
 
@@ -383,6 +459,22 @@ impl Telemetry {
         }
         out
     }
+}
+
+/// Starts one idle thread, once. A server process always has several threads; without this the
+/// in-process runs of the variants that start no thread of their own (plain axum on a current-thread
+/// runtime) would be single-threaded, and glibc's malloc skips its arena locks in a single-threaded
+/// process: plain axum would get a cheaper allocator than every other variant.
+pub fn multi_threaded_process() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        std::thread::Builder::new()
+            .name("idle".into())
+            .spawn(|| loop {
+                std::thread::park();
+            })
+            .expect("spawn");
+    });
 }
 
 /// Sends `req` through `app` and reads the whole response body; returns the status and body length.
