@@ -3,6 +3,7 @@
 //! when the response body is finished or dropped.
 
 use std::any::Any;
+use std::borrow::Cow;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -102,17 +103,17 @@ where
     let route = req.extensions().get::<MatchedPath>().cloned();
     let route = route.as_ref().map(MatchedPath::as_str);
 
-    let name = match (ov.name, route) {
-        (Some(n), _) => n.to_owned(),
+    let name: Cow<'static, str> = match (ov.name, route) {
+        (Some(n), _) => Cow::Borrowed(n),
         (None, Some(r)) => {
             let m = req.method().as_str();
             let mut name = String::with_capacity(m.len() + 1 + r.len());
             name.push_str(m);
             name.push(' ');
             name.push_str(r);
-            name
+            Cow::Owned(name)
         }
-        (None, None) => req.method().as_str().to_owned(),
+        (None, None) => Cow::Owned(req.method().as_str().to_owned()),
     };
     let mut attrs = Vec::with_capacity(32);
     attributes::request(&req, route, agent.semconv, &mut attrs);
