@@ -9,6 +9,8 @@ use std::net::SocketAddr;
 
 #[hypertrace::main(service_name = "hypertrace-demo")]
 async fn main() {
+    // Signal handlers first: a SIGTERM right after start-up still shuts down cleanly.
+    let shutdown = hypertrace::shutdown_signal();
     let addr = std::env::var("DEMO_ADDR").unwrap_or_else(|_| "127.0.0.1:8080".into());
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
@@ -18,7 +20,7 @@ async fn main() {
         listener,
         app::router().into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(hypertrace::shutdown_signal())
+    .with_graceful_shutdown(shutdown)
     .await
     .expect("server");
 }

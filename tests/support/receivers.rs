@@ -613,8 +613,6 @@ pub struct DemoServer {
     pub child: Child,
     pub addr: SocketAddr,
     pub started: Instant,
-    /// When it said it was listening.
-    listening: Option<Instant>,
     stdout: Arc<Mutex<Vec<u8>>>,
     stderr: Arc<Mutex<Vec<u8>>>,
     readers: Vec<std::thread::JoinHandle<()>>,
@@ -653,7 +651,6 @@ impl DemoServer {
                     .trim()
                     .parse()
                     .unwrap();
-                server.listening = Some(Instant::now());
                 return server;
             }
             if let Ok(Some(status)) = server.child.try_wait() {
@@ -698,7 +695,6 @@ impl DemoServer {
             child,
             addr: "0.0.0.0:0".parse().unwrap(),
             started,
-            listening: None,
             stdout,
             stderr,
             readers,
@@ -716,12 +712,8 @@ impl DemoServer {
     /// SIGTERM: the demo server stops gracefully (`hypertrace::shutdown_signal()`) and flushes.
     /// Returns when the signal was sent.
     pub fn sigterm(&self) -> Instant {
-        // The server prints its address before `axum::serve` runs, and `shutdown_signal()` installs
-        // its SIGTERM handler only once polled: a SIGTERM in between would kill it outright. Give
-        // a server that has only just started a moment (it matters on a loaded machine).
-        if let Some(t) = self.listening {
-            std::thread::sleep(Duration::from_millis(300).saturating_sub(t.elapsed()));
-        }
+        // No grace period needed: `shutdown_signal()` installs its handlers when called, before the
+        // server prints its address, so even an immediate SIGTERM is a graceful one.
         let at = Instant::now();
         signal(self.pid(), "TERM");
         at
