@@ -9,7 +9,6 @@
 
 mod support;
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -20,8 +19,8 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_proto::tonic::resource::v1::Resource as ProtoResource;
 use opentelemetry_proto::tonic::trace::v1::{status::StatusCode, Span as ProtoSpan};
 use support::receivers::{
-    free_port, hex, pattr, pattr_str, percentile_ms, phase_report, proc_memory_kib, pump_lines,
-    say, signal, user_ids, wait_listening, wait_until, Collector, CollectorKind, DemoServer, Load,
+    collector_restart_under_load, free_port, hex, pattr, pattr_str, pump_lines, say, signal,
+    user_ids, wait_listening, wait_until, Collector, CollectorKind, DemoServer,
 };
 
 /// The collector binary: `ROTEL_BIN`, else `.venv/lib/python3*/site-packages/rotel/rotel-agent`;
@@ -521,70 +520,14 @@ fn rotel_killed_under_load_and_restarted() {
         ("HT_RUSTAGENT_SCHEDULED_DELAY_MS", "100".into()),
         ("HT_RUSTAGENT_EXPORT_TIMEOUT_MS", "1000".into()),
     ]);
-    let arrived = || user_ids(&spans_of(&recv.got, &run));
-
-    // Phase 0: collector up; 1: collector killed; 2: collector back on the same ports.
-    let load = Load::start(&server.base(), 2, Duration::from_millis(5));
-    std::thread::sleep(Duration::from_millis(1500));
-    rotel.kill();
-    load.set_phase(1);
-    std::thread::sleep(Duration::from_millis(2000));
-    rotel.spawn();
-    let restarted = Instant::now();
-    load.set_phase(2);
-    let resumed = wait_until(Duration::from_secs(30), || {
-        let got = arrived();
-        load.samples()
-            .iter()
-            .any(|s| s.phase == 2 && got.contains(&s.id))
-    });
-    let resume_after = restarted.elapsed();
-    std::thread::sleep(Duration::from_millis(1000));
-    let samples = load.stop();
-    let (rss, hwm) = proc_memory_kib(server.pid());
-    let (status, took) = server.stop(Duration::from_secs(15));
-    assert!(status.success(), "{status}");
-
-    let after: HashSet<u64> = samples
-        .iter()
-        .filter(|s| s.phase == 2)
-        .map(|s| s.id)
-        .collect();
-    wait_until(Duration::from_secs(10), || after.is_subset(&arrived()));
-    let got = arrived();
-    let mut report = phase_report(
-        &samples,
-        &["collector up", "collector killed", "collector restarted"],
-        &got,
+    let report = collector_restart_under_load(
+        "rotel",
+        &mut server,
+        Duration::from_millis(5),
+        &mut rotel,
+        |_| user_ids(&spans_of(&recv.got, &run)),
+        Rotel::kill,
+        Rotel::spawn,
     );
-    report += &format!("  export resumed {resume_after:?} after the restart; server RSS {rss} KiB (peak {hwm} KiB); shutdown took {took:?}");
     say(&format!("rotel_killed_under_load_and_restarted:\n{report}"));
-    let failed: Vec<_> = samples.iter().filter(|s| s.result != Ok(200)).collect();
-    assert!(
-        failed.is_empty(),
-        "requests failed while the collector was down: {:?}",
-        &failed[..failed.len().min(5)]
-    );
-    assert!(
-        resumed,
-        "export did not resume within 30 s of the restart\n{report}\nserver stderr:\n{}",
-        server.stderr()
-    );
-    let missing = after.iter().filter(|i| !got.contains(i)).count();
-    assert_eq!(
-        missing, 0,
-        "spans sent after the restart never arrived\n{report}"
-    );
-    let lat = |p| {
-        samples
-            .iter()
-            .filter(|s| s.phase == p)
-            .map(|s| s.latency)
-            .collect::<Vec<_>>()
-    };
-    // Generous for a loaded 2-core box: a request that waited on the exporter would take seconds.
-    assert!(
-        percentile_ms(&lat(1), 99.0) < 250.0 && percentile_ms(&lat(1), 50.0) < 50.0,
-        "latency with the collector down\n{report}"
-    );
 }

@@ -28,8 +28,8 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use serde_json::{json, Value};
 use support::receivers::{
-    lines_with, percentile_ms, phase_report, proc_memory_kib, say, user_ids, wait_until,
-    BadCollector, Collector, CollectorKind, DemoServer, Load, Misbehaviour,
+    collector_restart_under_load, lines_with, percentile_ms, proc_memory_kib, say, user_ids,
+    wait_until, BadCollector, Collector, CollectorKind, DemoServer, Load, Misbehaviour,
 };
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -195,67 +195,14 @@ fn killed_and_restarted(kind: CollectorKind, reporter: &str) -> String {
         ("HT_RUSTAGENT_SCHEDULED_DELAY_MS", "100".into()),
         ("HT_RUSTAGENT_EXPORT_TIMEOUT_MS", "1000".into()),
     ]);
-    let arrived = |recv: &Collector| user_ids(&recv.got.spans());
-    let load = Load::start(&server.base(), 2, Duration::from_millis(3));
-    std::thread::sleep(Duration::from_millis(1500));
-    recv.kill();
-    load.set_phase(1);
-    std::thread::sleep(Duration::from_millis(2000));
-    recv.restart();
-    let restarted = Instant::now();
-    load.set_phase(2);
-    let resumed = wait_until(Duration::from_secs(30), || {
-        let got = arrived(&recv);
-        load.samples()
-            .iter()
-            .any(|s| s.phase == 2 && got.contains(&s.id))
-    });
-    let resume_after = restarted.elapsed();
-    std::thread::sleep(Duration::from_millis(1000));
-    let samples = load.stop();
-    let (status, took) = server.stop(Duration::from_secs(15));
-    assert!(status.success(), "{status}");
-    let after: HashSet<u64> = samples
-        .iter()
-        .filter(|s| s.phase == 2)
-        .map(|s| s.id)
-        .collect();
-    wait_until(Duration::from_secs(5), || after.is_subset(&arrived(&recv)));
-    let got = arrived(&recv);
-    let mut report = phase_report(
-        &samples,
-        &["collector up", "collector killed", "collector restarted"],
-        &got,
-    );
-    report += &format!(
-        "  export resumed {resume_after:?} after the restart; shutdown {took:?} after SIGTERM"
-    );
-    let failed: Vec<_> = samples.iter().filter(|s| s.result != Ok(200)).collect();
-    assert!(
-        failed.is_empty(),
-        "{reporter}: requests failed: {:?}\n{report}",
-        &failed[..failed.len().min(5)]
-    );
-    assert!(
-        resumed,
-        "{reporter}: export did not resume within 30 s\n{report}\n{}",
-        server.stderr()
-    );
-    assert_eq!(
-        after.iter().filter(|i| !got.contains(i)).count(),
-        0,
-        "{reporter}: spans sent after the restart were lost\n{report}"
-    );
-    let lat = |p| {
-        samples
-            .iter()
-            .filter(|s| s.phase == p)
-            .map(|s| s.latency)
-            .collect::<Vec<_>>()
-    };
-    assert!(
-        percentile_ms(&lat(1), 99.0) < 250.0 && percentile_ms(&lat(1), 50.0) < 50.0,
-        "{reporter}: latency\n{report}"
+    let report = collector_restart_under_load(
+        reporter,
+        &mut server,
+        Duration::from_millis(3),
+        &mut recv,
+        |recv| user_ids(&recv.got.spans()),
+        Collector::kill,
+        Collector::restart,
     );
     format!("{reporter}:\n{report}")
 }

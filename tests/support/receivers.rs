@@ -975,3 +975,84 @@ pub fn phase_report(
 pub fn say(msg: &str) {
     let _ = writeln!(std::io::stderr(), "{msg}");
 }
+
+/// The collector-restart scenario, shared by the in-test collector (`reliability`) and rotel
+/// (`e2e_collector`): two clients load `server`; the collector is up (phase 0), killed (1), then
+/// back on the same ports (2). Asserts that no request failed, that latency while it was down stayed
+/// that of a request that never waits on export, and that every span sent after the restart
+/// arrived. Returns the report (phases, resume time, memory, shutdown time).
+pub fn collector_restart_under_load<C>(
+    label: &str,
+    server: &mut DemoServer,
+    pause: Duration,
+    collector: &mut C,
+    arrived: impl Fn(&C) -> std::collections::HashSet<u64>,
+    kill: impl FnOnce(&mut C),
+    restart: impl FnOnce(&mut C),
+) -> String {
+    let load = Load::start(&server.base(), 2, pause);
+    std::thread::sleep(Duration::from_millis(1500));
+    kill(collector);
+    load.set_phase(1);
+    std::thread::sleep(Duration::from_millis(2000));
+    restart(collector);
+    let restarted = Instant::now();
+    load.set_phase(2);
+    let resumed = wait_until(Duration::from_secs(30), || {
+        let got = arrived(collector);
+        load.samples()
+            .iter()
+            .any(|s| s.phase == 2 && got.contains(&s.id))
+    });
+    let resume_after = restarted.elapsed();
+    std::thread::sleep(Duration::from_millis(1000));
+    let samples = load.stop();
+    let (rss, hwm) = proc_memory_kib(server.pid());
+    let (status, took) = server.stop(Duration::from_secs(15));
+    assert!(status.success(), "{label}: {status}");
+
+    let after: std::collections::HashSet<u64> = samples
+        .iter()
+        .filter(|s| s.phase == 2)
+        .map(|s| s.id)
+        .collect();
+    wait_until(Duration::from_secs(10), || {
+        after.is_subset(&arrived(collector))
+    });
+    let got = arrived(collector);
+    let mut report = phase_report(
+        &samples,
+        &["collector up", "collector killed", "collector restarted"],
+        &got,
+    );
+    report += &format!(
+        "  export resumed {resume_after:?} after the restart; server RSS {rss} KiB (peak {hwm} KiB); shutdown {took:?} after SIGTERM"
+    );
+    let failed: Vec<_> = samples.iter().filter(|s| s.result != Ok(200)).collect();
+    assert!(
+        failed.is_empty(),
+        "{label}: requests failed: {:?}\n{report}",
+        &failed[..failed.len().min(5)]
+    );
+    assert!(
+        resumed,
+        "{label}: export did not resume within 30 s of the restart\n{report}\n{}",
+        server.stderr()
+    );
+    let missing = after.iter().filter(|i| !got.contains(i)).count();
+    assert_eq!(
+        missing, 0,
+        "{label}: spans sent after the restart never arrived\n{report}"
+    );
+    let down: Vec<Duration> = samples
+        .iter()
+        .filter(|s| s.phase == 1)
+        .map(|s| s.latency)
+        .collect();
+    // Generous for a loaded 2-core box: a request that waited on the exporter would take seconds.
+    assert!(
+        percentile_ms(&down, 99.0) < 250.0 && percentile_ms(&down, 50.0) < 50.0,
+        "{label}: latency with the collector down\n{report}"
+    );
+    report
+}
