@@ -65,22 +65,7 @@ impl HypertraceMiddleware {
         self.propagator = Some(Arc::new(crate::propagation::build(formats)));
         self
     }
-    pub fn request_headers(mut self, on: bool) -> Self {
-        self.overrides.request_headers = Some(on);
-        self
-    }
-    pub fn response_headers(mut self, on: bool) -> Self {
-        self.overrides.response_headers = Some(on);
-        self
-    }
-    pub fn request_body(mut self, on: bool) -> Self {
-        self.overrides.request_body = Some(on);
-        self
-    }
-    pub fn response_body(mut self, on: bool) -> Self {
-        self.overrides.response_body = Some(on);
-        self
-    }
+    crate::http::server_span::override_setters!();
 }
 
 struct HeaderInjector<'a>(&'a mut HeaderMap);

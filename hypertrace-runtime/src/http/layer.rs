@@ -39,22 +39,7 @@ impl HypertraceLayer {
         Arc::make_mut(&mut self.excluded).push(route.into());
         self
     }
-    pub fn request_headers(mut self, on: bool) -> Self {
-        self.overrides.request_headers = Some(on);
-        self
-    }
-    pub fn response_headers(mut self, on: bool) -> Self {
-        self.overrides.response_headers = Some(on);
-        self
-    }
-    pub fn request_body(mut self, on: bool) -> Self {
-        self.overrides.request_body = Some(on);
-        self
-    }
-    pub fn response_body(mut self, on: bool) -> Self {
-        self.overrides.response_body = Some(on);
-        self
-    }
+    super::server_span::override_setters!();
 }
 
 impl<S> Layer<S> for HypertraceLayer {

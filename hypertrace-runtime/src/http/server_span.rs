@@ -34,6 +34,34 @@ pub struct Overrides {
     pub response_body: Option<bool>,
 }
 
+/// The four capture switches as builder methods on a type with an `overrides: Overrides` field
+/// (the layer and the reqwest middleware), so both offer the same API from one definition.
+macro_rules! override_setters {
+    // The empty call first: the list arm also matches an empty list.
+    () => {
+        $crate::http::server_span::override_setters! {
+            /// Request headers on or off for these requests, whatever the config says.
+            request_headers;
+            /// Response headers on or off, whatever the config says.
+            response_headers;
+            /// The request body on or off, whatever the config says.
+            request_body;
+            /// The response body on or off, whatever the config says.
+            response_body;
+        }
+    };
+    ($($(#[$doc:meta])* $name:ident;)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $name(mut self, on: bool) -> Self {
+                self.overrides.$name = Some(on);
+                self
+            }
+        )*
+    };
+}
+pub(crate) use override_setters;
+
 /// Marks a request already instrumented by the layer, so an annotated handler behind it does not
 /// open a second span.
 #[derive(Clone, Copy, Debug)]
