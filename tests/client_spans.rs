@@ -692,7 +692,7 @@ async fn streamed_request_body_is_sent_whole_and_not_captured() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stable_semconv_keys() {
-    let t = agent_with(|_| {}, |a| a.with_semconv_opt_in(Some("http/dup")));
+    let t = agent(|c| c.semconv = support::semconv_from_env("http/dup"));
     let addr = serve(plain_app()).await;
     http()
         .get(format!("http://{addr}/items/1"))

@@ -746,7 +746,7 @@ async fn large_upload_and_download_stream_through_byte_identical_in_bounded_memo
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn semconv_opt_in_switches_to_stable_keys_or_both() {
     for (opt_in, old, stable) in [("http", false, true), ("http/dup", true, true)] {
-        let t = agent_with(|_| {}, |a| a.with_semconv_opt_in(Some(opt_in)));
+        let t = agent(|c| c.semconv = support::semconv_from_env(opt_in));
         let addr = serve(app()).await;
         client()
             .get(format!("http://{addr}/users/7?x=1"))

@@ -11,13 +11,11 @@ use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider, SpanExporter};
 
 use crate::config::Config;
 use crate::export::{self, ExportError, ExportStats, Pipeline};
-use crate::http::attributes::Semconv;
 
 /// A configured agent, not yet installed. Build one with [`Agent::from_config`] (the exporter the
 /// config names) or [`Agent::with_exporter`] (yours), then [`Agent::install`] it.
 pub struct Agent {
     pub(crate) config: Config,
-    pub(crate) semconv: Semconv,
     pub(crate) tracer: SdkTracer,
     pub(crate) propagator: TextMapCompositePropagator,
     provider: SdkTracerProvider,
@@ -86,7 +84,6 @@ impl Agent {
         let tracer = pipeline.provider.tracer("hypertrace");
         Agent {
             propagator: crate::propagation::build(&config.propagation_formats),
-            semconv: Semconv::from_env(),
             config,
             tracer,
             provider: pipeline.provider,
@@ -95,12 +92,7 @@ impl Agent {
         }
     }
 
-    /// Overrides what `OTEL_SEMCONV_STABILITY_OPT_IN` said (`"http"`, `"http/dup"`, or `None`).
-    pub fn with_semconv_opt_in(mut self, value: Option<&str>) -> Agent {
-        self.semconv = Semconv::parse(value);
-        self
-    }
-
+    /// The configuration in force.
     pub fn config(&self) -> &Config {
         &self.config
     }
@@ -110,6 +102,7 @@ impl Agent {
         &self.stats
     }
 
+    /// The OpenTelemetry tracer provider behind the agent (for an app's own OpenTelemetry spans).
     pub fn tracer_provider(&self) -> &SdkTracerProvider {
         &self.provider
     }
@@ -118,6 +111,7 @@ impl Agent {
     /// globals (tracer provider, propagator) point at it. Dropping the guard flushes and shuts down.
     pub fn install(self) -> Guard {
         let agent = Arc::new(self);
+        crate::span::exception::install_panic_hook();
         crate::propagation::install_global(&agent.config.propagation_formats);
         if agent.config.enabled {
             opentelemetry::global::set_tracer_provider(agent.provider.clone());
@@ -134,6 +128,7 @@ pub struct Guard {
 }
 
 impl Guard {
+    /// The installed agent.
     pub fn agent(&self) -> &Agent {
         self.agent
             .as_ref()

@@ -1,28 +1,36 @@
-//! Runtime of the hypertrace agent. Users depend on the `hypertrace` facade, which re-exports this.
+//! Runtime of the hypertrace agent. Users depend on the `hypertrace` facade, which re-exports what
+//! they name from here.
 //!
-//! Where things live:
+//! Where things live, in the order their dependencies run (each module uses only those above it):
 //! - `config/`: the agent-config model and its sources (file, `HT_*`/`OTEL_*` variables, code).
+//! - `capture/`: pure capture rules: headers, bodies, content types, and the per-request
+//!   [`CapturePolicy`](capture::CapturePolicy).
 //! - `export/`: exporters (OTLP gRPC/HTTP, Zipkin, logging), the batch processor, the resource.
 //! - `propagation.rs`: W3C trace context and B3 propagators per `propagation_formats`.
-//! - `capture/`: pure capture rules: headers (§3.4) and bodies (§3.5).
-//! - `http/`: the axum/tower glue: the server span, its attributes (§3.3), body wrappers.
-//! - `client/` (feature `reqwest`): CLIENT spans for outgoing reqwest calls, same capture rules.
 //! - `agent.rs`: the installed agent (config, tracer, propagator, pipeline), swappable.
-//! - `init.rs`: what `#[hypertrace::main]` runs at start and at exit.
+//! - `span/`: the span lifecycle every entry point shares (server phases, body tee, exceptions).
+//! - `http/`: the axum/tower glue for incoming requests: layer, response future, handler entry,
+//!   HTTP attributes and failure rule.
+//! - `client/` (feature `reqwest`): CLIENT spans for outgoing reqwest calls, same capture rules.
+//! - `subscriber.rs`, `init.rs`: the tracing subscriber, and what `#[hypertrace::main]` runs.
+#![warn(missing_docs, unreachable_pub)]
+#![forbid(unsafe_code)]
 
 mod agent;
 pub mod capture;
 #[cfg(feature = "reqwest")]
 pub mod client;
 pub mod config;
-pub mod export;
+mod export;
 pub mod http;
 mod init;
 pub mod propagation;
+pub mod span;
 mod subscriber;
 
 pub use agent::{current as current_agent, Agent, Guard};
 pub use config::{Config, ConfigBuilder, ConfigError};
+pub use export::{ExportError, ExportStats};
 pub use http::layer::{layer, HypertraceLayer};
 pub use init::shutdown_signal;
 pub use subscriber::otel_layer;

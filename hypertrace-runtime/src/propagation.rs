@@ -153,6 +153,48 @@ impl TextMapPropagator for B3Propagator {
     }
 }
 
+/// Reads propagation headers from an HTTP (or gRPC metadata) header map.
+pub(crate) struct HeaderExtractor<'a>(pub(crate) &'a http::HeaderMap);
+
+/// The propagation headers looked up on every request, parsed once (a `&str` key is parsed into a
+/// header name on each lookup).
+static TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+static TRACESTATE: http::HeaderName = http::HeaderName::from_static("tracestate");
+static BAGGAGE: http::HeaderName = http::HeaderName::from_static("baggage");
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        let value = match key {
+            "traceparent" => self.0.get(&TRACEPARENT),
+            "tracestate" => self.0.get(&TRACESTATE),
+            "baggage" => self.0.get(&BAGGAGE),
+            _ => self.0.get(key),
+        };
+        value.and_then(|v| v.to_str().ok())
+    }
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+/// Writes propagation headers into an HTTP (or gRPC metadata) header map.
+pub(crate) struct HeaderInjector<'a>(pub(crate) &'a mut http::HeaderMap);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        // The W3C propagator sets `tracestate` even when there is none: an empty header says nothing.
+        if value.is_empty() {
+            return;
+        }
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(key.as_bytes()),
+            http::HeaderValue::from_str(&value),
+        ) {
+            self.0.insert(name, value);
+        }
+    }
+}
+
 /// Makes the configured formats the global propagator, for outgoing calls made through
 /// `opentelemetry::global::get_text_map_propagator` (the agent itself keeps its own copy).
 pub(crate) fn install_global(formats: &[PropagationFormat]) {

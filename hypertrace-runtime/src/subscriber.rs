@@ -9,28 +9,39 @@ use opentelemetry::KeyValue;
 use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider, Span as SdkSpan};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
-use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::{EnvFilter, Registry};
 
-/// What the OpenTelemetry layer sees: INFO and above, minus the crates that carry the export
-/// itself (their spans would be exported, producing more export: a feedback loop).
-fn otel_filter() -> Targets {
-    Targets::new().with_default(LevelFilter::INFO).with_targets(
-        [
-            "h2",
-            "hyper",
-            "hyper_util",
-            "tonic",
-            "tower",
-            "reqwest",
-            "opentelemetry",
-            "opentelemetry_sdk",
-            "opentelemetry_otlp",
-        ]
-        .map(|t| (t, LevelFilter::OFF)),
-    )
+/// The crates that carry the export itself: their spans would be exported, producing more export (a
+/// feedback loop), so the OpenTelemetry layer never sees them.
+const EXPORT_CRATES: [&str; 9] = [
+    "h2",
+    "hyper",
+    "hyper_util",
+    "tonic",
+    "tower",
+    "reqwest",
+    "opentelemetry",
+    "opentelemetry_sdk",
+    "opentelemetry_otlp",
+];
+
+/// Whether `target` is `krate` or one of its modules: whole path segments, so that `hyper::proto`
+/// matches `hyper` but a user crate `hyperloop` (or `tower_http`, or `hypertrace_benches`) does not.
+fn in_crate(target: &str, krate: &str) -> bool {
+    target
+        .strip_prefix(krate)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+}
+
+/// What the OpenTelemetry layer sees: INFO and above, minus the export crates.
+fn otel_filter() -> tracing_subscriber::filter::FilterFn {
+    tracing_subscriber::filter::FilterFn::new(|meta| {
+        *meta.level() <= LevelFilter::INFO
+            && !EXPORT_CRATES.iter().any(|k| in_crate(meta.target(), k))
+    })
 }
 
 /// The OpenTelemetry layer for apps that install their own subscriber
@@ -117,6 +128,22 @@ where
             span.set_status(Status::error(v.message.clone().unwrap_or_default()));
         }
         span.add_event(v.message.unwrap_or_else(|| meta.name().to_owned()), v.attrs);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_crate;
+
+    #[test]
+    fn export_crates_are_matched_by_whole_path_segments() {
+        assert!(in_crate("hyper", "hyper"));
+        assert!(in_crate("hyper::proto::h1", "hyper"));
+        assert!(!in_crate("hyperloop", "hyper"));
+        assert!(!in_crate("hypertrace_benches", "hyper"));
+        assert!(!in_crate("towerdefense::game", "tower"));
+        assert!(!in_crate("tower_http::trace", "tower"));
+        assert!(in_crate("tower::buffer", "tower"));
     }
 }
 

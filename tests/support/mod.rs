@@ -68,6 +68,18 @@ impl TestAgent {
     }
 }
 
+/// What `OTEL_SEMCONV_STABILITY_OPT_IN=<value>` gives, read through the config's environment source.
+pub fn semconv_from_env(value: &str) -> hypertrace::config::SemconvOptIn {
+    let (config, _) = hypertrace::ConfigBuilder::new("test-service")
+        .env_vars([(
+            "OTEL_SEMCONV_STABILITY_OPT_IN".to_string(),
+            value.to_string(),
+        )])
+        .load()
+        .unwrap();
+    config.semconv
+}
+
 pub fn agent(edit: impl FnOnce(&mut Config)) -> TestAgent {
     agent_with(edit, |a| a)
 }

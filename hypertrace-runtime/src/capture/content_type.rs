@@ -15,10 +15,13 @@ pub enum CaptureKind {
 /// A body's `Content-Encoding`, as far as capture can decode it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ContentEncoding {
+    /// No encoding.
     Identity,
+    /// `gzip` (or `x-gzip`).
     Gzip,
     /// zlib-wrapped per RFC 9110, though some servers send raw deflate; the decoder accepts both.
     Deflate,
+    /// `br`.
     Brotli,
     /// Anything else, or several stacked encodings: captured as raw bytes in base64.
     Unknown,

@@ -1,11 +1,14 @@
-//! Pure capture rules (CONTRACT §3.4 headers, §3.5 bodies): no I/O, no spans, only attributes appended
-//! to a `Vec<KeyValue>`. These run on every request, so they avoid allocating beyond the values they
-//! record and never hold more than the configured body limit.
+//! Pure capture rules: headers, bodies, which content types are recorded, and the per-request
+//! [`CapturePolicy`]. No I/O, no spans, only attributes appended to a `Vec<KeyValue>`. These run on
+//! every request, so they avoid allocating beyond the values they record and never hold more than the
+//! configured body limit.
 
 pub mod body;
 pub mod content_type;
 pub mod headers;
+pub mod policy;
 
 pub use body::{capture_bytes, BodyCapture};
 pub use content_type::{capture_kind, content_encoding, CaptureKind, ContentEncoding};
 pub use headers::record_headers;
+pub use policy::{CapturePolicy, Overrides};

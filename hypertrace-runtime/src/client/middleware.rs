@@ -1,14 +1,14 @@
 //! The CLIENT span of an outgoing reqwest call: its attributes, header and body capture (the server
-//! side's rules and code: `capture::*`, `http::body::Tee`), context injection, error status, and
+//! side's rules and code: `capture::*`, `span::body::Tee`), context injection, error status, and
 //! its end when the response body has been read to the end or dropped.
 
 use std::error::Error as StdError;
 use std::sync::Arc;
 
-use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use http::header::CONTENT_TYPE;
 use http::{Extensions, HeaderMap};
 use opentelemetry::context::FutureExt as _;
-use opentelemetry::propagation::{Injector, TextMapCompositePropagator, TextMapPropagator};
+use opentelemetry::propagation::{TextMapCompositePropagator, TextMapPropagator};
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue};
 use reqwest::{Request, Response, ResponseBuilderExt as _, Url};
@@ -19,11 +19,12 @@ use crate::agent::{self, Agent};
 use crate::capture::body::{capture_bytes, BodyCapture};
 use crate::capture::content_type::{capture_kind, content_encoding};
 use crate::capture::headers::record_headers;
-use crate::config::PropagationFormat;
-use crate::http::attributes::flavor;
-use crate::http::attributes::{self, Semconv};
-use crate::http::body::Tee;
-use crate::http::server_span::{record_exception, Overrides, ResponseBodyDone};
+use crate::capture::policy::{CapturePolicy, Overrides};
+use crate::config::{PropagationFormat, Semconv};
+use crate::http::{attributes, failure};
+use crate::propagation::HeaderInjector;
+use crate::span::body::{EndSpan, Tee};
+use crate::span::exception::record_exception;
 
 /// The `reqwest_middleware::Middleware` behind [`instrumented`](super::instrumented). Per call:
 ///
@@ -55,6 +56,7 @@ impl std::fmt::Debug for HypertraceMiddleware {
 }
 
 impl HypertraceMiddleware {
+    /// The middleware with the agent's settings.
     pub fn new() -> Self {
         Self::default()
     }
@@ -65,24 +67,7 @@ impl HypertraceMiddleware {
         self.propagator = Some(Arc::new(crate::propagation::build(formats)));
         self
     }
-    crate::http::server_span::override_setters!();
-}
-
-struct HeaderInjector<'a>(&'a mut HeaderMap);
-
-impl Injector for HeaderInjector<'_> {
-    fn set(&mut self, key: &str, value: String) {
-        // The W3C propagator sets `tracestate` even when there is none: an empty header says nothing.
-        if value.is_empty() {
-            return;
-        }
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(key.as_bytes()),
-            HeaderValue::from_str(&value),
-        ) {
-            self.0.insert(name, value);
-        }
-    }
+    crate::capture::policy::override_setters!();
 }
 
 impl HypertraceMiddleware {
@@ -118,9 +103,9 @@ impl Middleware for HypertraceMiddleware {
                 return next.run(req, extensions).await;
             }
         };
-        let ov = &self.overrides;
         let cfg = &agent.config;
         let dc = &cfg.data_capture;
+        let policy = CapturePolicy::http(dc).refine(&self.overrides);
 
         let route = extensions.get::<Route>().map(|r| r.0);
         let name = match route {
@@ -129,11 +114,11 @@ impl Middleware for HypertraceMiddleware {
         };
         let url = without_credentials(req.url());
         let mut attrs = Vec::with_capacity(32);
-        request_attributes(&req, &url, agent.semconv, &mut attrs);
+        request_attributes(&req, &url, cfg.semconv.http, &mut attrs);
         // A buffered body (`.body(String)`, `.json(..)`, `.form(..)`) is captured here, at most the
         // limit of it; a streamed one (`Body::wrap_stream`, multipart) is not: capturing it would
         // mean buffering it or wrapping a stream reqwest may need to replay.
-        if ov.request_body.unwrap_or(dc.http_body.request) {
+        if policy.request_body {
             if let (Some(kind), Some(bytes)) = (
                 capture_kind(req.headers().get(CONTENT_TYPE), &dc.allowed_content_types),
                 req.body().and_then(|b| b.as_bytes()),
@@ -159,7 +144,7 @@ impl Middleware for HypertraceMiddleware {
         self.inject(Some(&agent), &cx, req.headers_mut());
         // After the injection: the span shows the headers as sent, trace context included.
         // (Headers the client adds later, its default headers and user agent, are not seen here.)
-        if ov.request_headers.unwrap_or(dc.http_headers.request) {
+        if policy.request_headers {
             let mut attrs = Vec::new();
             record_headers(
                 "http.request.header.",
@@ -172,7 +157,7 @@ impl Middleware for HypertraceMiddleware {
 
         let raw_url = req.url().clone();
         match next.run(req, extensions).with_context(cx.clone()).await {
-            Ok(resp) => Ok(instrument_response(&agent, ov, cx, resp)),
+            Ok(resp) => Ok(instrument_response(&agent, policy, cx, resp)),
             Err(err) => {
                 record_error(&cx, &err, &raw_url, &url);
                 cx.span().end();
@@ -253,22 +238,19 @@ fn record_error(cx: &Context, err: &reqwest_middleware::Error, raw_url: &Url, ur
     record_exception(cx, ty, msg);
 }
 
-fn instrument_response(agent: &Agent, ov: &Overrides, cx: Context, resp: Response) -> Response {
+fn instrument_response(
+    agent: &Agent,
+    policy: CapturePolicy,
+    cx: Context,
+    resp: Response,
+) -> Response {
     let cfg = &agent.config;
     let dc = &cfg.data_capture;
     let status = resp.status();
     let mut attrs = Vec::with_capacity(16);
-    attributes::status(status.as_u16(), agent.semconv, &mut attrs);
-    if agent.semconv.old {
-        attrs.push(KeyValue::new("http.flavor", flavor(resp.version())));
-    }
-    if agent.semconv.stable {
-        attrs.push(KeyValue::new(
-            "network.protocol.version",
-            flavor(resp.version()).trim_end_matches(".0"),
-        ));
-    }
-    if ov.response_headers.unwrap_or(dc.http_headers.response) {
+    attributes::status(status.as_u16(), cfg.semconv.http, &mut attrs);
+    attributes::version(resp.version(), cfg.semconv.http, &mut attrs);
+    if policy.response_headers {
         record_headers(
             "http.response.header.",
             resp.headers(),
@@ -278,15 +260,12 @@ fn instrument_response(agent: &Agent, ov: &Overrides, cx: Context, resp: Respons
     }
     let span = cx.span();
     span.set_attributes(attrs);
-    // Unlike a SERVER span, a CLIENT span is an error for 4xx too (OpenTelemetry HTTP semantic
-    // conventions, "Status": for CLIENT spans, 4xx and 5xx are errors; for SERVER spans only 5xx):
-    // the call did not get what it asked for.
-    if status.is_client_error() || status.is_server_error() {
-        span.set_status(Status::error(""));
+    if let Some(description) = failure::client(status) {
+        span.set_status(Status::error(description));
     }
     // Decompressed by reqwest (its gzip/brotli/deflate features)? Then it removed the
     // Content-Encoding header too, and the capture sees identity bytes.
-    let capture = if ov.response_body.unwrap_or(dc.http_body.response) {
+    let capture = if policy.response_body {
         capture_kind(resp.headers().get(CONTENT_TYPE), &dc.allowed_content_types).map(|kind| {
             BodyCapture::new(
                 dc.body_max_size_bytes,
@@ -307,7 +286,11 @@ fn instrument_response(agent: &Agent, ov: &Overrides, cx: Context, resp: Respons
     if let Ok(with_url) = http::Response::builder().url(url).body(()) {
         parts.extensions.extend(with_url.into_parts().0.extensions);
     }
-    let body = reqwest::Body::wrap(Tee::new(body, capture, ResponseBodyDone { cx }));
+    let body = reqwest::Body::wrap(Tee::new(
+        body,
+        capture,
+        EndSpan::new(cx, "http.response.body"),
+    ));
     Response::from(http::Response::from_parts(parts, body))
 }
 

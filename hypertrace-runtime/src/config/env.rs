@@ -9,6 +9,7 @@
 //! | `OTEL_RESOURCE_ATTRIBUTES` (`k=v,...`, values percent-decoded) | merged into `resource_attributes`; `HT_RESOURCE_ATTRIBUTES` keys win |
 //! | `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` | `reporting.endpoint`, as is |
 //! | `OTEL_EXPORTER_OTLP_ENDPOINT` | `reporting.endpoint`, a base URL: `/v1/traces` is appended for OTLP_HTTP |
+//! | `OTEL_SEMCONV_STABILITY_OPT_IN` (`http`, `http/dup`, `database`, `rpc`, ...) | `semconv`: which semantic-convention keys the spans carry |
 //! | `OTEL_EXPORTER_OTLP_HEADERS`, then `OTEL_EXPORTER_OTLP_TRACES_HEADERS` | `reporting.headers` (keys lower-cased, values percent-decoded) |
 //!
 //! The two endpoint variables are resolved by the loader ([`OtelEndpoint`]), once the reporter type is known.
@@ -32,7 +33,7 @@ const FOREIGN_VARS: &[&str] = &[
 pub(crate) struct EnvVars(BTreeMap<String, String>);
 
 impl EnvVars {
-    pub fn from_pairs(vars: impl IntoIterator<Item = (String, String)>) -> Self {
+    pub(crate) fn from_pairs(vars: impl IntoIterator<Item = (String, String)>) -> Self {
         EnvVars(
             vars.into_iter()
                 .filter(|(k, v)| {
@@ -43,7 +44,7 @@ impl EnvVars {
     }
 
     /// The process environment (non-UTF-8 names are skipped, values converted lossily).
-    pub fn from_process() -> Self {
+    pub(crate) fn from_process() -> Self {
         Self::from_pairs(
             std::env::vars_os().filter_map(|(k, v)| {
                 Some((k.into_string().ok()?, v.to_string_lossy().into_owned()))
@@ -51,7 +52,7 @@ impl EnvVars {
         )
     }
 
-    pub fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
     }
 }
@@ -108,6 +109,9 @@ fn apply_otel(env: &EnvVars, cfg: &mut Config) -> Result<Option<OtelEndpoint>, C
         if let Some(name) = env.get("OTEL_SERVICE_NAME") {
             cfg.service_name = name.trim().to_owned();
         }
+    }
+    if let Some(opt_in) = env.get("OTEL_SEMCONV_STABILITY_OPT_IN") {
+        cfg.semconv = super::SemconvOptIn::parse(Some(opt_in));
     }
     if let Some(attrs) = env.get("OTEL_RESOURCE_ATTRIBUTES") {
         cfg.resource_attributes

@@ -1,24 +1,35 @@
 //! What can go wrong while loading the configuration, and what is only worth a warning.
 //!
 //! Every message is one line that names the source (file path and key, or variable name), the bad value
-//! and what was expected (CONTRACT §4). Secret values (`reporting.token`, export header values) are
+//! and what was expected. Secret values (`reporting.token`, export header values) are
 //! replaced by [`REDACTED`] before they are stored here, so neither `Display` nor `Debug` can leak them.
 
 use std::fmt;
 use std::path::PathBuf;
 
 /// Shown instead of a secret value.
-pub const REDACTED: &str = "[REDACTED]";
+pub(crate) const REDACTED: &str = "[REDACTED]";
 
 /// Where a configuration value came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ConfigSource {
     /// The config file; `key` is the dotted key as written in the file (`None`: the file as a whole).
-    File { path: PathBuf, key: Option<String> },
+    File {
+        /// The file.
+        path: PathBuf,
+        /// The dotted key.
+        key: Option<String>,
+    },
     /// An environment variable (`HT_*` or `OTEL_*`).
-    Env { var: String },
+    Env {
+        /// The variable's name.
+        var: String,
+    },
     /// Code: a macro option or a [`ConfigBuilder`](super::ConfigBuilder) edit; `key` is the field path.
-    Code { key: String },
+    Code {
+        /// The field path.
+        key: String,
+    },
 }
 
 impl fmt::Display for ConfigSource {
@@ -41,11 +52,21 @@ impl fmt::Display for ConfigSource {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Problem {
     /// A value of the wrong type or out of range. `got` is already quoted/redacted for display.
-    Value { got: String, expected: String },
+    Value {
+        /// The value as seen.
+        got: String,
+        /// What would have been accepted.
+        expected: String,
+    },
     /// The named file could not be read (the OS error).
     Unreadable(String),
     /// The file could not be parsed (the parser's error; `format` is `YAML` or `JSON`).
-    Unparsable { format: &'static str, error: String },
+    Unparsable {
+        /// `YAML` or `JSON`.
+        format: &'static str,
+        /// The parser's message.
+        error: String,
+    },
     /// The file's extension is not `.yaml`, `.yml` or `.json`.
     UnsupportedExtension,
 }
@@ -53,7 +74,9 @@ pub enum Problem {
 /// An invalid configuration: the agent must not start (exit status 78, `EX_CONFIG`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigError {
+    /// Where the bad value came from.
     pub source: ConfigSource,
+    /// What is wrong with it.
     pub problem: Problem,
 }
 
@@ -115,11 +138,22 @@ impl std::error::Error for ConfigError {}
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ConfigWarning {
     /// A key of the config file that no field matches (config files are shared across agents).
-    UnknownKey { file: PathBuf, key: String },
+    UnknownKey {
+        /// The file.
+        file: PathBuf,
+        /// The key as written.
+        key: String,
+    },
     /// An `HT_*` variable that no field matches.
-    UnknownEnvVar { var: String },
+    UnknownEnvVar {
+        /// The variable's name.
+        var: String,
+    },
     /// The config file can be written by any user, who could then change where spans are sent.
-    WorldWritable { file: PathBuf },
+    WorldWritable {
+        /// The file.
+        file: PathBuf,
+    },
 }
 
 impl fmt::Display for ConfigWarning {

@@ -163,17 +163,17 @@ pub(crate) struct Field {
 
 impl Field {
     /// `HT_` + the path upper-cased, `.` replaced by `_`.
-    pub fn env_var(&self) -> String {
+    pub(crate) fn env_var(&self) -> String {
         env_var_of(self.path)
     }
 
     /// Whether the value must never be shown (errors, warnings, `Debug`).
-    pub fn is_secret(&self) -> bool {
+    pub(crate) fn is_secret(&self) -> bool {
         self.path == "reporting.token"
     }
 
     /// Parses `raw`; `Ok(None)` when it means "not set" (null, blank).
-    pub fn parse(&self, raw: Raw<'_>) -> Result<Option<ParsedValue>, Invalid> {
+    pub(crate) fn parse(&self, raw: Raw<'_>) -> Result<Option<ParsedValue>, Invalid> {
         parse_kind(self.kind, raw).map_err(|e| {
             if self.is_secret() {
                 Invalid {
@@ -187,7 +187,7 @@ impl Field {
     }
 
     /// Parses `raw` and stores it in `cfg`. Returns whether a value was set.
-    pub fn apply(
+    pub(crate) fn apply(
         &self,
         cfg: &mut Config,
         raw: Raw<'_>,

@@ -1,7 +1,7 @@
 //! The agent configuration: one typed model of the Hypertrace agent-config schema
 //! (`hypertrace.agent.config.v1.AgentConfig`) plus the Rust agent's own `rustagent` section.
 //!
-//! Sources, lowest precedence first (CONTRACT §5.1): built-in defaults < code (macro options,
+//! Sources, lowest precedence first: built-in defaults < code (macro options,
 //! [`ConfigBuilder`]) < config file < `HT_*` environment variables. `OTEL_*` variables fill in only
 //! where no `HT_*` setting exists.
 
@@ -10,12 +10,14 @@ mod error;
 mod fields;
 mod file;
 mod load;
+mod semconv;
 #[cfg(test)]
 mod testutil;
 
 pub use error::{ConfigError, ConfigSource, ConfigWarning, Problem};
 pub use file::check_file_permissions;
 pub use load::ConfigBuilder;
+pub use semconv::{Semconv, SemconvOptIn};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -24,11 +26,13 @@ use std::time::Duration;
 /// W3C `traceparent`/`tracestate` (+ baggage) or B3 (single and multi header).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum PropagationFormat {
+    /// W3C `traceparent` / `tracestate`, with W3C `baggage`.
     TraceContext,
+    /// Zipkin's B3, single (`b3`) and multi (`X-B3-*`) header.
     B3,
 }
 
-/// How finished spans leave the process (CONTRACT §6).
+/// How finished spans leave the process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TraceReporterType {
     /// OTLP over gRPC.
@@ -43,18 +47,25 @@ pub enum TraceReporterType {
     None,
 }
 
+/// How metrics leave the process (`reporting.metric_reporter_type`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MetricReporterType {
+    /// OTLP to `reporting.metric_endpoint`.
     Otlp,
+    /// A Prometheus text exposition endpoint.
     Prometheus,
+    /// One JSON line per export on stdout.
     Logging,
+    /// No metrics are exported.
     None,
 }
 
 /// A request/response pair of capture switches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Switch {
+    /// Capture on the request side.
     pub request: bool,
+    /// Capture on the response side.
     pub response: bool,
 }
 
@@ -67,30 +78,50 @@ impl Default for Switch {
     }
 }
 
+/// The whole configuration in force: the agent-config schema's fields and the `rustagent` section.
+/// Build it with [`ConfigBuilder`] (defaults, code, file, environment) or start from
+/// [`Config::defaults`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
+    /// `service.name` of every span's resource.
     pub service_name: String,
+    /// `false`: no span is created and nothing is captured; propagation still works.
     pub enabled: bool,
+    /// The trace-context formats extracted from requests and injected into calls.
     pub propagation_formats: Vec<PropagationFormat>,
+    /// Extra resource attributes of every span.
     pub resource_attributes: BTreeMap<String, String>,
+    /// Where and how spans (and metrics) are sent.
     pub reporting: Reporting,
+    /// What is captured from requests and responses.
     pub data_capture: DataCapture,
+    /// The agent's own telemetry.
     pub telemetry: Telemetry,
+    /// Settings of this agent that the shared schema does not have.
     pub rustagent: RustAgent,
+    /// `OTEL_SEMCONV_STABILITY_OPT_IN`: which semantic-convention keys the spans carry.
+    pub semconv: SemconvOptIn,
 }
 
+/// The `reporting` section: where spans and metrics go.
 #[derive(Clone, PartialEq)]
 pub struct Reporting {
     /// `None`: the default endpoint of the reporter type ([`Reporting::effective_endpoint`]).
     pub endpoint: Option<String>,
+    /// How spans leave the process.
     pub trace_reporter_type: TraceReporterType,
+    /// TLS to the endpoint (also implied by an `https://` endpoint).
     pub secure: bool,
+    /// A PEM file of the CA certificates that the endpoint's certificate is checked against.
     pub cert_file: Option<PathBuf>,
     /// Sent as `authorization: Bearer <token>` with every export, unless `OTEL_EXPORTER_OTLP_HEADERS`
     /// already sets `authorization`.
     pub token: Option<String>,
+    /// Where metrics go (`None`: the trace endpoint).
     pub metric_endpoint: Option<String>,
+    /// How metrics leave the process.
     pub metric_reporter_type: MetricReporterType,
+    /// Accepted for compatibility with the other agents.
     pub enable_grpc_loadbalancing: bool,
     /// Extra export headers from `OTEL_EXPORTER_OTLP_HEADERS` (`k=v,k2=v2`, values URL-decoded).
     pub headers: Vec<(String, String)>,
@@ -121,7 +152,7 @@ impl std::fmt::Debug for Reporting {
 }
 
 impl Reporting {
-    /// The configured endpoint, or the default for the reporter type (CONTRACT §5.2).
+    /// The configured endpoint, or the default for the reporter type.
     pub fn effective_endpoint(&self) -> String {
         if let Some(e) = &self.endpoint {
             return e.clone();
@@ -134,21 +165,31 @@ impl Reporting {
     }
 }
 
+/// The `data_capture` section: what is recorded from requests and responses.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DataCapture {
+    /// HTTP request and response headers.
     pub http_headers: Switch,
+    /// HTTP request and response bodies.
     pub http_body: Switch,
+    /// gRPC request and response metadata.
     pub rpc_metadata: Switch,
+    /// gRPC request and response messages.
     pub rpc_body: Switch,
+    /// At most this many bytes of a body are recorded; longer ones are cut and marked `.truncated`.
     pub body_max_size_bytes: usize,
+    /// At most this many bytes of a body are read for processing (filters).
     pub body_max_processing_size_bytes: usize,
     /// Lower-cased substrings matched against the `Content-Type` header.
     pub allowed_content_types: Vec<String>,
 }
 
+/// The `telemetry` section: the agent's own telemetry.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Telemetry {
+    /// A `hypertrace.agent.startup` span when the agent starts.
     pub startup_span_enabled: bool,
+    /// Metrics on or off.
     pub metrics_enabled: bool,
 }
 
@@ -159,17 +200,24 @@ pub struct RustAgent {
     pub redact_headers: Vec<String>,
     /// Spans waiting for export at most; beyond it spans are dropped and counted.
     pub max_queue_size: usize,
+    /// Spans sent in one export at most.
     pub max_export_batch_size: usize,
+    /// How long the batch processor waits for a batch to fill before it exports.
     pub scheduled_delay: Duration,
+    /// How long one export may take.
     pub export_timeout: Duration,
     /// How long shutdown may wait for the last export before giving up.
     pub shutdown_timeout: Duration,
 }
 
+/// Default of `data_capture.body_max_size_bytes` (128 KiB).
 pub const DEFAULT_BODY_MAX_SIZE_BYTES: usize = 131_072;
+/// Default of `data_capture.body_max_processing_size_bytes` (1 MiB).
 pub const DEFAULT_BODY_MAX_PROCESSING_SIZE_BYTES: usize = 1_048_576;
+/// Default of `data_capture.allowed_content_types`.
 pub const DEFAULT_ALLOWED_CONTENT_TYPES: [&str; 4] =
     ["json", "graphql", "xml", "x-www-form-urlencoded"];
+/// Default of `rustagent.redact_headers`.
 pub const DEFAULT_REDACT_HEADERS: [&str; 5] = [
     "authorization",
     "proxy-authorization",
@@ -179,7 +227,7 @@ pub const DEFAULT_REDACT_HEADERS: [&str; 5] = [
 ];
 
 impl Config {
-    /// Defaults of CONTRACT §5.2, with `service_name` as given (the binary's package name).
+    /// The built-in defaults, with `service_name` as given (the binary's package name).
     pub fn defaults(service_name: &str) -> Config {
         Config {
             service_name: service_name.to_owned(),
@@ -224,6 +272,7 @@ impl Config {
                 export_timeout: Duration::from_secs(10),
                 shutdown_timeout: Duration::from_secs(5),
             },
+            semconv: SemconvOptIn::default(),
         }
     }
 }

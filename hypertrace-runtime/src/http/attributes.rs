@@ -1,51 +1,15 @@
-//! The standard attributes of the server span (CONTRACT §3.3): the Hypertrace sample span's keys
-//! (OTel's pre-1.20 HTTP conventions), or the stable ones under `OTEL_SEMCONV_STABILITY_OPT_IN`.
+//! The standard attributes of HTTP spans: the Hypertrace sample span's keys (OpenTelemetry's
+//! pre-1.20 HTTP conventions), or the stable ones under `OTEL_SEMCONV_STABILITY_OPT_IN`.
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Request};
-use http::{header, Method, Version};
+use axum::extract::{ConnectInfo, OriginalUri};
+use http::{header, Method, Request, Version};
 use opentelemetry::{KeyValue, Value};
 
-/// Which key sets to emit, from `OTEL_SEMCONV_STABILITY_OPT_IN` (`http`: stable, `http/dup`: both).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Semconv {
-    pub old: bool,
-    pub stable: bool,
-}
+use crate::config::Semconv;
 
-impl Semconv {
-    pub fn from_env() -> Semconv {
-        Semconv::parse(
-            std::env::var("OTEL_SEMCONV_STABILITY_OPT_IN")
-                .ok()
-                .as_deref(),
-        )
-    }
-
-    /// The variable is a comma list; `http/dup` wins over `http`.
-    pub fn parse(v: Option<&str>) -> Semconv {
-        let items = || v.unwrap_or("").split(',').map(str::trim);
-        if items().any(|i| i == "http/dup") {
-            Semconv {
-                old: true,
-                stable: true,
-            }
-        } else if items().any(|i| i == "http") {
-            Semconv {
-                old: false,
-                stable: true,
-            }
-        } else {
-            Semconv {
-                old: true,
-                stable: false,
-            }
-        }
-    }
-}
-
-/// `http.flavor` as the old conventions write it (`1.1`, `2.0`).
+/// `http.flavor` as the old conventions write it (`1.0`, `1.1`, `2.0`).
 pub(crate) fn flavor(v: Version) -> &'static str {
     match v {
         Version::HTTP_09 => "0.9",
@@ -53,6 +17,45 @@ pub(crate) fn flavor(v: Version) -> &'static str {
         Version::HTTP_2 => "2.0",
         Version::HTTP_3 => "3.0",
         _ => "1.1",
+    }
+}
+
+/// `network.protocol.version` as the stable conventions write it (`1.0`, `1.1`, `2`, `3`).
+pub(crate) fn protocol_version(v: Version) -> &'static str {
+    match v {
+        Version::HTTP_09 => "0.9",
+        Version::HTTP_10 => "1.0",
+        Version::HTTP_2 => "2",
+        Version::HTTP_3 => "3",
+        _ => "1.1",
+    }
+}
+
+/// The version attribute(s) of a response to an outgoing call.
+pub(crate) fn version(v: Version, sc: Semconv, out: &mut Vec<KeyValue>) {
+    if sc.old {
+        out.push(KeyValue::new("http.flavor", flavor(v)));
+    }
+    if sc.stable {
+        out.push(KeyValue::new(
+            "network.protocol.version",
+            protocol_version(v),
+        ));
+    }
+}
+
+/// A `Host` header (or authority) split into the host and its port: `example.com:8080`,
+/// `[::1]:8080` (the brackets removed from the host), `[::1]`, `example.com`.
+pub(crate) fn split_host_port(host: &str) -> (&str, Option<u16>) {
+    if let Some(rest) = host.strip_prefix('[') {
+        return match rest.split_once(']') {
+            Some((addr, after)) => (addr, after.strip_prefix(':').and_then(|p| p.parse().ok())),
+            None => (host, None),
+        };
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if !name.contains(':') => (name, port.parse().ok()),
+        _ => (host, None),
     }
 }
 
@@ -85,8 +88,18 @@ fn text(bytes: &[u8]) -> String {
 ///
 /// Per request, on the hot path: values are moved rather than cloned unless both key sets are on,
 /// and the method and scheme cost no allocation.
-pub fn request(req: &Request, route: Option<&str>, sc: Semconv, out: &mut Vec<KeyValue>) {
-    let uri = req.uri();
+pub(crate) fn request<B>(
+    req: &Request<B>,
+    route: Option<&str>,
+    sc: Semconv,
+    out: &mut Vec<KeyValue>,
+) {
+    // Under `Router::nest` the handler sees the URI without the nest's prefix: the one the client
+    // sent is kept in `OriginalUri`.
+    let uri = req
+        .extensions()
+        .get::<OriginalUri>()
+        .map_or(req.uri(), |o| &o.0);
     let both = sc.old && sc.stable;
     let method = method_value(req.method());
     let scheme_str = uri.scheme_str().unwrap_or("http");
@@ -101,21 +114,18 @@ pub fn request(req: &Request, route: Option<&str>, sc: Semconv, out: &mut Vec<Ke
         .and_then(|h| h.to_str().ok())
         .map(str::to_owned)
         .or_else(|| uri.authority().map(|a| a.to_string()));
-    let host_port: Option<i64> = host
-        .as_deref()
-        .and_then(|h| h.rsplit_once(':').and_then(|(_, p)| p.parse().ok()))
-        .or(if scheme_str == "https" {
-            Some(443)
-        } else {
-            Some(80)
-        });
-    // The stable key wants the host without its port; the old one the header as sent.
-    let server_address = if sc.stable {
-        host.as_deref()
-            .map(|h| h.rsplit_once(':').map_or(h, |(n, _)| n).to_owned())
-    } else {
-        None
+    let (host_name, host_port) = match host.as_deref() {
+        Some(h) => split_host_port(h),
+        None => ("", None),
     };
+    let host_port: Option<i64> = Some(i64::from(host_port.unwrap_or(if scheme_str == "https" {
+        443
+    } else {
+        80
+    })));
+    // The stable key wants the host without its port (and an IPv6 address without brackets); the
+    // old one the header as sent.
+    let server_address = (sc.stable && host.is_some()).then(|| host_name.to_owned());
     let mut ua = req
         .headers()
         .get(header::USER_AGENT)
@@ -163,7 +173,7 @@ pub fn request(req: &Request, route: Option<&str>, sc: Semconv, out: &mut Vec<Ke
         }
         out.push(KeyValue::new(
             "network.protocol.version",
-            flavor(req.version()).trim_end_matches(".0"),
+            protocol_version(req.version()),
         ));
         if let Some(u) = ua {
             out.push(KeyValue::new("user_agent.original", u));
@@ -176,7 +186,7 @@ pub fn request(req: &Request, route: Option<&str>, sc: Semconv, out: &mut Vec<Ke
 }
 
 /// The status code attribute(s), as integers.
-pub fn status(code: u16, sc: Semconv, out: &mut Vec<KeyValue>) {
+pub(crate) fn status(code: u16, sc: Semconv, out: &mut Vec<KeyValue>) {
     if sc.old {
         out.push(KeyValue::new("http.status_code", i64::from(code)));
     }
@@ -190,34 +200,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn semconv_switch() {
+    fn hosts_and_ports_split_ipv6_too() {
         assert_eq!(
-            Semconv::parse(None),
-            Semconv {
-                old: true,
-                stable: false
-            }
+            split_host_port("example.com:8080"),
+            ("example.com", Some(8080))
         );
-        assert_eq!(
-            Semconv::parse(Some("http")),
-            Semconv {
-                old: false,
-                stable: true
-            }
-        );
-        assert_eq!(
-            Semconv::parse(Some("database, http/dup")),
-            Semconv {
-                old: true,
-                stable: true
-            }
-        );
-        assert_eq!(
-            Semconv::parse(Some("database")),
-            Semconv {
-                old: true,
-                stable: false
-            }
-        );
+        assert_eq!(split_host_port("example.com"), ("example.com", None));
+        assert_eq!(split_host_port("[::1]:8080"), ("::1", Some(8080)));
+        assert_eq!(split_host_port("[::1]"), ("::1", None));
+        assert_eq!(split_host_port("::1"), ("::1", None));
+        assert_eq!(split_host_port("h:bad"), ("h", None));
+    }
+
+    #[test]
+    fn versions_as_each_convention_writes_them() {
+        assert_eq!(flavor(Version::HTTP_10), "1.0");
+        assert_eq!(protocol_version(Version::HTTP_10), "1.0");
+        assert_eq!(protocol_version(Version::HTTP_11), "1.1");
+        assert_eq!(protocol_version(Version::HTTP_2), "2");
     }
 }

@@ -3,22 +3,27 @@
 //! ```ignore
 //! let app = Router::new().route("/users", post(create_user)).layer(hypertrace::layer().exclude("/health"));
 //! ```
-//! Use `Router::layer` (not `route_layer`) or either: axum inserts `MatchedPath` before calling the
-//! layered route, so spans are named after the route template either way.
+//! Applied with `Router::layer` it also sees the requests no route matched (the fallback, a 404),
+//! and, placed outermost, the ones that other middleware answered first. axum inserts `MatchedPath`
+//! before calling a matched route, so spans are named after the route template.
+//!
+//! The service does its synchronous work in `call` (the span starts there, the inner service is
+//! called there with the span's context attached) and hands the state to [`ResponseFuture`], which
+//! finishes the span when the response is ready.
 
-use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request};
-use axum::response::{IntoResponse, Response};
+use http::Response;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::server_span::{serve, Instrumented, Overrides};
+use super::future::ResponseFuture;
+use super::server;
+use crate::agent;
+use crate::capture::policy::Overrides;
 
 /// The layer returned by [`layer`].
 #[derive(Clone, Debug, Default)]
@@ -39,7 +44,7 @@ impl HypertraceLayer {
         Arc::make_mut(&mut self.excluded).push(route.into());
         self
     }
-    super::server_span::override_setters!();
+    crate::capture::policy::override_setters!();
 }
 
 impl<S> Layer<S> for HypertraceLayer {
@@ -52,6 +57,7 @@ impl<S> Layer<S> for HypertraceLayer {
     }
 }
 
+/// The service of [`HypertraceLayer`]: one SERVER span per request.
 #[derive(Clone, Debug)]
 pub struct HypertraceService<S> {
     inner: S,
@@ -59,7 +65,7 @@ pub struct HypertraceService<S> {
 }
 
 impl<S> HypertraceService<S> {
-    fn excluded(&self, req: &Request) -> bool {
+    fn excluded<B>(&self, req: &Request<B>) -> bool {
         if self.layer.excluded.is_empty() {
             return false;
         }
@@ -72,38 +78,40 @@ impl<S> HypertraceService<S> {
     }
 }
 
-impl<S, B> Service<Request<B>> for HypertraceService<S>
+impl<S, B, ResBody> Service<Request<B>> for HypertraceService<S>
 where
-    S: Service<Request, Error = Infallible> + Clone + Send + 'static,
-    S::Response: IntoResponse,
-    S::Future: Send + 'static,
+    S: Service<Request<Body>, Response = Response<ResBody>>,
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<axum::BoxError>,
 {
-    type Response = Response;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+    type Response = Response<server::ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let req = req.map(Body::new);
-        // The clone that was polled ready is the one that must be called (tower's contract).
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        if self.excluded(&req) {
-            return Box::pin(async move { Ok(inner.call(req).await.into_response()) });
+        let agent = match agent::current() {
+            Some(agent) if !self.excluded(&req) => agent,
+            _ => return ResponseFuture::passthrough(self.inner.call(req.map(Body::new))),
+        };
+        if !agent.config.enabled {
+            // No span, but the caller's trace context still reaches outgoing calls made inside.
+            let parent = server::parent_context(&agent, &req);
+            let inner = {
+                let _attached = parent.clone().attach();
+                self.inner.call(req.map(Body::new))
+            };
+            return ResponseFuture::with_context(inner, parent);
         }
-        let overrides = self.layer.overrides;
-        Box::pin(async move {
-            let resp = serve(&overrides, req, |mut req| {
-                req.extensions_mut().insert(Instrumented);
-                async move { inner.call(req).await.into_response() }
-            })
-            .await;
-            Ok(resp)
-        })
+        let (span, mut req) = server::start(&agent, &self.layer.overrides, req);
+        req.extensions_mut().insert(span.in_flight());
+        let inner = {
+            let _attached = span.context().clone().attach();
+            self.inner.call(req)
+        };
+        ResponseFuture::with_span(inner, agent, span)
     }
 }

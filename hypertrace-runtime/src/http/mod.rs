@@ -1,8 +1,10 @@
-//! The axum/tower glue: the server span and its attributes, the body wrappers, the handler entry
-//! point and the router-wide layer. All share the capture core in `server_span`.
+//! The axum/tower glue for incoming HTTP: the router-wide layer and its response future, the entry
+//! point of annotated handlers, and the HTTP side of the SERVER span (its attributes, what its start
+//! and finish phases record, what counts as a failure). The lifecycle they drive is `span::server`.
 
-pub mod attributes;
-pub mod body;
-pub mod handler;
+pub(crate) mod attributes;
+pub(crate) mod failure;
+pub mod future;
+pub(crate) mod handler;
 pub mod layer;
-pub mod server_span;
+pub(crate) mod server;

@@ -1,0 +1,153 @@
+//! The HTTP side of a SERVER span: what its *start* phase records from the request (name, attributes,
+//! request headers, the request-body tee) and what its *finish* phase records from the response
+//! (status, response headers, the failure rule, the response-body tee). The lifecycle itself is the
+//! protocol-agnostic `span::server`.
+
+use std::borrow::Cow;
+
+use axum::body::Body;
+use axum::extract::MatchedPath;
+use http::{Request, Response};
+use opentelemetry::propagation::TextMapPropagator;
+use opentelemetry::Context;
+
+use super::{attributes, failure};
+use crate::agent::Agent;
+use crate::capture::body::BodyCapture;
+use crate::capture::content_type::{capture_kind, content_encoding};
+use crate::capture::headers::record_headers;
+use crate::capture::policy::{CapturePolicy, Overrides};
+use crate::propagation::HeaderExtractor;
+use crate::span::body::{EndSpan, RecordRequestBody, Tee};
+use crate::span::server::ServerSpan;
+
+/// The body of a response that went through the layer or an annotated handler.
+pub type ResponseBody<B> = Tee<B, EndSpan>;
+
+/// The incoming trace context of a request (or an empty one).
+pub(crate) fn parent_context<B>(agent: &Agent, req: &Request<B>) -> Context {
+    agent.propagator.extract(&HeaderExtractor(req.headers()))
+}
+
+/// `"{METHOD} {route}"`, `"{METHOD}"` for an unmatched request, or the handler's `name`.
+fn span_name(
+    method: &http::Method,
+    route: Option<&str>,
+    name: Option<&'static str>,
+) -> Cow<'static, str> {
+    match (name, route) {
+        (Some(n), _) => Cow::Borrowed(n),
+        (None, Some(r)) => {
+            let m = method.as_str();
+            let mut name = String::with_capacity(m.len() + 1 + r.len());
+            name.push_str(m);
+            name.push(' ');
+            name.push_str(r);
+            Cow::Owned(name)
+        }
+        (None, None) => Cow::Owned(method.as_str().to_owned()),
+    }
+}
+
+/// The *start* phase for an HTTP request: the span, then the request wrapped so that its body is
+/// captured as the handler reads it.
+pub(crate) fn start<B>(
+    agent: &Agent,
+    ov: &Overrides,
+    req: Request<B>,
+) -> (ServerSpan, Request<Body>)
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    let cfg = &agent.config;
+    let dc = &cfg.data_capture;
+    let parent = parent_context(agent, &req);
+    // A clone of the extension is an `Arc` increment, not a copy of the template.
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let route = route.as_ref().map(MatchedPath::as_str);
+    let name = span_name(req.method(), route, ov.name);
+    let mut attrs = Vec::with_capacity(32);
+    attributes::request(&req, route, cfg.semconv.http, &mut attrs);
+    let policy = CapturePolicy::http(dc).refine(ov);
+    let mut span = ServerSpan::start(agent, &parent, name, attrs, policy);
+    let policy = span.policy();
+
+    if policy.request_headers {
+        let mut headers = Vec::with_capacity(req.headers().len());
+        record_headers(
+            "http.request.header.",
+            req.headers(),
+            &cfg.rustagent.redact_headers,
+            &mut headers,
+        );
+        span.defer_request_headers(headers);
+    }
+    let capture = if policy.request_body {
+        capture_kind(
+            req.headers().get(http::header::CONTENT_TYPE),
+            &dc.allowed_content_types,
+        )
+        .map(|kind| {
+            BodyCapture::new(
+                dc.body_max_size_bytes,
+                kind,
+                content_encoding(req.headers()),
+            )
+        })
+    } else {
+        None
+    };
+    let req = match capture {
+        Some(capture) => {
+            let done = RecordRequestBody {
+                cx: span.context().clone(),
+                shared: span.shared().clone(),
+                key: "http.request.body",
+            };
+            req.map(|b| Body::new(Tee::new(b, Some(capture), done)))
+        }
+        None => req.map(Body::new),
+    };
+    (span, req)
+}
+
+/// The *finish* phase for an HTTP response: status and response headers on the span, the failure
+/// rule, and the body wrapped so that the span ends with it.
+pub(crate) fn finish<B>(
+    agent: &Agent,
+    span: ServerSpan,
+    resp: Response<B>,
+) -> Response<ResponseBody<B>> {
+    let cfg = &agent.config;
+    let dc = &cfg.data_capture;
+    let policy = span.policy();
+    let status = resp.status();
+    let mut attrs = Vec::with_capacity(16);
+    attributes::status(status.as_u16(), cfg.semconv.http, &mut attrs);
+    if policy.response_headers {
+        record_headers(
+            "http.response.header.",
+            resp.headers(),
+            &cfg.rustagent.redact_headers,
+            &mut attrs,
+        );
+    }
+    let capture = if policy.response_body {
+        capture_kind(
+            resp.headers().get(http::header::CONTENT_TYPE),
+            &dc.allowed_content_types,
+        )
+        .map(|kind| {
+            BodyCapture::new(
+                dc.body_max_size_bytes,
+                kind,
+                content_encoding(resp.headers()),
+            )
+        })
+    } else {
+        None
+    };
+    let end = span.finish(attrs, failure::server(status), "http.response.body");
+    resp.map(|b| Tee::new(b, capture, end))
+}

@@ -1,0 +1,193 @@
+//! A SERVER span's lifecycle, the same for every server entry point:
+//!
+//! - **start** ([`ServerSpan::start`]): the span under the incoming remote context (never under a
+//!   local span: the request is this service's entry point), with the request's attributes;
+//! - **finish** ([`ServerSpan::finish`]): the response's attributes and the failure rule's verdict;
+//!   the span then ends when the response body ends ([`EndSpan`]);
+//! - **fail** ([`ServerSpan::fail`]): the handler panicked: an `exception` event, the span ends, and
+//!   the caller resumes the panic;
+//! - **cancel** (dropping a started span without finishing it): the request's future was dropped
+//!   before a response existed (an outer timeout, the client gone): Error status saying so.
+//!
+//! An annotated handler behind the layer does not open a second span: it refines this one
+//! ([`InFlight::refine`]), renaming it and applying its capture switches.
+
+use std::borrow::Cow;
+use std::sync::{Arc, OnceLock};
+
+use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
+use opentelemetry::{Context, KeyValue};
+
+use super::body::EndSpan;
+use super::exception;
+use crate::agent::Agent;
+use crate::capture::policy::{CapturePolicy, Overrides};
+
+/// Why a span that never got a response is an error.
+pub(crate) const CANCELLED: &str =
+    "cancelled: the request was dropped before a response was produced (client gone, or a timeout)";
+
+/// What the parts of one request share: the policy in force and a handler's refinement of it.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    base: CapturePolicy,
+    handler: OnceLock<&'static Overrides>,
+}
+
+impl Shared {
+    /// The policy in force now: the entry point's, refined by the handler's options once it ran.
+    pub(crate) fn policy(&self) -> CapturePolicy {
+        match self.handler.get() {
+            Some(h) => self.base.refine(h),
+            None => self.base,
+        }
+    }
+}
+
+/// Put in the request's extensions by the layer: the span in flight, for the handler behind it.
+#[derive(Clone, Debug)]
+pub(crate) struct InFlight {
+    cx: Context,
+    shared: Arc<Shared>,
+}
+
+impl InFlight {
+    /// An annotated handler behind the layer: its `name` renames the span, its switches refine the
+    /// capture of everything not recorded yet (the layer records headers and bodies only when the
+    /// response is ready, so that this still applies to them). The first handler to refine wins.
+    pub(crate) fn refine(&self, opts: &'static Overrides) {
+        if self.shared.handler.set(opts).is_ok() {
+            if let Some(name) = opts.name {
+                self.cx.span().update_name(name);
+            }
+        }
+    }
+
+    /// The span's context.
+    pub(crate) fn context(&self) -> &Context {
+        &self.cx
+    }
+}
+
+/// A started SERVER span. Dropping it unfinished is the *cancel* phase.
+#[derive(Debug)]
+pub(crate) struct ServerSpan {
+    cx: Context,
+    shared: Arc<Shared>,
+    /// Attributes recorded at the end whatever the ending (request headers: the handler's options,
+    /// known only later, decide whether they are kept).
+    deferred: Vec<KeyValue>,
+    /// `None` once finished or failed.
+    open: bool,
+}
+
+impl ServerSpan {
+    /// The *start* phase. An unsampled span captures nothing: its policy is [`CapturePolicy::NOTHING`].
+    pub(crate) fn start(
+        agent: &Agent,
+        parent: &Context,
+        name: Cow<'static, str>,
+        attrs: Vec<KeyValue>,
+        policy: CapturePolicy,
+    ) -> ServerSpan {
+        let span = agent
+            .tracer
+            .span_builder(name)
+            .with_kind(SpanKind::Server)
+            .with_attributes(attrs)
+            .start_with_context(&agent.tracer, parent);
+        let cx = parent.with_span(span);
+        let policy = if cx.span().span_context().is_sampled() {
+            policy
+        } else {
+            CapturePolicy::NOTHING
+        };
+        ServerSpan {
+            cx,
+            shared: Arc::new(Shared {
+                base: policy,
+                handler: OnceLock::new(),
+            }),
+            deferred: Vec::new(),
+            open: true,
+        }
+    }
+
+    /// The span's context: attach it while the request is served.
+    pub(crate) fn context(&self) -> &Context {
+        &self.cx
+    }
+
+    /// The capture policy in force now.
+    pub(crate) fn policy(&self) -> CapturePolicy {
+        self.shared.policy()
+    }
+
+    /// The policy's shared cell, for the request-body tee.
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// The handle the layer hands to a handler behind it.
+    pub(crate) fn in_flight(&self) -> InFlight {
+        InFlight {
+            cx: self.cx.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Request headers (or metadata), kept until the end: the final policy decides.
+    pub(crate) fn defer_request_headers(&mut self, attrs: Vec<KeyValue>) {
+        self.deferred = attrs;
+    }
+
+    fn record_deferred(&mut self, cx: &Context) {
+        let deferred = std::mem::take(&mut self.deferred);
+        if !deferred.is_empty() && self.shared.policy().request_headers {
+            cx.span().set_attributes(deferred);
+        }
+    }
+
+    /// The *finish* phase: the response's attributes, and status Error with `failure` when the
+    /// protocol's rule says the response is one. The span stays open: the returned [`EndSpan`]
+    /// ends it when the response body ends, recording the body under `body_key`.
+    pub(crate) fn finish(
+        mut self,
+        attrs: Vec<KeyValue>,
+        failure: Option<String>,
+        body_key: &'static str,
+    ) -> EndSpan {
+        self.open = false;
+        let cx = std::mem::take(&mut self.cx);
+        self.record_deferred(&cx);
+        let span = cx.span();
+        span.set_attributes(attrs);
+        if let Some(description) = failure {
+            span.set_status(Status::error(description));
+        }
+        EndSpan::new(cx.clone(), body_key)
+    }
+
+    /// The *fail* phase: the handler panicked. Records it and ends the span; the caller resumes the
+    /// unwinding.
+    pub(crate) fn fail(mut self, panic: &(dyn std::any::Any + Send)) {
+        self.open = false;
+        let cx = std::mem::take(&mut self.cx);
+        self.record_deferred(&cx);
+        exception::record_panic(&cx, panic);
+        cx.span().end();
+    }
+}
+
+impl Drop for ServerSpan {
+    /// The *cancel* phase.
+    fn drop(&mut self) {
+        if self.open {
+            let cx = std::mem::take(&mut self.cx);
+            self.record_deferred(&cx);
+            let span = cx.span();
+            span.set_status(Status::error(CANCELLED));
+            span.end();
+        }
+    }
+}
