@@ -10,6 +10,8 @@ use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider, Span as Sd
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::filter::LevelFilter;
+
+use crate::span::server::ServerScope;
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::{EnvFilter, Registry};
@@ -53,8 +55,44 @@ where
 {
     tracing_opentelemetry::layer()
         .with_tracer(CurrentTracer)
-        .and_then(EventsToActiveSpan)
-        .with_filter(otel_filter())
+        .with_filter(OtelFilter)
+        .and_then(EventsToActiveSpan.with_filter(otel_filter()))
+}
+
+/// [`otel_filter`], and no event that belongs to the server span rather than to the `tracing` span
+/// entered around it ([`EventsToActiveSpan`] records those).
+struct OtelFilter;
+
+impl<S> tracing_subscriber::layer::Filter<S> for OtelFilter
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn enabled(&self, meta: &tracing::Metadata<'_>, cx: &Context<'_, S>) -> bool {
+        tracing_subscriber::layer::Filter::<S>::enabled(&otel_filter(), meta, cx)
+    }
+
+    fn event_enabled(&self, event: &Event<'_>, cx: &Context<'_, S>) -> bool {
+        !belongs_to_server_span(event, cx)
+    }
+}
+
+/// An event emitted inside a handler while the only `tracing` span entered is one an app's own
+/// middleware opened around the request (tower-http's `TraceLayer`): it belongs to the SERVER span,
+/// which is the request's entry span. Spans opened inside the handler keep their events.
+fn belongs_to_server_span<S>(event: &Event<'_>, cx: &Context<'_, S>) -> bool
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    if !event.is_contextual() {
+        return false;
+    }
+    let Some(current) = cx.current_span().id().cloned() else {
+        return false;
+    };
+    opentelemetry::Context::map_current(|otel| {
+        otel.get::<ServerScope>()
+            .is_some_and(|scope| scope.outer_span() == Some(&current))
+    })
 }
 
 /// A tracer that delegates to the current agent's tracer, or records nothing when there is none
@@ -107,7 +145,9 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        if event.parent().is_some() || (event.is_contextual() && ctx.lookup_current().is_some()) {
+        let in_a_span =
+            event.parent().is_some() || (event.is_contextual() && ctx.lookup_current().is_some());
+        if in_a_span && !belongs_to_server_span(event, &ctx) {
             return; // the OpenTelemetry layer records it on that span
         }
         let cx = opentelemetry::Context::current();

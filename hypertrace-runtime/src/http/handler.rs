@@ -10,6 +10,7 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::response::Response;
 use opentelemetry::context::FutureExt as _;
+use opentelemetry::trace::TraceContextExt as _;
 
 use super::future::ResponseFuture;
 use super::server;
@@ -20,17 +21,39 @@ use crate::span::server::InFlight;
 /// Per-handler options from `#[hypertrace::handler(...)]`; `None` means "as the config says".
 pub type HandlerOptions = Overrides;
 
+/// Behind the layer: the handler's options apply to the layer's span, and what they turn on that the
+/// layer did not capture is captured here.
+fn refine(in_flight: &InFlight, opts: &'static HandlerOptions, req: Request) -> Request {
+    let more = in_flight.refine(opts);
+    if !more.request_headers && !more.request_body {
+        return req;
+    }
+    let Some(agent) = agent::current() else {
+        return req;
+    };
+    if more.request_headers {
+        in_flight
+            .context()
+            .span()
+            .set_attributes(server::request_headers(&agent, &req));
+    }
+    if more.request_body {
+        server::tee_request_body(&agent, in_flight.context(), in_flight.shared(), req)
+    } else {
+        req
+    }
+}
+
 /// Runs the handler body `inner` inside the request's SERVER span.
 pub async fn run_handler<F, Fut>(opts: &'static HandlerOptions, req: Request, inner: F) -> Response
 where
     F: FnOnce(Request) -> Fut,
     Fut: Future<Output = Response> + Send,
 {
-    if let Some(in_flight) = req.extensions().get::<InFlight>() {
-        in_flight.refine(opts);
-        let cx = in_flight.context().clone();
+    if let Some(in_flight) = req.extensions().get::<InFlight>().cloned() {
+        let req = refine(&in_flight, opts, req);
         // Attached again: the handler may be polled outside the layer's poll (a spawned task).
-        return inner(req).with_context(cx).await;
+        return inner(req).with_context(in_flight.context().clone()).await;
     }
     let Some(agent) = agent::current() else {
         return inner(req).await;

@@ -4,12 +4,13 @@
 //! protocol-agnostic `span::server`.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::MatchedPath;
 use http::{Request, Response};
 use opentelemetry::propagation::TextMapPropagator;
-use opentelemetry::Context;
+use opentelemetry::{Context, KeyValue};
 
 use super::{attributes, failure};
 use crate::agent::Agent;
@@ -19,14 +20,18 @@ use crate::capture::headers::record_headers;
 use crate::capture::policy::{CapturePolicy, Overrides};
 use crate::propagation::HeaderExtractor;
 use crate::span::body::{EndSpan, RecordRequestBody, Tee};
-use crate::span::server::ServerSpan;
+use crate::span::server::{ServerSpan, Shared};
 
 /// The body of a response that went through the layer or an annotated handler.
 pub type ResponseBody<B> = Tee<B, EndSpan>;
 
-/// The incoming trace context of a request (or an empty one).
+/// The incoming trace context of a request, or an empty one: never the context current here, which
+/// may hold a span an app's own middleware opened around the request (the SERVER span is the entry
+/// span of this service, not that span's child).
 pub(crate) fn parent_context<B>(agent: &Agent, req: &Request<B>) -> Context {
-    agent.propagator.extract(&HeaderExtractor(req.headers()))
+    agent
+        .propagator
+        .extract_with_context(&Context::new(), &HeaderExtractor(req.headers()))
 }
 
 /// `"{METHOD} {route}"`, `"{METHOD}"` for an unmatched request, or the handler's `name`.
@@ -72,44 +77,66 @@ where
     let policy = CapturePolicy::http(dc).refine(ov);
     let mut span = ServerSpan::start(agent, &parent, name, attrs, policy);
     let policy = span.policy();
-
-    if policy.request_headers {
-        let mut headers = Vec::with_capacity(req.headers().len());
-        record_headers(
-            "http.request.header.",
-            req.headers(),
-            &cfg.rustagent.redact_headers,
-            &mut headers,
-        );
-        span.defer_request_headers(headers);
-    }
-    let capture = if policy.request_body {
-        capture_kind(
-            req.headers().get(http::header::CONTENT_TYPE),
-            &dc.allowed_content_types,
-        )
-        .map(|kind| {
-            BodyCapture::new(
-                dc.body_max_size_bytes,
-                kind,
-                content_encoding(req.headers()),
-            )
-        })
-    } else {
-        None
-    };
-    let req = match capture {
-        Some(capture) => {
-            let done = RecordRequestBody {
-                cx: span.context().clone(),
-                shared: span.shared().clone(),
-                key: "http.request.body",
-            };
-            req.map(|b| Body::new(Tee::new(b, Some(capture), done)))
-        }
-        None => req.map(Body::new),
-    };
+    let req = capture_request(agent, &mut span, policy, req.map(Body::new));
     (span, req)
+}
+
+/// Request headers and the request-body tee, for what `wanted` asks. The headers are deferred:
+/// a handler behind the layer may still turn them off.
+fn capture_request(
+    agent: &Agent,
+    span: &mut ServerSpan,
+    wanted: CapturePolicy,
+    req: Request<Body>,
+) -> Request<Body> {
+    if wanted.request_headers {
+        span.defer_request_headers(request_headers(agent, &req));
+    }
+    if wanted.request_body {
+        tee_request_body(agent, span.context(), span.shared(), req)
+    } else {
+        req
+    }
+}
+
+/// The request headers as attributes.
+pub(crate) fn request_headers<B>(agent: &Agent, req: &Request<B>) -> Vec<KeyValue> {
+    let mut headers = Vec::with_capacity(req.headers().len());
+    record_headers(
+        "http.request.header.",
+        req.headers(),
+        &agent.config.rustagent.redact_headers,
+        &mut headers,
+    );
+    headers
+}
+
+/// The request with its body captured on the side as it is read, when its content type is one
+/// that is captured.
+pub(crate) fn tee_request_body(
+    agent: &Agent,
+    cx: &Context,
+    shared: &Arc<Shared>,
+    req: Request<Body>,
+) -> Request<Body> {
+    let dc = &agent.config.data_capture;
+    let Some(kind) = capture_kind(
+        req.headers().get(http::header::CONTENT_TYPE),
+        &dc.allowed_content_types,
+    ) else {
+        return req;
+    };
+    let capture = BodyCapture::new(
+        dc.body_max_size_bytes,
+        kind,
+        content_encoding(req.headers()),
+    );
+    let done = RecordRequestBody {
+        cx: cx.clone(),
+        shared: shared.clone(),
+        key: "http.request.body",
+    };
+    req.map(|b| Body::new(Tee::new(b, Some(capture), done)))
 }
 
 /// The *finish* phase for an HTTP response: status and response headers on the span, the failure

@@ -32,12 +32,15 @@ pub(crate) const CANCELLED: &str =
 pub(crate) struct Shared {
     base: CapturePolicy,
     handler: OnceLock<&'static Overrides>,
+    /// An unsampled span captures nothing, whatever a handler asks.
+    sampled: bool,
 }
 
 impl Shared {
     /// The policy in force now: the entry point's, refined by the handler's options once it ran.
     pub(crate) fn policy(&self) -> CapturePolicy {
         match self.handler.get() {
+            _ if !self.sampled => CapturePolicy::NOTHING,
             Some(h) => self.base.refine(h),
             None => self.base,
         }
@@ -53,19 +56,49 @@ pub(crate) struct InFlight {
 
 impl InFlight {
     /// An annotated handler behind the layer: its `name` renames the span, its switches refine the
-    /// capture of everything not recorded yet (the layer records headers and bodies only when the
-    /// response is ready, so that this still applies to them). The first handler to refine wins.
-    pub(crate) fn refine(&self, opts: &'static Overrides) {
-        if self.shared.handler.set(opts).is_ok() {
-            if let Some(name) = opts.name {
-                self.cx.span().update_name(name);
-            }
+    /// capture (the layer records the request headers and the bodies when the response is ready, so
+    /// that a switch turned off still applies to them). Returns what the handler turned on that the
+    /// layer did not capture: the caller captures it from the request. The first handler wins.
+    pub(crate) fn refine(&self, opts: &'static Overrides) -> CapturePolicy {
+        let before = self.shared.policy();
+        if self.shared.handler.set(opts).is_err() {
+            return CapturePolicy::NOTHING;
         }
+        if let Some(name) = opts.name {
+            self.cx.span().update_name(name);
+        }
+        let after = self.shared.policy();
+        CapturePolicy {
+            request_headers: after.request_headers && !before.request_headers,
+            response_headers: false,
+            request_body: after.request_body && !before.request_body,
+            response_body: false,
+        }
+    }
+
+    /// The policy's shared cell, for the request-body tee.
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 
     /// The span's context.
     pub(crate) fn context(&self) -> &Context {
         &self.cx
+    }
+}
+
+/// Kept in a server span's context when the request arrived inside a `tracing` span an app's own
+/// middleware opened (tower-http's `TraceLayer`): the subscriber then records the handler's events
+/// on the server span, not on that outer span.
+#[derive(Debug)]
+pub(crate) struct ServerScope {
+    outer: tracing::span::Id,
+}
+
+impl ServerScope {
+    /// The `tracing` span that was current when the server span started.
+    pub(crate) fn outer_span(&self) -> Option<&tracing::span::Id> {
+        Some(&self.outer)
     }
 }
 
@@ -96,17 +129,18 @@ impl ServerSpan {
             .with_kind(SpanKind::Server)
             .with_attributes(attrs)
             .start_with_context(&agent.tracer, parent);
-        let cx = parent.with_span(span);
-        let policy = if cx.span().span_context().is_sampled() {
-            policy
-        } else {
-            CapturePolicy::NOTHING
-        };
+        let mut cx = parent.with_span(span);
+        // Only when there is an outer span: a context value costs an allocation.
+        if let Some(outer) = tracing::Span::current().id() {
+            cx = cx.with_value(ServerScope { outer });
+        }
+        let sampled = cx.span().span_context().is_sampled();
         ServerSpan {
             cx,
             shared: Arc::new(Shared {
                 base: policy,
                 handler: OnceLock::new(),
+                sampled,
             }),
             deferred: Vec::new(),
             open: true,
