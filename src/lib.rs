@@ -1,12 +1,53 @@
 //! # hypertrace
 //!
 //! The Rust agent for Hypertrace-style API observability: every request handled by an axum handler
-//! annotated with [`handler`] becomes an OpenTelemetry span carrying the request and response headers
-//! and bodies (bounded, redacted where they hold credentials). [`main`] sets up the whole pipeline
-//! from the Hypertrace agent-config (file, `HT_*` variables, `OTEL_*` fallbacks).
+//! annotated with [`handler`], or by a router with [`layer()`], becomes an OpenTelemetry span carrying
+//! the request and response headers and bodies (bounded, redacted where they hold credentials).
+//! [`main`] sets up the whole pipeline from the Hypertrace agent-config (file, `HT_*` variables,
+//! `OTEL_*` fallbacks).
 //!
 //! This crate only re-exports: the behaviour lives in `hypertrace-runtime`, the code generation in
 //! `hypertrace-macros`. See the README for the quickstart and the configuration table.
+#![warn(missing_docs, unreachable_pub)]
+#![forbid(unsafe_code)]
 
 pub use hypertrace_macros::{handler, main};
-pub use hypertrace_runtime::*;
+
+pub use hypertrace_runtime::{
+    current_agent, layer, otel_layer, shutdown_signal, Agent, Config, ConfigBuilder, ConfigError,
+    ExportError, ExportStats, Guard, HypertraceLayer,
+};
+
+/// The configuration model: [`Config`] and the types of its sections.
+pub mod config {
+    pub use hypertrace_runtime::config::{
+        check_file_permissions, Config, ConfigBuilder, ConfigError, ConfigSource, ConfigWarning,
+        DataCapture, MetricReporterType, Problem, PropagationFormat, Reporting, RustAgent, Semconv,
+        SemconvOptIn, Switch, Telemetry, TraceReporterType, DEFAULT_ALLOWED_CONTENT_TYPES,
+        DEFAULT_BODY_MAX_PROCESSING_SIZE_BYTES, DEFAULT_BODY_MAX_SIZE_BYTES,
+        DEFAULT_REDACT_HEADERS,
+    };
+}
+
+/// The propagators of `propagation_formats`, for an app that sets up OpenTelemetry itself.
+pub mod propagation {
+    pub use hypertrace_runtime::propagation::{build, B3Propagator};
+}
+
+/// The types of the layer's service, future and response body, for code that names them.
+pub mod http {
+    pub use hypertrace_runtime::http::future::ResponseFuture;
+    pub use hypertrace_runtime::http::layer::HypertraceService;
+    pub use hypertrace_runtime::http::ResponseBody;
+}
+
+#[cfg(feature = "reqwest")]
+pub use hypertrace_runtime::client;
+
+/// The pure capture rules, exposed for the property tests; not a stable API.
+#[doc(hidden)]
+pub use hypertrace_runtime::capture;
+
+/// Used by the code that the macros generate; not a public API.
+#[doc(hidden)]
+pub use hypertrace_runtime::__private;

@@ -29,16 +29,15 @@ const FOREIGN_VARS: &[&str] = &[
     "HT_ENABLE_CONSOLE_SPAN_EXPORTER",
 ];
 
-/// The variables that matter to the agent (`HT_*`, `OTEL_*`), blank ones dropped.
+/// The variables that matter to the agent (`HT_*`, `OTEL_*`). A blank one counts as unset, except
+/// for a list: `HT_RUSTAGENT_REDACT_HEADERS=` is an empty list (redact nothing).
 pub(crate) struct EnvVars(BTreeMap<String, String>);
 
 impl EnvVars {
     pub(crate) fn from_pairs(vars: impl IntoIterator<Item = (String, String)>) -> Self {
         EnvVars(
             vars.into_iter()
-                .filter(|(k, v)| {
-                    (k.starts_with("HT_") || k.starts_with("OTEL_")) && !v.trim().is_empty()
-                })
+                .filter(|(k, _)| k.starts_with("HT_") || k.starts_with("OTEL_"))
                 .collect(),
         )
     }
@@ -52,7 +51,13 @@ impl EnvVars {
         )
     }
 
+    /// The value, unless the variable is unset or blank.
     pub(crate) fn get(&self, name: &str) -> Option<&str> {
+        self.get_even_blank(name).filter(|v| !v.trim().is_empty())
+    }
+
+    /// The value, also when blank.
+    pub(crate) fn get_even_blank(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
     }
 }
@@ -87,7 +92,12 @@ pub(crate) fn apply(
     };
     for field in FIELDS {
         let var = field.env_var();
-        if let Some(value) = env.get(&var) {
+        let value = if field.is_list() {
+            env.get_even_blank(&var)
+        } else {
+            env.get(&var)
+        };
+        if let Some(value) = value {
             if field.apply(cfg, Raw::Env(value), || ConfigSource::Env {
                 var: var.clone(),
             })? {
@@ -226,13 +236,24 @@ mod tests {
     }
 
     #[test]
-    fn blank_variables_are_unset() {
-        let vars: Vec<(String, &str)> = FIELDS.iter().map(|f| (f.env_var(), "  ")).collect();
+    fn blank_variables_are_unset_except_lists_which_become_empty() {
+        let vars: Vec<(String, &str)> = FIELDS
+            .iter()
+            .filter(|f| !f.is_list())
+            .map(|f| (f.env_var(), "  "))
+            .collect();
         let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), *v)).collect();
         assert_eq!(
             load_with(None, &vars).unwrap(),
             (Config::defaults(SVC), vec![])
         );
+        let (cfg, _) = load_with(None, &[("HT_RUSTAGENT_REDACT_HEADERS", "")]).unwrap();
+        assert!(
+            cfg.rustagent.redact_headers.is_empty(),
+            "empty: redact nothing"
+        );
+        let (cfg, _) = load_with(None, &[("HT_DATA_CAPTURE_ALLOWED_CONTENT_TYPES", " ")]).unwrap();
+        assert!(cfg.data_capture.allowed_content_types.is_empty());
     }
 
     /// (variable, value, fragments the error must contain)

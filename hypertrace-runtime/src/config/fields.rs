@@ -155,10 +155,72 @@ pub(crate) struct Invalid {
     pub expected: String,
 }
 
+/// How a field stores its value: a setter typed by what it takes, so that a setter that does not
+/// fit the field's type is a compile error. The parser follows from it ([`Setter::kind`]).
+#[derive(Clone, Copy)]
+pub(crate) enum Setter {
+    Bool(fn(&mut Config, bool)),
+    /// A `usize` greater than 0.
+    UInt(fn(&mut Config, usize)),
+    Str(fn(&mut Config, String)),
+    Path(fn(&mut Config, PathBuf)),
+    List {
+        lowercase: bool,
+        set: fn(&mut Config, Vec<String>),
+    },
+    Map(fn(&mut Config, BTreeMap<String, String>)),
+    /// A number of milliseconds greater than 0.
+    DurationMs(fn(&mut Config, Duration)),
+    Propagations(fn(&mut Config, Vec<PropagationFormat>)),
+    TraceReporter(fn(&mut Config, TraceReporterType)),
+    MetricReporter(fn(&mut Config, MetricReporterType)),
+}
+
+impl Setter {
+    /// The parser of the values this setter takes.
+    pub(crate) fn kind(self) -> Kind {
+        match self {
+            Setter::Bool(_) => Kind::Bool,
+            Setter::UInt(_) => Kind::UInt,
+            Setter::Str(_) => Kind::Str,
+            Setter::Path(_) => Kind::Path,
+            Setter::List { lowercase, .. } => Kind::List { lowercase },
+            Setter::Map(_) => Kind::Map,
+            Setter::DurationMs(_) => Kind::DurationMs,
+            Setter::Propagations(_) => Kind::EnumList(PROPAGATION_FORMAT),
+            Setter::TraceReporter(_) => Kind::Enum(TRACE_REPORTER_TYPE),
+            Setter::MetricReporter(_) => Kind::Enum(METRIC_REPORTER_TYPE),
+        }
+    }
+
+    /// Stores what the parser of [`kind`](Self::kind) produced.
+    fn store(self, cfg: &mut Config, value: ParsedValue) {
+        use ParsedValue as V;
+        match (self, value) {
+            (Setter::Bool(set), V::Bool(b)) => set(cfg, b),
+            (Setter::UInt(set), V::UInt(n)) => set(cfg, n),
+            (Setter::Str(set), V::Str(s)) => set(cfg, s),
+            (Setter::Path(set), V::Path(p)) => set(cfg, p),
+            (Setter::List { set, .. }, V::List(l)) => set(cfg, l),
+            (Setter::Map(set), V::Map(m)) => set(cfg, m),
+            (Setter::DurationMs(set), V::Duration(d)) => set(cfg, d),
+            (Setter::Propagations(set), V::EnumList(l)) => set(
+                cfg,
+                l.into_iter().filter_map(EnumValue::propagation).collect(),
+            ),
+            (Setter::TraceReporter(set), V::Enum(EnumValue::Trace(t))) => set(cfg, t),
+            (Setter::MetricReporter(set), V::Enum(EnumValue::Metric(t))) => set(cfg, t),
+            // `kind` pairs each setter with the parser of its type; the unit test
+            // `every_setter_takes_what_its_parser_produces` checks every field.
+            _ => unreachable!("a setter was handed a value of another type"),
+        }
+    }
+}
+
+/// One configuration field: its dotted path and its typed setter.
 pub(crate) struct Field {
     pub path: &'static str,
-    pub kind: Kind,
-    pub set: fn(&mut Config, ParsedValue),
+    pub set: Setter,
 }
 
 impl Field {
@@ -172,9 +234,24 @@ impl Field {
         self.path == "reporting.token"
     }
 
+    /// Whether the value is a list (an empty environment variable is then an empty list).
+    pub(crate) fn is_list(&self) -> bool {
+        matches!(self.kind(), Kind::List { .. } | Kind::EnumList(_))
+    }
+
+    /// How a raw value of this field is parsed.
+    pub(crate) fn kind(&self) -> Kind {
+        self.set.kind()
+    }
+
+    /// Stores a value that [`parse`](Self::parse) produced.
+    pub(crate) fn store(&self, cfg: &mut Config, value: ParsedValue) {
+        self.set.store(cfg, value)
+    }
+
     /// Parses `raw`; `Ok(None)` when it means "not set" (null, blank).
     pub(crate) fn parse(&self, raw: Raw<'_>) -> Result<Option<ParsedValue>, Invalid> {
-        parse_kind(self.kind, raw).map_err(|e| {
+        parse_kind(self.kind(), raw).map_err(|e| {
             if self.is_secret() {
                 Invalid {
                     got: REDACTED.into(),
@@ -195,7 +272,7 @@ impl Field {
     ) -> Result<bool, ConfigError> {
         match self.parse(raw) {
             Ok(Some(value)) => {
-                (self.set)(cfg, value);
+                self.store(cfg, value);
                 Ok(true)
             }
             Ok(None) => Ok(false),
@@ -208,58 +285,144 @@ pub(crate) fn env_var_of(path: &str) -> String {
     format!("HT_{}", path.to_ascii_uppercase().replace('.', "_"))
 }
 
+/// `field!(path, Setter, |config, value| ...)`: the closure's `value` has the setter's type.
 macro_rules! field {
-    ($path:literal, $kind:expr, $variant:ident($v:ident) => |$c:ident| $body:expr) => {
+    ($path:literal, List { lowercase: $lc:literal }, |$c:ident, $v:ident| $body:expr) => {
         Field {
             path: $path,
-            kind: $kind,
-            set: |$c: &mut Config, value: ParsedValue| {
-                if let ParsedValue::$variant($v) = value {
-                    $body;
-                }
+            set: Setter::List {
+                lowercase: $lc,
+                set: |$c, $v| $body,
             },
+        }
+    };
+    ($path:literal, $setter:ident, |$c:ident, $v:ident| $body:expr) => {
+        Field {
+            path: $path,
+            set: Setter::$setter(|$c, $v| $body),
         }
     };
 }
 
 /// Every field of the model.
 pub(crate) static FIELDS: &[Field] = &[
-    field!("service_name", Kind::Str, Str(s) => |c| c.service_name = s),
-    field!("enabled", Kind::Bool, Bool(b) => |c| c.enabled = b),
-    field!("propagation_formats", Kind::EnumList(PROPAGATION_FORMAT), EnumList(l) => |c|
-        c.propagation_formats = l.into_iter().filter_map(EnumValue::propagation).collect()),
-    field!("resource_attributes", Kind::Map, Map(m) => |c| c.resource_attributes.extend(m)),
-    field!("reporting.endpoint", Kind::Str, Str(s) => |c| c.reporting.endpoint = Some(s)),
-    field!("reporting.trace_reporter_type", Kind::Enum(TRACE_REPORTER_TYPE), Enum(e) => |c|
-        if let EnumValue::Trace(t) = e { c.reporting.trace_reporter_type = t }),
-    field!("reporting.secure", Kind::Bool, Bool(b) => |c| c.reporting.secure = b),
-    field!("reporting.cert_file", Kind::Path, Path(p) => |c| c.reporting.cert_file = Some(p)),
-    field!("reporting.token", Kind::Str, Str(s) => |c| c.reporting.token = Some(s)),
-    field!("reporting.metric_endpoint", Kind::Str, Str(s) => |c| c.reporting.metric_endpoint = Some(s)),
-    field!("reporting.metric_reporter_type", Kind::Enum(METRIC_REPORTER_TYPE), Enum(e) => |c|
-        if let EnumValue::Metric(t) = e { c.reporting.metric_reporter_type = t }),
-    field!("reporting.enable_grpc_loadbalancing", Kind::Bool, Bool(b) => |c| c.reporting.enable_grpc_loadbalancing = b),
-    field!("data_capture.http_headers.request", Kind::Bool, Bool(b) => |c| c.data_capture.http_headers.request = b),
-    field!("data_capture.http_headers.response", Kind::Bool, Bool(b) => |c| c.data_capture.http_headers.response = b),
-    field!("data_capture.http_body.request", Kind::Bool, Bool(b) => |c| c.data_capture.http_body.request = b),
-    field!("data_capture.http_body.response", Kind::Bool, Bool(b) => |c| c.data_capture.http_body.response = b),
-    field!("data_capture.rpc_metadata.request", Kind::Bool, Bool(b) => |c| c.data_capture.rpc_metadata.request = b),
-    field!("data_capture.rpc_metadata.response", Kind::Bool, Bool(b) => |c| c.data_capture.rpc_metadata.response = b),
-    field!("data_capture.rpc_body.request", Kind::Bool, Bool(b) => |c| c.data_capture.rpc_body.request = b),
-    field!("data_capture.rpc_body.response", Kind::Bool, Bool(b) => |c| c.data_capture.rpc_body.response = b),
-    field!("data_capture.body_max_size_bytes", Kind::UInt, UInt(n) => |c| c.data_capture.body_max_size_bytes = n),
-    field!("data_capture.body_max_processing_size_bytes", Kind::UInt, UInt(n) => |c|
-        c.data_capture.body_max_processing_size_bytes = n),
-    field!("data_capture.allowed_content_types", Kind::List { lowercase: true }, List(l) => |c|
-        c.data_capture.allowed_content_types = l),
-    field!("telemetry.startup_span_enabled", Kind::Bool, Bool(b) => |c| c.telemetry.startup_span_enabled = b),
-    field!("telemetry.metrics_enabled", Kind::Bool, Bool(b) => |c| c.telemetry.metrics_enabled = b),
-    field!("rustagent.redact_headers", Kind::List { lowercase: true }, List(l) => |c| c.rustagent.redact_headers = l),
-    field!("rustagent.max_queue_size", Kind::UInt, UInt(n) => |c| c.rustagent.max_queue_size = n),
-    field!("rustagent.max_export_batch_size", Kind::UInt, UInt(n) => |c| c.rustagent.max_export_batch_size = n),
-    field!("rustagent.scheduled_delay_ms", Kind::DurationMs, Duration(d) => |c| c.rustagent.scheduled_delay = d),
-    field!("rustagent.export_timeout_ms", Kind::DurationMs, Duration(d) => |c| c.rustagent.export_timeout = d),
-    field!("rustagent.shutdown_timeout_ms", Kind::DurationMs, Duration(d) => |c| c.rustagent.shutdown_timeout = d),
+    field!("service_name", Str, |c, s| c.service_name = s),
+    field!("enabled", Bool, |c, b| c.enabled = b),
+    field!("propagation_formats", Propagations, |c, l| c
+        .propagation_formats =
+        l),
+    field!("resource_attributes", Map, |c, m| c
+        .resource_attributes
+        .extend(m)),
+    field!("reporting.endpoint", Str, |c, s| c.reporting.endpoint =
+        Some(s)),
+    field!("reporting.trace_reporter_type", TraceReporter, |c, e| c
+        .reporting
+        .trace_reporter_type =
+        e),
+    field!("reporting.secure", Bool, |c, b| c.reporting.secure = b),
+    field!("reporting.cert_file", Path, |c, p| c.reporting.cert_file =
+        Some(p)),
+    field!("reporting.token", Str, |c, s| c.reporting.token = Some(s)),
+    field!("reporting.metric_endpoint", Str, |c, s| c
+        .reporting
+        .metric_endpoint =
+        Some(s)),
+    field!("reporting.metric_reporter_type", MetricReporter, |c, e| c
+        .reporting
+        .metric_reporter_type =
+        e),
+    field!("reporting.enable_grpc_loadbalancing", Bool, |c, b| c
+        .reporting
+        .enable_grpc_loadbalancing =
+        b),
+    field!("data_capture.http_headers.request", Bool, |c, b| c
+        .data_capture
+        .http_headers
+        .request =
+        b),
+    field!("data_capture.http_headers.response", Bool, |c, b| c
+        .data_capture
+        .http_headers
+        .response =
+        b),
+    field!("data_capture.http_body.request", Bool, |c, b| c
+        .data_capture
+        .http_body
+        .request =
+        b),
+    field!("data_capture.http_body.response", Bool, |c, b| c
+        .data_capture
+        .http_body
+        .response =
+        b),
+    field!("data_capture.rpc_metadata.request", Bool, |c, b| c
+        .data_capture
+        .rpc_metadata
+        .request =
+        b),
+    field!("data_capture.rpc_metadata.response", Bool, |c, b| c
+        .data_capture
+        .rpc_metadata
+        .response =
+        b),
+    field!("data_capture.rpc_body.request", Bool, |c, b| c
+        .data_capture
+        .rpc_body
+        .request =
+        b),
+    field!("data_capture.rpc_body.response", Bool, |c, b| c
+        .data_capture
+        .rpc_body
+        .response =
+        b),
+    field!("data_capture.body_max_size_bytes", UInt, |c, n| c
+        .data_capture
+        .body_max_size_bytes =
+        n),
+    field!(
+        "data_capture.body_max_processing_size_bytes",
+        UInt,
+        |c, n| c.data_capture.body_max_processing_size_bytes = n
+    ),
+    field!(
+        "data_capture.allowed_content_types",
+        List { lowercase: true },
+        |c, l| c.data_capture.allowed_content_types = l
+    ),
+    field!("telemetry.startup_span_enabled", Bool, |c, b| c
+        .telemetry
+        .startup_span_enabled =
+        b),
+    field!("telemetry.metrics_enabled", Bool, |c, b| c
+        .telemetry
+        .metrics_enabled =
+        b),
+    field!(
+        "rustagent.redact_headers",
+        List { lowercase: true },
+        |c, l| c.rustagent.redact_headers = l
+    ),
+    field!("rustagent.max_queue_size", UInt, |c, n| c
+        .rustagent
+        .max_queue_size =
+        n),
+    field!("rustagent.max_export_batch_size", UInt, |c, n| c
+        .rustagent
+        .max_export_batch_size =
+        n),
+    field!("rustagent.scheduled_delay_ms", DurationMs, |c, d| c
+        .rustagent
+        .scheduled_delay =
+        d),
+    field!("rustagent.export_timeout_ms", DurationMs, |c, d| c
+        .rustagent
+        .export_timeout =
+        d),
+    field!("rustagent.shutdown_timeout_ms", DurationMs, |c, d| c
+        .rustagent
+        .shutdown_timeout =
+        d),
 ];
 
 /// Sections of other agents (and removed parts of the schema) that are accepted and ignored.
@@ -371,8 +534,11 @@ fn list_items(raw: Raw<'_>) -> Result<Option<Vec<String>>, Invalid> {
         got,
         expected: Kind::List { lowercase: false }.expected(),
     };
-    if let Some(s) = text(raw) {
-        return Ok((!s.trim().is_empty()).then(|| split_list(s)));
+    match raw {
+        // Set but empty: the empty list (unset variables never get here).
+        Raw::Env(s) => return Ok(Some(split_list(s))),
+        Raw::File(Value::String(s)) => return Ok((!s.trim().is_empty()).then(|| split_list(s))),
+        Raw::File(_) => {}
     }
     match raw {
         Raw::File(Value::Array(items)) => items
@@ -498,6 +664,27 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// The one run-time pairing of the table (`Setter::kind` with `Setter::store`), for every field:
+    /// a valid value of each field's kind parses and is stored.
+    #[test]
+    fn every_setter_takes_what_its_parser_produces() {
+        for f in FIELDS {
+            let raw = match f.kind() {
+                Kind::Bool => "true",
+                Kind::UInt | Kind::DurationMs => "7",
+                Kind::Str | Kind::Path => "x",
+                Kind::List { .. } => "a,b",
+                Kind::EnumList(_) => "B3",
+                Kind::Map => "k=v",
+                Kind::Enum(spec) if spec.accepted.starts_with("OTLP") => "ZIPKIN",
+                Kind::Enum(_) => "PROMETHEUS",
+            };
+            let mut cfg = Config::defaults("svc");
+            let v = f.parse(Raw::Env(raw)).unwrap().unwrap();
+            f.store(&mut cfg, v);
+        }
+    }
+
     fn field(path: &str) -> &'static Field {
         lookup(path).unwrap_or_else(|| panic!("no field {path}"))
     }
@@ -509,7 +696,7 @@ mod tests {
         match field(path).parse(raw)? {
             None => Ok(None),
             Some(v) => {
-                (field(path).set)(&mut cfg, v);
+                field(path).store(&mut cfg, v);
                 let after = format!("{cfg:?}");
                 assert_ne!(before, after, "{path}: setter had no effect");
                 Ok(Some(after))
@@ -601,7 +788,13 @@ mod tests {
             Raw::File(&blank),
         ] {
             for f in FIELDS {
-                assert!(matches!(f.parse(raw), Ok(None)), "{}", f.path);
+                let parsed = f.parse(raw);
+                if f.is_list() && matches!(raw, Raw::Env(_)) {
+                    // A list variable set but empty is the empty list.
+                    assert!(matches!(parsed, Ok(Some(_))), "{}", f.path);
+                } else {
+                    assert!(matches!(parsed, Ok(None)), "{}", f.path);
+                }
             }
         }
     }
@@ -635,7 +828,7 @@ mod tests {
         let list = json!(["JSON", "", "text/Plain", null, "json"]);
         let raws = [Raw::Env(" JSON, ,text/Plain,json,"), Raw::File(&list)];
         for raw in raws {
-            (field("data_capture.allowed_content_types").set)(
+            field("data_capture.allowed_content_types").store(
                 &mut cfg,
                 field("data_capture.allowed_content_types")
                     .parse(raw)

@@ -8,3 +8,5 @@ pub mod future;
 pub(crate) mod handler;
 pub mod layer;
 pub(crate) mod server;
+
+pub use server::ResponseBody;
