@@ -47,4 +47,6 @@ pub fn router() -> Router {
         .route("/json", post(echo_json))
         .route("/users/{id}", get(get_user))
         .route("/error", get(error))
+        // A span for every request, a 404 included; the annotated handlers refine it.
+        .layer(hypertrace::layer())
 }

@@ -178,6 +178,7 @@ impl Extractor for HeaderExtractor<'_> {
 }
 
 /// Writes propagation headers into an HTTP (or gRPC metadata) header map.
+#[cfg_attr(not(feature = "reqwest"), allow(dead_code))] // used by the outgoing-call integrations
 pub(crate) struct HeaderInjector<'a>(pub(crate) &'a mut http::HeaderMap);
 
 impl Injector for HeaderInjector<'_> {

@@ -15,14 +15,6 @@ pub struct LoggingExporter {
     resource: Json,
 }
 
-impl LoggingExporter {
-    pub fn new(resource: &Resource) -> Self {
-        LoggingExporter {
-            resource: attributes(resource.iter()),
-        }
-    }
-}
-
 fn kind(k: &SpanKind) -> &'static str {
     match k {
         SpanKind::Server => "SpanKind.SERVER",

@@ -38,6 +38,10 @@ impl std::error::Error for ExportError {}
 
 /// The headers sent with every export: `OTEL_EXPORTER_OTLP_HEADERS`, then the reporting token as
 /// `authorization: Bearer` unless those headers already carry an `authorization`.
+#[cfg_attr(
+    not(any(feature = "otlp-grpc", feature = "otlp-http", feature = "zipkin")),
+    allow(dead_code)
+)]
 pub fn export_headers(reporting: &Reporting) -> Vec<(String, String)> {
     let mut h = reporting.headers.clone();
     if let Some(token) = &reporting.token {
@@ -75,6 +79,10 @@ pub(crate) fn checked_http_headers(
 }
 
 /// The PEM bytes of `reporting.cert_file`, read once at start-up.
+#[cfg_attr(
+    not(any(feature = "otlp-grpc", feature = "otlp-http", feature = "zipkin")),
+    allow(dead_code)
+)]
 pub fn read_cert(reporting: &Reporting) -> Result<Option<Vec<u8>>, ExportError> {
     match &reporting.cert_file {
         None => Ok(None),
