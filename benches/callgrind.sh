@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Instructions per request of each variant, counted by callgrind (issue 5, item 1): stable where
+# Instructions per request of each variant, counted by callgrind: stable where
 # wall-clock time on a shared 2-core machine is not.
 #
 #   benches/callgrind.sh                   # N=2000 requests per variant, ~2 min

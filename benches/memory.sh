@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
 # Peak RSS while streaming 1 GiB up and 1 GiB down through the plain and the instrumented handler
-# (issue 5, item 3).
 #
 #   benches/memory.sh            # ~30 s after the build
 #   MIB=256 benches/memory.sh    # a smaller transfer

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The one command that reproduces BENCHMARKS.md (issue 5):
+# The one command that reproduces BENCHMARKS.md:
 #
 #   benches/run-all.sh
 #

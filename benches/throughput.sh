@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Loopback throughput of the five variants (issue 5, item 2).
+# Loopback throughput of the five variants.
 #
 #   benches/throughput.sh                 # 4 rounds x 5 variants x 6 s, ~3 min after the build
 #   DURATION=5 ROUNDS=1 benches/throughput.sh

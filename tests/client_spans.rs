@@ -1,4 +1,4 @@
-//! Outgoing HTTP (CONTRACT §7.1): the CLIENT spans of `hypertrace::client`, over real HTTP on
+//! Outgoing HTTP (docs/behaviour.md §7.1): the CLIENT spans of `hypertrace::client`, over real HTTP on
 //! 127.0.0.1, and one trace across three hops (client → API → upstream) for W3C, B3 and a mix.
 //!
 //! The servers of the capture tests are plain axum (no agent on them), so the only span exported is

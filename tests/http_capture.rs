@@ -1,4 +1,4 @@
-//! Behaviour tests of the capture core (CONTRACT §3.3–§3.5) against a real axum server on
+//! Behaviour tests of the capture core (docs/behaviour.md §3.3–§3.5) against a real axum server on
 //! 127.0.0.1 driven by a real HTTP client. They go through `hypertrace::layer()`; the handler
 //! macro shares the same core and has its own tests in `handler_macro.rs`.
 

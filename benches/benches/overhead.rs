@@ -1,4 +1,4 @@
-//! In-process cost per request of each variant (issue 5, item 1): one `POST /echo` with a 1 KiB
+//! In-process cost per request of each variant: one `POST /echo` with a 1 KiB
 //! JSON body and 10 headers, driven through the `Router` with `tower::ServiceExt::oneshot`, the
 //! whole response body read. Instrumented variants export through their batch processor into an
 //! exporter that encodes OTLP protobuf and discards it.

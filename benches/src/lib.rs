@@ -2,7 +2,7 @@
 //! the benches send, an exporter that really encodes OTLP protobuf and discards it, and the set-up
 //! of each variant's telemetry pipeline.
 //!
-//! Variants (issue 5):
+//! Variants:
 //! - `plain`: axum alone.
 //! - `hypertrace`: `#[hypertrace::handler]`, capturing everything (headers and bodies) through the
 //!   agent's own batch processor.
@@ -46,7 +46,7 @@ pub const VARIANTS: [&str; 5] = [
     "tower-http",
 ];
 
-/// The one-letter label issue 5 gives each variant.
+/// The one-letter label of each variant in the tables.
 pub fn letter(variant: &str) -> &'static str {
     match variant {
         "plain" => "a",

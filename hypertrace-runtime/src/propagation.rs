@@ -1,4 +1,4 @@
-//! Propagators per `propagation_formats` (CONTRACT §3.3): W3C trace context (with baggage) and B3,
+//! Propagators per `propagation_formats`: W3C trace context (with baggage) and B3,
 //! single and multi header. A malformed header yields no parent, so the request starts a new trace.
 
 use opentelemetry::propagation::{

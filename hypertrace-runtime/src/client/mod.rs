@@ -1,4 +1,4 @@
-//! Outgoing HTTP (CONTRACT §7.1): CLIENT spans for `reqwest` calls, with the same header and body
+//! Outgoing HTTP: CLIENT spans for `reqwest` calls, with the same header and body
 //! capture as the server side, and the propagation headers injected so that the callee's SERVER
 //! span joins the caller's trace.
 //!

@@ -4,7 +4,7 @@
 //! how a raw value is parsed, and a setter. The environment variable is derived from the path
 //! ([`Field::env_var`]), and the file walker looks keys up by path, so adding a field is one line here.
 //!
-//! Value rules (both sources, CONTRACT §5.2):
+//! Value rules (both sources):
 //! - a JSON/YAML `null`, or an empty (blank) string, means "not set";
 //! - booleans: `true`/`false` in any case (a YAML/JSON bool or such a string); anything else is an error;
 //! - unsigned integers: a number or a numeric string that fits `usize`, and is greater than 0;

@@ -127,7 +127,7 @@ pub struct Reporting {
     pub headers: Vec<(String, String)>,
 }
 
-// Hand-written so that the token and header values never reach a log line (security, issue 4).
+// Hand-written so that the token and header values never reach a log line.
 impl std::fmt::Debug for Reporting {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Reporting")
