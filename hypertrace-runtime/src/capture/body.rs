@@ -8,12 +8,11 @@
 use std::fmt;
 use std::io::{self, Write};
 
-use base64::engine::general_purpose::STANDARD_NO_PAD;
-use base64::Engine as _;
 use brotli_decompressor::DecompressorWriter;
 use flate2::write::{DeflateDecoder, GzDecoder, ZlibDecoder};
 use opentelemetry::KeyValue;
 
+use super::base64::encode_no_pad;
 use super::content_type::{CaptureKind, ContentEncoding};
 
 /// Brotli's output buffer: decoded bytes reach the sink in pieces of at most this size.
@@ -380,7 +379,7 @@ fn record(key: &str, bytes: Vec<u8>, truncated: bool, base64: bool, out: &mut Ve
         Ok(text) => out.push(KeyValue::new(key.to_owned(), text)),
         Err(bytes) => out.push(KeyValue::new(
             format!("{key}.base64"),
-            STANDARD_NO_PAD.encode(bytes),
+            encode_no_pad(&bytes),
         )),
     }
     if truncated {
@@ -409,6 +408,8 @@ fn into_text(bytes: Vec<u8>, truncated: bool) -> Result<String, Vec<u8>> {
 mod tests {
     use super::*;
     use crate::config::DEFAULT_BODY_MAX_SIZE_BYTES;
+    use ::base64::engine::general_purpose::STANDARD_NO_PAD;
+    use ::base64::Engine as _;
     use flate2::write::{DeflateEncoder, GzEncoder, ZlibEncoder};
     use flate2::Compression;
     use opentelemetry::Value;

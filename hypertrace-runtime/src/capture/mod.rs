@@ -2,6 +2,7 @@
 //! to a `Vec<KeyValue>`. These run on every request, so they avoid allocating beyond the values they
 //! record and never hold more than the configured body limit.
 
+pub mod base64;
 pub mod body;
 pub mod content_type;
 pub mod headers;
