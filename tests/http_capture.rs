@@ -820,3 +820,58 @@ async fn custom_allowed_content_types_replace_the_default() {
         "json is no longer in the list"
     );
 }
+
+// ---- zstd, unread request bodies, error text bodies ----
+
+/// `zstd --check` (libzstd) of `{"zstd":true}`.
+const ZSTD_TRUE: &[u8] =
+    include_bytes!("../hypertrace-runtime/src/capture/testdata/zstd-true.json.zst");
+/// `zstd -19 --check` of a 512670-byte JSON array of users.
+const ZSTD_USERS: &[u8] =
+    include_bytes!("../hypertrace-runtime/src/capture/testdata/users.json.zst");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zstd_bodies_are_decoded_for_capture_only() {
+    let t = agent(|_| {});
+    let app = Router::new()
+        .route(
+            "/zstd",
+            post(|body: Bytes| async move {
+                assert_eq!(&body[..], ZSTD_TRUE, "the handler got the compressed bytes");
+                (
+                    [
+                        ("content-type", "application/json"),
+                        ("content-encoding", "zstd"),
+                    ],
+                    ZSTD_USERS,
+                )
+            }),
+        )
+        .layer(hypertrace::layer());
+    let addr = serve(app).await;
+    let got = client()
+        .post(format!("http://{addr}/zstd"))
+        .header("content-type", "application/json")
+        .header("content-encoding", "zstd")
+        .body(ZSTD_TRUE)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(&got[..], ZSTD_USERS, "the client got the compressed bytes");
+    let s = t.one_span();
+    assert_eq!(
+        attr_str(&s, "http.request.body").as_deref(),
+        Some(r#"{"zstd":true}"#)
+    );
+    let resp = attr_str(&s, "http.response.body").expect("decoded response body");
+    assert_eq!(resp.len(), 131_072, "cut at body_max_size_bytes");
+    assert!(resp.starts_with(r#"[{"id": 0, "name": "user-0", "#));
+    assert_eq!(
+        attr(&s, "http.response.body.truncated"),
+        Some(Value::Bool(true))
+    );
+    assert!(!has(&s, "http.response.body.base64"));
+}

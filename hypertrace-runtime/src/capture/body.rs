@@ -14,6 +14,7 @@ use opentelemetry::KeyValue;
 
 use super::base64::encode_no_pad;
 use super::content_type::{CaptureKind, ContentEncoding};
+use super::zstd::ZstdDecoder;
 
 /// Brotli's output buffer: decoded bytes reach the sink in pieces of at most this size.
 const BROTLI_BUFFER: usize = 4096;
@@ -57,6 +58,7 @@ enum Codec {
     Gzip,
     Deflate,
     Brotli,
+    Zstd,
 }
 
 // Size differences do not matter: `State` boxes the whole decoder.
@@ -66,6 +68,7 @@ enum Decoder {
     Zlib(ZlibDecoder<Sink>),
     Deflate(DeflateDecoder<Sink>),
     Brotli(DecompressorWriter<Sink>),
+    Zstd(ZstdDecoder<Sink>),
 }
 
 impl BodyCapture {
@@ -88,6 +91,10 @@ impl BodyCapture {
             },
             ContentEncoding::Brotli => State::Pending {
                 codec: Codec::Brotli,
+                first: None,
+            },
+            ContentEncoding::Zstd => State::Pending {
+                codec: Codec::Zstd,
                 first: None,
             },
         };
@@ -173,6 +180,7 @@ impl BodyCapture {
                 return;
             }
             Codec::Brotli => Decoder::Brotli(DecompressorWriter::new(sink, BROTLI_BUFFER)),
+            Codec::Zstd => Decoder::Zstd(ZstdDecoder::new(sink)),
             Codec::Deflate => {
                 let (b0, b1) = match (*first, chunk) {
                     (Some(b0), [b1, ..]) => (b0, *b1),
@@ -283,6 +291,7 @@ impl Decoder {
             Decoder::Zlib(d) => d,
             Decoder::Deflate(d) => d,
             Decoder::Brotli(d) => d,
+            Decoder::Zstd(d) => d,
         }
     }
 
@@ -292,6 +301,7 @@ impl Decoder {
             Decoder::Zlib(d) => d.get_mut(),
             Decoder::Deflate(d) => d.get_mut(),
             Decoder::Brotli(d) => d.get_mut(),
+            Decoder::Zstd(d) => d.get_mut(),
         }
     }
 
@@ -302,6 +312,7 @@ impl Decoder {
             Decoder::Zlib(d) => d.try_finish(),
             Decoder::Deflate(d) => d.try_finish(),
             Decoder::Brotli(d) => d.close(),
+            Decoder::Zstd(d) => d.try_finish(),
         }
     }
 }
@@ -894,6 +905,132 @@ mod tests {
         );
     }
 
+    /// `zstd -19 --check` (libzstd 1.5.4) of a 512670-byte JSON array: several blocks, a checksum.
+    const ZSTD_USERS: &[u8] = include_bytes!("testdata/users.json.zst");
+    /// `zstd --check` of `{"access_token":"abc","n":1}`.
+    const ZSTD_SMALL: &[u8] = include_bytes!("testdata/small.json.zst");
+    /// `head -c 100M /dev/zero | zstd`: 3303 bytes, 2 MiB window.
+    const ZSTD_ZEROS_100MIB: &[u8] = include_bytes!("testdata/zeros-100MiB.zst");
+    /// `zstd --long=27` of `{"big":"window"}`: a 128 MiB window.
+    const ZSTD_LONG_WINDOW: &[u8] = include_bytes!("testdata/long-window.zst");
+
+    fn zstd(data: &[u8], level: ruzstd::encoding::CompressionLevel) -> Vec<u8> {
+        ruzstd::encoding::compress_to_vec(data, level)
+    }
+
+    #[test]
+    fn zstd_from_libzstd_is_decoded() {
+        assert_eq!(
+            once(1000, TEXT, ContentEncoding::Zstd, ZSTD_SMALL),
+            Got::text(r#"{"access_token":"abc","n":1}"#, false)
+        );
+        let got = chunked(
+            1 << 20,
+            TEXT,
+            ContentEncoding::Zstd,
+            &split(ZSTD_USERS, &[1, 7, 5000, 9000]),
+        );
+        let text = got.text.expect("decoded as text");
+        assert_eq!(text.len(), 512_670);
+        assert!(
+            text.starts_with(r#"[{"id": 0, "name": "user-0", "#),
+            "{}",
+            &text[..60]
+        );
+        assert!(text.ends_with(r#""tags": ["a", "b", "c"]}]"#));
+        assert!(!got.truncated);
+    }
+
+    #[test]
+    fn zstd_over_the_limit_is_cut_and_marked() {
+        let got = once(
+            DEFAULT_BODY_MAX_SIZE_BYTES,
+            TEXT,
+            ContentEncoding::Zstd,
+            ZSTD_USERS,
+        );
+        let text = got.text.expect("decoded as text");
+        assert_eq!(text.len(), DEFAULT_BODY_MAX_SIZE_BYTES);
+        assert!(text.starts_with(r#"[{"id": 0, "#));
+        assert!(got.truncated);
+    }
+
+    #[test]
+    fn zstd_bomb_stops_at_limit() {
+        // 100 MiB of zeros: decoding stops at the limit plus one 2 MiB window, not at 100 MiB.
+        let got = once(1000, TEXT, ContentEncoding::Zstd, ZSTD_ZEROS_100MIB);
+        assert_eq!(got, Got::text(&"\0".repeat(1000), true));
+        // Fed in small chunks, as a body streams.
+        let got = chunked(
+            1000,
+            TEXT,
+            ContentEncoding::Zstd,
+            &ZSTD_ZEROS_100MIB.chunks(100).collect::<Vec<_>>(),
+        );
+        assert_eq!(got, Got::text(&"\0".repeat(1000), true));
+        // And it stops early: a third of the input (about 30 MiB of output) is not needed to
+        // see that the limit has been passed; decoding ends there.
+        let mut c = BodyCapture::new(1000, TEXT, ContentEncoding::Zstd);
+        for chunk in ZSTD_ZEROS_100MIB[..1100].chunks(100) {
+            c.push(chunk);
+        }
+        assert!(c.is_full(), "{c:?}");
+    }
+
+    #[test]
+    fn zstd_window_over_8_mib_is_not_decoded() {
+        // RFC 9659 caps the window of HTTP's zstd at 8 MiB; a bigger one would be allocated
+        // from a few bytes of input.
+        assert_eq!(
+            once(1000, TEXT, ContentEncoding::Zstd, ZSTD_LONG_WINDOW),
+            Got::base64(ZSTD_LONG_WINDOW, false)
+        );
+    }
+
+    #[test]
+    fn zstd_cut_corrupt_or_not_zstd_falls_back_to_raw_base64() {
+        // Not zstd at all.
+        assert_eq!(
+            once(1000, TEXT, ContentEncoding::Zstd, b"{\"a\":1}"),
+            Got::base64(b"{\"a\":1}", false)
+        );
+        // Cut inside its only frame: nothing decoded yet (the frame's window is held back).
+        let cut = &ZSTD_SMALL[..ZSTD_SMALL.len() - 6];
+        assert_eq!(
+            once(1000, TEXT, ContentEncoding::Zstd, cut),
+            Got::base64(cut, false)
+        );
+        // Corrupted in the middle: never a panic, bounded.
+        let mut bad = ZSTD_USERS.to_vec();
+        for b in &mut bad[8000..8032] {
+            *b ^= 0x5a;
+        }
+        for limit in [10, 1000, 1 << 20] {
+            assert!(once(limit, TEXT, ContentEncoding::Zstd, &bad).bytes().len() <= limit);
+        }
+    }
+
+    #[test]
+    fn zstd_frames_in_sequence_and_skippable_frames() {
+        let mut body = zstd(b"{\"a\":", ruzstd::encoding::CompressionLevel::Fastest);
+        // A skippable frame (magic 0x184D2A53, 3 bytes of user data) between two frames.
+        body.extend_from_slice(&[0x53, 0x2a, 0x4d, 0x18, 3, 0, 0, 0, 1, 2, 3]);
+        body.extend(zstd(
+            b"1}",
+            ruzstd::encoding::CompressionLevel::Uncompressed,
+        ));
+        assert_eq!(
+            once(1000, TEXT, ContentEncoding::Zstd, &body),
+            Got::text("{\"a\":1}", false)
+        );
+        // Trailing bytes that are no frame end the stream, like gzip's.
+        body.extend_from_slice(b"garbage");
+        assert_eq!(
+            once(1000, TEXT, ContentEncoding::Zstd, &body),
+            Got::text("{\"a\":1}", false)
+        );
+    }
+
     #[test]
     fn unknown_encoding_is_raw_base64() {
         let body = b"\x28\xb5\x2f\xfd zstd-ish";
@@ -989,13 +1126,15 @@ mod tests {
             body in body_strategy(),
             cuts in proptest::collection::vec(any::<usize>(), 0..8),
             limit in 1usize..700,
-            codec in 0u8..4,
+            codec in 0u8..6,
         ) {
             let (enc, compressed) = match codec {
                 0 => (ContentEncoding::Gzip, gzip(&body)),
                 1 => (ContentEncoding::Deflate, zlib(&body)),
                 2 => (ContentEncoding::Deflate, raw_deflate(&body)),
-                _ => (ContentEncoding::Brotli, brotli_stored(&body)),
+                3 => (ContentEncoding::Brotli, brotli_stored(&body)),
+                4 => (ContentEncoding::Zstd, zstd(&body, ruzstd::encoding::CompressionLevel::Fastest)),
+                _ => (ContentEncoding::Zstd, zstd(&body, ruzstd::encoding::CompressionLevel::Uncompressed)),
             };
             let got = chunked(limit, TEXT, enc, &split(&compressed, &cuts));
             prop_assert_eq!(got, once(limit, TEXT, ID, &body));
@@ -1006,10 +1145,10 @@ mod tests {
             body in proptest::collection::vec(any::<u8>(), 0..600),
             cuts in proptest::collection::vec(any::<usize>(), 0..8),
             limit in 0usize..700,
-            codec in 0u8..4,
+            codec in 0u8..5,
         ) {
             use ContentEncoding::*;
-            let enc = [Gzip, Deflate, Brotli, Unknown][codec as usize];
+            let enc = [Gzip, Deflate, Brotli, Zstd, Unknown][codec as usize];
             let got = chunked(limit, TEXT, enc, &split(&body, &cuts));
             prop_assert!(got.bytes().len() <= limit);
         }

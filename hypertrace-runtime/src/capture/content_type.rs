@@ -20,6 +20,8 @@ pub enum ContentEncoding {
     /// zlib-wrapped per RFC 9110, though some servers send raw deflate; the decoder accepts both.
     Deflate,
     Brotli,
+    /// RFC 8878 frames, windows up to 8 MiB (RFC 9659).
+    Zstd,
     /// Anything else, or several stacked encodings: captured as raw bytes in base64.
     Unknown,
 }
@@ -58,6 +60,8 @@ pub fn content_encoding(headers: &HeaderMap) -> ContentEncoding {
                 ContentEncoding::Deflate
             } else if token.eq_ignore_ascii_case(b"br") {
                 ContentEncoding::Brotli
+            } else if token.eq_ignore_ascii_case(b"zstd") {
+                ContentEncoding::Zstd
             } else {
                 return ContentEncoding::Unknown;
             };
@@ -213,11 +217,13 @@ mod tests {
         assert_eq!(enc(&["br"]), ContentEncoding::Brotli);
         assert_eq!(enc(&[" br "]), ContentEncoding::Brotli);
         assert_eq!(enc(&["identity, gzip"]), ContentEncoding::Gzip);
+        assert_eq!(enc(&["zstd"]), ContentEncoding::Zstd);
+        assert_eq!(enc(&["ZStd"]), ContentEncoding::Zstd);
     }
 
     #[test]
     fn unknown_or_stacked_encodings() {
-        assert_eq!(enc(&["zstd"]), ContentEncoding::Unknown);
+        assert_eq!(enc(&["zstd, gzip"]), ContentEncoding::Unknown);
         assert_eq!(enc(&["compress"]), ContentEncoding::Unknown);
         assert_eq!(enc(&["gzip, br"]), ContentEncoding::Unknown);
         assert_eq!(enc(&["gzip", "gzip"]), ContentEncoding::Unknown);

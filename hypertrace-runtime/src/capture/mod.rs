@@ -6,6 +6,7 @@ pub mod base64;
 pub mod body;
 pub mod content_type;
 pub mod headers;
+mod zstd;
 
 pub use body::{capture_bytes, BodyCapture};
 pub use content_type::{capture_kind, content_encoding, CaptureKind, ContentEncoding};
