@@ -875,3 +875,208 @@ async fn zstd_bodies_are_decoded_for_capture_only() {
     );
     assert!(!has(&s, "http.response.body.base64"));
 }
+
+// ---- secrets in bodies ----
+
+const TOKEN_RESPONSE: &str = r#"{"access_token":"eyJhbGciOiJIUzI1NiJ9.e30.sig","token_type":"Bearer","expires_in":3600,"scope":"read"}"#;
+
+fn token_app() -> Router {
+    Router::new()
+        .route("/echo", post(echo))
+        .route(
+            "/oauth/token",
+            post(|| async { ([("content-type", "application/json")], TOKEN_RESPONSE) }),
+        )
+        .layer(hypertrace::layer())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_in_json_and_form_bodies_are_redacted_in_the_span_only() {
+    let t = agent(|_| {});
+    let addr = serve(token_app()).await;
+    let json_body = r#"{"client_id":"app","client_secret":"s3cr3t-json","user":{"name":"ada","password":"hunter2"}}"#;
+    let echoed = post_json(addr, "application/json", json_body)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        echoed, json_body,
+        "the application and its client see the body as sent"
+    );
+    let s = t.one_span();
+    let redacted = r#"{"client_id":"app","client_secret":"[REDACTED]","user":{"name":"ada","password":"[REDACTED]"}}"#;
+    assert_eq!(attr_str(&s, "http.request.body").as_deref(), Some(redacted));
+    assert_eq!(
+        attr_str(&s, "http.response.body").as_deref(),
+        Some(redacted)
+    );
+    drop(t);
+
+    let t = agent(|_| {});
+    let form = "grant_type=client_credentials&client_id=app&client_secret=s3cr3t-form";
+    let echoed = post_json(addr, "application/x-www-form-urlencoded", form)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(echoed, form);
+    let s = t.one_span();
+    assert_eq!(
+        attr_str(&s, "http.request.body").as_deref(),
+        Some("grant_type=client_credentials&client_id=app&client_secret=[REDACTED]")
+    );
+    drop(t);
+
+    let t = agent(|_| {});
+    let got = client()
+        .post(format!("http://{addr}/oauth/token"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(got, TOKEN_RESPONSE);
+    let s = t.one_span();
+    assert_eq!(
+        attr_str(&s, "http.response.body").as_deref(),
+        Some(
+            r#"{"access_token":"[REDACTED]","token_type":"[REDACTED]","expires_in":3600,"scope":"read"}"#
+        )
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn body_redaction_follows_the_configured_list_and_an_empty_list_turns_it_off() {
+    let body = r#"{"password":"p","ssn":"123-45-6789"}"#;
+    let t = agent(|c| c.rustagent.redact_body_fields = Vec::<String>::new().into());
+    let addr = serve(token_app()).await;
+    post_json(addr, "application/json", body)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let s = t.one_span();
+    assert_eq!(attr_str(&s, "http.request.body").as_deref(), Some(body));
+    drop(t);
+
+    let t = agent(|c| c.rustagent.redact_body_fields = vec!["ssn".to_string()].into());
+    post_json(addr, "application/json", body)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let s = t.one_span();
+    assert_eq!(
+        attr_str(&s, "http.request.body").as_deref(),
+        Some(r#"{"password":"p","ssn":"[REDACTED]"}"#)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_cut_by_the_body_limit_is_redacted_as_far_as_it_goes() {
+    let t = agent(|c| c.data_capture.body_max_size_bytes = 30);
+    let addr = serve(token_app()).await;
+    let body = r#"{"id":1,"api_key":"0123456789abcdefghij"}"#;
+    post_json(addr, "application/json", body)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let s = t.wait_spans(1).pop().unwrap();
+    assert_eq!(
+        attr_str(&s, "http.request.body").as_deref(),
+        Some(r#"{"id":1,"api_key":"[REDACTED]""#)
+    );
+    assert_eq!(
+        attr(&s, "http.request.body.truncated"),
+        Some(Value::Bool(true))
+    );
+    assert!(!attr_str(&s, "http.response.body").unwrap().contains("0123"));
+}
+
+// ---- the reason of an error: text/plain 4xx/5xx bodies ----
+
+#[derive(serde::Deserialize)]
+#[allow(dead_code)]
+struct NewUser {
+    name: String,
+}
+
+fn rejecting_app() -> Router {
+    Router::new()
+        .route(
+            "/users",
+            post(|axum::Json(u): axum::Json<NewUser>| async move { u.name }),
+        )
+        .route("/ok", get(|| async { "plain and fine" }))
+        .layer(hypertrace::layer())
+}
+
+async fn rejection(addr: std::net::SocketAddr, ct: &str, body: &'static str) -> (u16, String) {
+    let r = client()
+        .post(format!("http://{addr}/users"))
+        .header("content-type", ct)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_plain_error_bodies_say_why_a_request_was_rejected() {
+    let addr = serve(rejecting_app()).await;
+    for (ct, body, status) in [
+        ("text/plain", "name=ada", 415),
+        ("application/json", "{not json", 400),
+        ("application/json", r#"{"nom":"ada"}"#, 422),
+    ] {
+        let t = agent(|_| {});
+        let (got_status, text) = rejection(addr, ct, body).await;
+        assert_eq!(got_status, status);
+        assert!(!text.is_empty());
+        let s = t.one_span();
+        assert_eq!(
+            attr_str(&s, "http.response.header.content-type").as_deref(),
+            Some("text/plain; charset=utf-8")
+        );
+        assert_eq!(
+            attr_str(&s, "http.response.body").as_deref(),
+            Some(text.as_str()),
+            "{status}"
+        );
+    }
+    // A 2xx text/plain body is not in the allowed list: not captured.
+    let t = agent(|_| {});
+    let ok = client()
+        .get(format!("http://{addr}/ok"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.text().await.unwrap(), "plain and fine");
+    assert!(!has(&t.one_span(), "http.response.body"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_text_bodies_off_by_config_and_within_the_limit() {
+    let addr = serve(rejecting_app()).await;
+    let t = agent(|c| c.rustagent.capture_error_text_bodies = false);
+    let (status, _) = rejection(addr, "application/json", "{not json").await;
+    assert_eq!(status, 400);
+    assert!(!has(&t.one_span(), "http.response.body"));
+    drop(t);
+
+    let t = agent(|c| c.data_capture.body_max_size_bytes = 10);
+    let (_, text) = rejection(addr, "application/json", "{not json").await;
+    let s = t.one_span();
+    assert_eq!(
+        attr_str(&s, "http.response.body").as_deref(),
+        Some(&text[..10])
+    );
+    assert_eq!(
+        attr(&s, "http.response.body.truncated"),
+        Some(Value::Bool(true))
+    );
+}

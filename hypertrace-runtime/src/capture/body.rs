@@ -7,6 +7,7 @@
 
 use std::fmt;
 use std::io::{self, Write};
+use std::sync::Arc;
 
 use brotli_decompressor::DecompressorWriter;
 use flate2::write::{DeflateDecoder, GzDecoder, ZlibDecoder};
@@ -14,6 +15,7 @@ use opentelemetry::KeyValue;
 
 use super::base64::encode_no_pad;
 use super::content_type::{CaptureKind, ContentEncoding};
+use super::redact::redact;
 use super::zstd::ZstdDecoder;
 
 /// Brotli's output buffer: decoded bytes reach the sink in pieces of at most this size.
@@ -31,6 +33,8 @@ pub struct BodyCapture {
     raw_truncated: bool,
     /// Whether `raw` is still being filled.
     keep_raw: bool,
+    /// Keys whose values are redacted when the capture is recorded (`rustagent.redact_body_fields`).
+    redact_fields: Option<Arc<[String]>>,
 }
 
 enum State {
@@ -105,7 +109,17 @@ impl BodyCapture {
             raw: Vec::new(),
             raw_truncated: false,
             keep_raw: true,
+            redact_fields: None,
         }
+    }
+
+    /// Redacts the values of these keys (`rustagent.redact_body_fields`) in a JSON or form body
+    /// when it is recorded; see [`redact`](super::redact). Shares the list, copies nothing.
+    pub fn redact_fields(mut self, fields: &Arc<[String]>) -> Self {
+        if self.kind.redact_syntax().is_some() && !fields.is_empty() {
+            self.redact_fields = Some(fields.clone());
+        }
+        self
     }
 
     /// Feeds the next chunk of the body as it streams. Cheap once [`is_full`](Self::is_full).
@@ -134,8 +148,14 @@ impl BodyCapture {
     }
 
     /// Appends the capture to `out`: `key` (text) or `<key>.base64`, plus `<key>.truncated = true`
-    /// when something was cut. An empty capture records nothing.
+    /// when something was cut. An empty capture records nothing. Sensitive values are redacted
+    /// here, in what is recorded, whichever way it was captured (decoded, cut, raw).
     pub fn finish(mut self, key: &str, out: &mut Vec<KeyValue>) {
+        let fields = self.redact_fields.take();
+        self.finish_redacting(key, fields.as_deref().unwrap_or(&[]), out);
+    }
+
+    fn finish_redacting(mut self, key: &str, fields: &[String], out: &mut Vec<KeyValue>) {
         if let State::Decoding(dec) = &mut self.state {
             let result = dec.finish();
             self.stop(result);
@@ -152,6 +172,18 @@ impl BodyCapture {
             }
             // A valid empty stream, or the limit is 0. (`Decoding` was stopped above.)
             State::Done { .. } | State::Decoding(_) => return,
+        };
+        let (bytes, truncated) = match self.kind.redact_syntax() {
+            Some(syntax) => match redact(&bytes, syntax, fields) {
+                // `[REDACTED]` can be longer than what it replaces: the limit still holds.
+                Some(mut redacted) if redacted.len() > self.limit => {
+                    redacted.truncate(self.limit);
+                    (redacted, true)
+                }
+                Some(redacted) => (redacted, truncated),
+                None => (bytes, truncated),
+            },
+            None => (bytes, truncated),
         };
         record(
             key,
@@ -270,18 +302,20 @@ impl fmt::Debug for BodyCapture {
     }
 }
 
-/// Captures a fully buffered body in one go: `BodyCapture::new` + `push` + `finish`.
+/// Captures a fully buffered body in one go: `BodyCapture::new` + `push` + `finish`, with the
+/// values of `redact_fields` redacted as by [`BodyCapture::redact_fields`].
 pub fn capture_bytes(
     limit: usize,
     kind: CaptureKind,
     encoding: ContentEncoding,
+    redact_fields: &[String],
     bytes: &[u8],
     key: &str,
     out: &mut Vec<KeyValue>,
 ) {
     let mut capture = BodyCapture::new(limit, kind, encoding);
     capture.push(bytes);
-    capture.finish(key, out);
+    capture.finish_redacting(key, redact_fields, out);
 }
 
 impl Decoder {
@@ -500,7 +534,7 @@ mod tests {
 
     fn once(limit: usize, kind: CaptureKind, enc: ContentEncoding, body: &[u8]) -> Got {
         let mut out = Vec::new();
-        capture_bytes(limit, kind, enc, body, KEY, &mut out);
+        capture_bytes(limit, kind, enc, &[], body, KEY, &mut out);
         parse(out)
     }
 
@@ -1052,7 +1086,7 @@ mod tests {
     #[test]
     fn response_key_is_used() {
         let mut out = Vec::new();
-        capture_bytes(2, TEXT, ID, b"abc", "http.response.body", &mut out);
+        capture_bytes(2, TEXT, ID, &[], b"abc", "http.response.body", &mut out);
         let keys: Vec<&str> = out.iter().map(|kv| kv.key.as_str()).collect();
         assert_eq!(keys, ["http.response.body", "http.response.body.truncated"]);
     }

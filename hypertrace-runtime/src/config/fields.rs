@@ -255,6 +255,10 @@ pub(crate) static FIELDS: &[Field] = &[
     field!("telemetry.startup_span_enabled", Kind::Bool, Bool(b) => |c| c.telemetry.startup_span_enabled = b),
     field!("telemetry.metrics_enabled", Kind::Bool, Bool(b) => |c| c.telemetry.metrics_enabled = b),
     field!("rustagent.redact_headers", Kind::List { lowercase: true }, List(l) => |c| c.rustagent.redact_headers = l),
+    field!("rustagent.redact_body_fields", Kind::List { lowercase: true }, List(l) => |c|
+        c.rustagent.redact_body_fields = l.into()),
+    field!("rustagent.capture_error_text_bodies", Kind::Bool, Bool(b) => |c|
+        c.rustagent.capture_error_text_bodies = b),
     field!("rustagent.max_queue_size", Kind::UInt, UInt(n) => |c| c.rustagent.max_queue_size = n),
     field!("rustagent.max_export_batch_size", Kind::UInt, UInt(n) => |c| c.rustagent.max_export_batch_size = n),
     field!("rustagent.scheduled_delay_ms", Kind::DurationMs, Duration(d) => |c| c.rustagent.scheduled_delay = d),

@@ -21,7 +21,7 @@ use super::attributes;
 use super::body::{OnBodyDone, Tee};
 use crate::agent::{self, Agent};
 use crate::capture::body::BodyCapture;
-use crate::capture::content_type::{capture_kind, content_encoding};
+use crate::capture::content_type::{capture_kind, content_encoding, response_capture_kind};
 use crate::capture::headers::record_headers;
 
 /// Per-handler overrides of the `data_capture` switches; `None` follows the config.
@@ -170,7 +170,8 @@ where
                 dc.body_max_size_bytes,
                 kind,
                 content_encoding(req.headers()),
-            );
+            )
+            .redact_fields(&cfg.rustagent.redact_body_fields);
             let done = RequestBodyDone { cx: cx.clone() };
             req = req.map(|b| Body::new(Tee::new(b, Some(capture), done)));
         }
@@ -205,9 +206,11 @@ where
         span.set_status(Status::error(""));
     }
     let capture = if ov.response_body.unwrap_or(dc.http_body.response) {
-        capture_kind(
+        response_capture_kind(
             resp.headers().get(http::header::CONTENT_TYPE),
+            status,
             &dc.allowed_content_types,
+            cfg.rustagent.capture_error_text_bodies,
         )
         .map(|kind| {
             BodyCapture::new(
@@ -215,6 +218,7 @@ where
                 kind,
                 content_encoding(resp.headers()),
             )
+            .redact_fields(&cfg.rustagent.redact_body_fields)
         })
     } else {
         None
