@@ -1080,3 +1080,182 @@ async fn error_text_bodies_off_by_config_and_within_the_limit() {
         Some(Value::Bool(true))
     );
 }
+
+// ---- request bodies the handler never read ----
+
+fn unread_app(layer: bool) -> Router {
+    let app = Router::new()
+        .route(
+            "/users",
+            post(|axum::Json(u): axum::Json<NewUser>| async move { u.name }),
+        )
+        .route("/ignores", post(|| async { "ignored" }))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "no such route") });
+    if layer {
+        app.layer(hypertrace::layer())
+    } else {
+        app
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_bodies_the_handler_never_read_are_captured() {
+    let addr = serve(unread_app(true)).await;
+    for (path, ct, body, status) in [
+        // `Json` rejects the content type before reading the body.
+        (
+            "/users",
+            "application/x-www-form-urlencoded",
+            "name=ada&token=t0k",
+            415,
+        ),
+        // No route: the fallback never looks at the body.
+        (
+            "/nowhere",
+            "application/json",
+            r#"{"to":"the fallback"}"#,
+            404,
+        ),
+        // A handler without a body extractor.
+        ("/ignores", "application/json", r#"{"unread":true}"#, 200),
+    ] {
+        let t = agent(|_| {});
+        let r = client()
+            .post(format!("http://{addr}{path}"))
+            .header("content-type", ct)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), status);
+        r.text().await.unwrap();
+        let s = t.one_span();
+        let expected = body.replace("token=t0k", "token=[REDACTED]");
+        assert_eq!(
+            attr_str(&s, "http.request.body").as_deref(),
+            Some(expected.as_str()),
+            "{path}"
+        );
+        assert!(
+            !has(&s, "http.request.body.truncated"),
+            "{path}: the whole body was there"
+        );
+    }
+}
+
+/// Sends `head` and `body` on a new connection, then reads the response until the server closes
+/// the connection (or 5 s pass): the response bytes, and how long it took to come.
+async fn raw_exchange(
+    addr: std::net::SocketAddr,
+    head: &str,
+    body: &[u8],
+) -> (String, Duration, tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(body).await.unwrap();
+    let start = std::time::Instant::now();
+    let mut resp = Vec::new();
+    let mut buf = [0u8; 4096];
+    // The response is complete when its (small, content-length) body is in.
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("a response without waiting for the rest of the body")
+            .unwrap();
+        resp.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&resp).into_owned();
+        if n == 0
+            || text.split_once("\r\n\r\n").is_some_and(|(h, b)| {
+                h.lines()
+                    .find_map(|l| l.strip_prefix("content-length: "))
+                    .is_some_and(|len| b.len() >= len.trim().parse::<usize>().unwrap())
+            })
+        {
+            break;
+        }
+    }
+    (String::from_utf8(resp).unwrap(), start.elapsed(), s)
+}
+
+/// The response without its `date` header, which differs from one second to the next.
+fn without_date(resp: &str) -> String {
+    resp.lines()
+        .filter(|l| !l.starts_with("date: "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unread_body_still_arriving_is_captured_as_far_as_it_came_without_waiting() {
+    let head = "POST /ignores HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 5000\r\n\r\n";
+    let first = br#"{"part":"one","password":"hunter2","pad":"xxxxxxxxxxxxxxxx"#;
+    let t = agent(|_| {});
+    let addr = serve(unread_app(true)).await;
+    // The rest of the 5000 bytes never comes while the response is awaited.
+    let (with_agent, waited, _conn) = raw_exchange(addr, head, first).await;
+    assert!(
+        with_agent.starts_with("HTTP/1.1 200 OK\r\n"),
+        "{with_agent}"
+    );
+    assert!(waited < Duration::from_secs(2), "waited {waited:?}");
+    let s = t.one_span();
+    assert_eq!(
+        attr_str(&s, "http.request.body").as_deref(),
+        Some(r#"{"part":"one","password":"[REDACTED]","pad":"xxxxxxxxxxxxxxxx"#)
+    );
+    assert_eq!(
+        attr(&s, "http.request.body.truncated"),
+        Some(Value::Bool(true))
+    );
+    drop(t);
+    // What the client sees is what it sees without the agent.
+    let plain = serve(unread_app(false)).await;
+    let (without_agent, _, _conn) = raw_exchange(plain, head, first).await;
+    assert_eq!(without_date(&with_agent), without_date(&without_agent));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unread_body_behind_expect_100_continue_is_not_asked_for() {
+    let head = "POST /ignores HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nexpect: 100-continue\r\ncontent-length: 20\r\n\r\n";
+    let t = agent(|_| {});
+    let addr = serve(unread_app(true)).await;
+    let (with_agent, _, _conn) = raw_exchange(addr, head, b"").await;
+    assert!(
+        with_agent.starts_with("HTTP/1.1 200 OK\r\n"),
+        "no 100 Continue: {with_agent}"
+    );
+    let s = t.one_span();
+    assert!(!has(&s, "http.request.body"));
+    drop(t);
+    let plain = serve(unread_app(false)).await;
+    let (without_agent, _, _conn) = raw_exchange(plain, head, b"").await;
+    assert_eq!(without_date(&with_agent), without_date(&without_agent));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unread_body_is_captured_up_to_the_limit_only() {
+    let t = agent(|c| c.data_capture.body_max_size_bytes = 1000);
+    let addr = serve(unread_app(true)).await;
+    let body: String = format!(r#"{{"big":"{}"}}"#, "y".repeat(200_000));
+    let r = client()
+        .post(format!("http://{addr}/ignores"))
+        .header("content-type", "application/json")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "ignored");
+    let s = t.one_span();
+    let got = attr_str(&s, "http.request.body").expect("a captured prefix");
+    assert!(
+        !got.is_empty() && got.len() <= 1000 && body.starts_with(&got),
+        "{}",
+        got.len()
+    );
+    assert_eq!(
+        attr(&s, "http.request.body.truncated"),
+        Some(Value::Bool(true))
+    );
+}

@@ -33,6 +33,8 @@ pub struct BodyCapture {
     raw_truncated: bool,
     /// Whether `raw` is still being filled.
     keep_raw: bool,
+    /// The body stopped before its end ([`end_early`](Self::end_early)).
+    cut: bool,
     /// Keys whose values are redacted when the capture is recorded (`rustagent.redact_body_fields`).
     redact_fields: Option<Arc<[String]>>,
 }
@@ -109,6 +111,7 @@ impl BodyCapture {
             raw: Vec::new(),
             raw_truncated: false,
             keep_raw: true,
+            cut: false,
             redact_fields: None,
         }
     }
@@ -135,6 +138,17 @@ impl BodyCapture {
             State::Decoding(_) => self.decode(chunk),
             State::Plain { .. } | State::Done { .. } => {}
         }
+    }
+
+    /// The configured limit (`data_capture.body_max_size_bytes`).
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// The body will not be read to its end (dropped unread): whatever was captured is recorded
+    /// as truncated.
+    pub fn end_early(&mut self) {
+        self.cut = true;
     }
 
     /// True once further chunks cannot change what is captured (the limit is reached, or decoding
@@ -173,6 +187,7 @@ impl BodyCapture {
             // A valid empty stream, or the limit is 0. (`Decoding` was stopped above.)
             State::Done { .. } | State::Decoding(_) => return,
         };
+        let truncated = truncated || self.cut;
         let (bytes, truncated) = match self.kind.redact_syntax() {
             Some(syntax) => match redact(&bytes, syntax, fields) {
                 // `[REDACTED]` can be longer than what it replaces: the limit still holds.

@@ -173,7 +173,10 @@ where
             )
             .redact_fields(&cfg.rustagent.redact_body_fields);
             let done = RequestBodyDone { cx: cx.clone() };
-            req = req.map(|b| Body::new(Tee::new(b, Some(capture), done)));
+            let ready_on_drop = !super::body::expects_continue(req.headers());
+            req = req.map(|b| {
+                Body::new(Tee::new(b, Some(capture), done).read_ready_on_drop(ready_on_drop))
+            });
         }
     }
 
