@@ -156,9 +156,12 @@ mod tests {
     use crate::capture::{CaptureKind, ContentEncoding};
     use std::sync::{Arc, Mutex};
 
+    /// The attributes recorded, and whether the body was complete.
+    type Report = (Vec<opentelemetry::KeyValue>, bool);
+
     /// Records what it was told.
     #[derive(Clone, Default)]
-    struct Told(Arc<Mutex<Option<(Vec<opentelemetry::KeyValue>, bool)>>>);
+    struct Told(Arc<Mutex<Option<Report>>>);
 
     impl OnBodyDone for Told {
         fn done(self, capture: Option<BodyCapture>, complete: bool) {
