@@ -320,7 +320,7 @@ proptest! {
     ) {
         let (got, peak) = peak_bytes(|| capture_chunked(limit, kind, ContentEncoding::Identity, &body, &cuts));
         let mut once = Vec::new();
-        capture_bytes(limit, kind, ContentEncoding::Identity, &body, KEY, &mut once);
+        capture_bytes(limit, kind, ContentEncoding::Identity, &[], &body, KEY, &mut once);
         prop_assert_eq!(&parse(&once), &got);
         prop_assert!(got.bytes.len() <= limit);
         prop_assert!(body.starts_with(&got.bytes));

@@ -820,3 +820,442 @@ async fn custom_allowed_content_types_replace_the_default() {
         "json is no longer in the list"
     );
 }
+
+// ---- zstd, unread request bodies, error text bodies ----
+
+/// `zstd --check` (libzstd) of `{"zstd":true}`.
+const ZSTD_TRUE: &[u8] =
+    include_bytes!("../hypertrace-runtime/src/capture/testdata/zstd-true.json.zst");
+/// `zstd -19 --check` of a 512670-byte JSON array of users.
+const ZSTD_USERS: &[u8] =
+    include_bytes!("../hypertrace-runtime/src/capture/testdata/users.json.zst");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zstd_bodies_are_decoded_for_capture_only() {
+    let t = agent(|_| {});
+    let app = Router::new()
+        .route(
+            "/zstd",
+            post(|body: Bytes| async move {
+                assert_eq!(&body[..], ZSTD_TRUE, "the handler got the compressed bytes");
+                (
+                    [
+                        ("content-type", "application/json"),
+                        ("content-encoding", "zstd"),
+                    ],
+                    ZSTD_USERS,
+                )
+            }),
+        )
+        .layer(hypertrace::layer());
+    let addr = serve(app).await;
+    let got = client()
+        .post(format!("http://{addr}/zstd"))
+        .header("content-type", "application/json")
+        .header("content-encoding", "zstd")
+        .body(ZSTD_TRUE)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(&got[..], ZSTD_USERS, "the client got the compressed bytes");
+    let s = t.one_span();
+    assert_eq!(
+        attr_str(&s, "http.request.body").as_deref(),
+        Some(r#"{"zstd":true}"#)
+    );
+    let resp = attr_str(&s, "http.response.body").expect("decoded response body");
+    assert_eq!(resp.len(), 131_072, "cut at body_max_size_bytes");
+    assert!(resp.starts_with(r#"[{"id": 0, "name": "user-0", "#));
+    assert_eq!(
+        attr(&s, "http.response.body.truncated"),
+        Some(Value::Bool(true))
+    );
+    assert!(!has(&s, "http.response.body.base64"));
+}
+
+// ---- secrets in bodies ----
+
+const TOKEN_RESPONSE: &str = r#"{"access_token":"eyJhbGciOiJIUzI1NiJ9.e30.sig","token_type":"Bearer","expires_in":3600,"scope":"read"}"#;
+
+fn token_app() -> Router {
+    Router::new()
+        .route("/echo", post(echo))
+        .route(
+            "/oauth/token",
+            post(|| async { ([("content-type", "application/json")], TOKEN_RESPONSE) }),
+        )
+        .layer(hypertrace::layer())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_in_json_and_form_bodies_are_redacted_in_the_span_only() {
+    let t = agent(|_| {});
+    let addr = serve(token_app()).await;
+    let json_body = r#"{"client_id":"app","client_secret":"s3cr3t-json","user":{"name":"ada","password":"hunter2"}}"#;
+    let echoed = post_json(addr, "application/json", json_body)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        echoed, json_body,
+        "the application and its client see the body as sent"
+    );
+    let s = t.one_span();
+    let redacted = r#"{"client_id":"app","client_secret":"[REDACTED]","user":{"name":"ada","password":"[REDACTED]"}}"#;
+    assert_eq!(attr_str(&s, "http.request.body").as_deref(), Some(redacted));
+    assert_eq!(
+        attr_str(&s, "http.response.body").as_deref(),
+        Some(redacted)
+    );
+    drop(t);
+
+    let t = agent(|_| {});
+    let form = "grant_type=client_credentials&client_id=app&client_secret=s3cr3t-form";
+    let echoed = post_json(addr, "application/x-www-form-urlencoded", form)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(echoed, form);
+    let s = t.one_span();
+    assert_eq!(
+        attr_str(&s, "http.request.body").as_deref(),
+        Some("grant_type=client_credentials&client_id=app&client_secret=[REDACTED]")
+    );
+    drop(t);
+
+    let t = agent(|_| {});
+    let got = client()
+        .post(format!("http://{addr}/oauth/token"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(got, TOKEN_RESPONSE);
+    let s = t.one_span();
+    assert_eq!(
+        attr_str(&s, "http.response.body").as_deref(),
+        Some(
+            r#"{"access_token":"[REDACTED]","token_type":"[REDACTED]","expires_in":3600,"scope":"read"}"#
+        )
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn body_redaction_follows_the_configured_list_and_an_empty_list_turns_it_off() {
+    let body = r#"{"password":"p","ssn":"123-45-6789"}"#;
+    let t = agent(|c| c.rustagent.redact_body_fields = Vec::<String>::new().into());
+    let addr = serve(token_app()).await;
+    post_json(addr, "application/json", body)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let s = t.one_span();
+    assert_eq!(attr_str(&s, "http.request.body").as_deref(), Some(body));
+    drop(t);
+
+    let t = agent(|c| c.rustagent.redact_body_fields = vec!["ssn".to_string()].into());
+    post_json(addr, "application/json", body)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let s = t.one_span();
+    assert_eq!(
+        attr_str(&s, "http.request.body").as_deref(),
+        Some(r#"{"password":"p","ssn":"[REDACTED]"}"#)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_cut_by_the_body_limit_is_redacted_as_far_as_it_goes() {
+    let t = agent(|c| c.data_capture.body_max_size_bytes = 30);
+    let addr = serve(token_app()).await;
+    let body = r#"{"id":1,"api_key":"0123456789abcdefghij"}"#;
+    post_json(addr, "application/json", body)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let s = t.wait_spans(1).pop().unwrap();
+    assert_eq!(
+        attr_str(&s, "http.request.body").as_deref(),
+        Some(r#"{"id":1,"api_key":"[REDACTED]""#)
+    );
+    assert_eq!(
+        attr(&s, "http.request.body.truncated"),
+        Some(Value::Bool(true))
+    );
+    assert!(!attr_str(&s, "http.response.body").unwrap().contains("0123"));
+}
+
+// ---- the reason of an error: text/plain 4xx/5xx bodies ----
+
+#[derive(serde::Deserialize)]
+#[allow(dead_code)]
+struct NewUser {
+    name: String,
+}
+
+fn rejecting_app() -> Router {
+    Router::new()
+        .route(
+            "/users",
+            post(|axum::Json(u): axum::Json<NewUser>| async move { u.name }),
+        )
+        .route("/ok", get(|| async { "plain and fine" }))
+        .layer(hypertrace::layer())
+}
+
+async fn rejection(addr: std::net::SocketAddr, ct: &str, body: &'static str) -> (u16, String) {
+    let r = client()
+        .post(format!("http://{addr}/users"))
+        .header("content-type", ct)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_plain_error_bodies_say_why_a_request_was_rejected() {
+    let addr = serve(rejecting_app()).await;
+    for (ct, body, status) in [
+        ("text/plain", "name=ada", 415),
+        ("application/json", "{not json", 400),
+        ("application/json", r#"{"nom":"ada"}"#, 422),
+    ] {
+        let t = agent(|_| {});
+        let (got_status, text) = rejection(addr, ct, body).await;
+        assert_eq!(got_status, status);
+        assert!(!text.is_empty());
+        let s = t.one_span();
+        assert_eq!(
+            attr_str(&s, "http.response.header.content-type").as_deref(),
+            Some("text/plain; charset=utf-8")
+        );
+        assert_eq!(
+            attr_str(&s, "http.response.body").as_deref(),
+            Some(text.as_str()),
+            "{status}"
+        );
+    }
+    // A 2xx text/plain body is not in the allowed list: not captured.
+    let t = agent(|_| {});
+    let ok = client()
+        .get(format!("http://{addr}/ok"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.text().await.unwrap(), "plain and fine");
+    assert!(!has(&t.one_span(), "http.response.body"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_text_bodies_off_by_config_and_within_the_limit() {
+    let addr = serve(rejecting_app()).await;
+    let t = agent(|c| c.rustagent.capture_error_text_bodies = false);
+    let (status, _) = rejection(addr, "application/json", "{not json").await;
+    assert_eq!(status, 400);
+    assert!(!has(&t.one_span(), "http.response.body"));
+    drop(t);
+
+    let t = agent(|c| c.data_capture.body_max_size_bytes = 10);
+    let (_, text) = rejection(addr, "application/json", "{not json").await;
+    let s = t.one_span();
+    assert_eq!(
+        attr_str(&s, "http.response.body").as_deref(),
+        Some(&text[..10])
+    );
+    assert_eq!(
+        attr(&s, "http.response.body.truncated"),
+        Some(Value::Bool(true))
+    );
+}
+
+// ---- request bodies the handler never read ----
+
+fn unread_app(layer: bool) -> Router {
+    let app = Router::new()
+        .route(
+            "/users",
+            post(|axum::Json(u): axum::Json<NewUser>| async move { u.name }),
+        )
+        .route("/ignores", post(|| async { "ignored" }))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "no such route") });
+    if layer {
+        app.layer(hypertrace::layer())
+    } else {
+        app
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_bodies_the_handler_never_read_are_captured() {
+    let addr = serve(unread_app(true)).await;
+    for (path, ct, body, status) in [
+        // `Json` rejects the content type before reading the body.
+        (
+            "/users",
+            "application/x-www-form-urlencoded",
+            "name=ada&token=t0k",
+            415,
+        ),
+        // No route: the fallback never looks at the body.
+        (
+            "/nowhere",
+            "application/json",
+            r#"{"to":"the fallback"}"#,
+            404,
+        ),
+        // A handler without a body extractor.
+        ("/ignores", "application/json", r#"{"unread":true}"#, 200),
+    ] {
+        let t = agent(|_| {});
+        let r = client()
+            .post(format!("http://{addr}{path}"))
+            .header("content-type", ct)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), status);
+        r.text().await.unwrap();
+        let s = t.one_span();
+        let expected = body.replace("token=t0k", "token=[REDACTED]");
+        assert_eq!(
+            attr_str(&s, "http.request.body").as_deref(),
+            Some(expected.as_str()),
+            "{path}"
+        );
+        assert!(
+            !has(&s, "http.request.body.truncated"),
+            "{path}: the whole body was there"
+        );
+    }
+}
+
+/// Sends `head` and `body` on a new connection, then reads the response until the server closes
+/// the connection (or 5 s pass): the response bytes, and how long it took to come.
+async fn raw_exchange(
+    addr: std::net::SocketAddr,
+    head: &str,
+    body: &[u8],
+) -> (String, Duration, tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(body).await.unwrap();
+    let start = std::time::Instant::now();
+    let mut resp = Vec::new();
+    let mut buf = [0u8; 4096];
+    // The response is complete when its (small, content-length) body is in.
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("a response without waiting for the rest of the body")
+            .unwrap();
+        resp.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&resp).into_owned();
+        if n == 0
+            || text.split_once("\r\n\r\n").is_some_and(|(h, b)| {
+                h.lines()
+                    .find_map(|l| l.strip_prefix("content-length: "))
+                    .is_some_and(|len| b.len() >= len.trim().parse::<usize>().unwrap())
+            })
+        {
+            break;
+        }
+    }
+    (String::from_utf8(resp).unwrap(), start.elapsed(), s)
+}
+
+/// The response without its `date` header, which differs from one second to the next.
+fn without_date(resp: &str) -> String {
+    resp.lines()
+        .filter(|l| !l.starts_with("date: "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unread_body_still_arriving_is_captured_as_far_as_it_came_without_waiting() {
+    let head = "POST /ignores HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 5000\r\n\r\n";
+    let first = br#"{"part":"one","password":"hunter2","pad":"xxxxxxxxxxxxxxxx"#;
+    let t = agent(|_| {});
+    let addr = serve(unread_app(true)).await;
+    // The rest of the 5000 bytes never comes while the response is awaited.
+    let (with_agent, waited, _conn) = raw_exchange(addr, head, first).await;
+    assert!(
+        with_agent.starts_with("HTTP/1.1 200 OK\r\n"),
+        "{with_agent}"
+    );
+    assert!(waited < Duration::from_secs(2), "waited {waited:?}");
+    let s = t.one_span();
+    assert_eq!(
+        attr_str(&s, "http.request.body").as_deref(),
+        Some(r#"{"part":"one","password":"[REDACTED]","pad":"xxxxxxxxxxxxxxxx"#)
+    );
+    assert_eq!(
+        attr(&s, "http.request.body.truncated"),
+        Some(Value::Bool(true))
+    );
+    drop(t);
+    // What the client sees is what it sees without the agent.
+    let plain = serve(unread_app(false)).await;
+    let (without_agent, _, _conn) = raw_exchange(plain, head, first).await;
+    assert_eq!(without_date(&with_agent), without_date(&without_agent));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unread_body_behind_expect_100_continue_is_not_asked_for() {
+    let head = "POST /ignores HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nexpect: 100-continue\r\ncontent-length: 20\r\n\r\n";
+    let t = agent(|_| {});
+    let addr = serve(unread_app(true)).await;
+    let (with_agent, _, _conn) = raw_exchange(addr, head, b"").await;
+    assert!(
+        with_agent.starts_with("HTTP/1.1 200 OK\r\n"),
+        "no 100 Continue: {with_agent}"
+    );
+    let s = t.one_span();
+    assert!(!has(&s, "http.request.body"));
+    drop(t);
+    let plain = serve(unread_app(false)).await;
+    let (without_agent, _, _conn) = raw_exchange(plain, head, b"").await;
+    assert_eq!(without_date(&with_agent), without_date(&without_agent));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unread_body_is_captured_up_to_the_limit_only() {
+    let t = agent(|c| c.data_capture.body_max_size_bytes = 1000);
+    let addr = serve(unread_app(true)).await;
+    let body: String = format!(r#"{{"big":"{}"}}"#, "y".repeat(200_000));
+    let r = client()
+        .post(format!("http://{addr}/ignores"))
+        .header("content-type", "application/json")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "ignored");
+    let s = t.one_span();
+    let got = attr_str(&s, "http.request.body").expect("a captured prefix");
+    assert!(
+        !got.is_empty() && got.len() <= 1000 && body.starts_with(&got),
+        "{}",
+        got.len()
+    );
+    assert_eq!(
+        attr(&s, "http.request.body.truncated"),
+        Some(Value::Bool(true))
+    );
+}

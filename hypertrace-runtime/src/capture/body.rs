@@ -7,14 +7,16 @@
 
 use std::fmt;
 use std::io::{self, Write};
+use std::sync::Arc;
 
-use base64::engine::general_purpose::STANDARD_NO_PAD;
-use base64::Engine as _;
 use brotli_decompressor::DecompressorWriter;
 use flate2::write::{DeflateDecoder, GzDecoder, ZlibDecoder};
 use opentelemetry::KeyValue;
 
+use super::base64::encode_no_pad;
 use super::content_type::{CaptureKind, ContentEncoding};
+use super::redact::redact;
+use super::zstd::ZstdDecoder;
 
 /// Brotli's output buffer: decoded bytes reach the sink in pieces of at most this size.
 const BROTLI_BUFFER: usize = 4096;
@@ -31,6 +33,10 @@ pub struct BodyCapture {
     raw_truncated: bool,
     /// Whether `raw` is still being filled.
     keep_raw: bool,
+    /// The body stopped before its end ([`end_early`](Self::end_early)).
+    cut: bool,
+    /// Keys whose values are redacted when the capture is recorded (`rustagent.redact_body_fields`).
+    redact_fields: Option<Arc<[String]>>,
 }
 
 enum State {
@@ -58,6 +64,7 @@ enum Codec {
     Gzip,
     Deflate,
     Brotli,
+    Zstd,
 }
 
 // Size differences do not matter: `State` boxes the whole decoder.
@@ -67,6 +74,7 @@ enum Decoder {
     Zlib(ZlibDecoder<Sink>),
     Deflate(DeflateDecoder<Sink>),
     Brotli(DecompressorWriter<Sink>),
+    Zstd(ZstdDecoder<Sink>),
 }
 
 impl BodyCapture {
@@ -91,6 +99,10 @@ impl BodyCapture {
                 codec: Codec::Brotli,
                 first: None,
             },
+            ContentEncoding::Zstd => State::Pending {
+                codec: Codec::Zstd,
+                first: None,
+            },
         };
         BodyCapture {
             limit,
@@ -99,7 +111,29 @@ impl BodyCapture {
             raw: Vec::new(),
             raw_truncated: false,
             keep_raw: true,
+            cut: false,
+            redact_fields: None,
         }
+    }
+
+    /// Redacts the values of these keys (`rustagent.redact_body_fields`) in a JSON or form body
+    /// when it is recorded; see [`redact`](super::redact). Shares the list, copies nothing.
+    pub fn redact_fields(mut self, fields: &Arc<[String]>) -> Self {
+        if self.kind.redact_syntax().is_some() && !fields.is_empty() {
+            self.redact_fields = Some(fields.clone());
+        }
+        self
+    }
+
+    /// A capture as the configuration says: `data_capture.body_max_size_bytes`, and the values of
+    /// `rustagent.redact_body_fields` redacted. Every entry point builds its captures here.
+    pub fn configured(
+        cfg: &crate::config::Config,
+        kind: CaptureKind,
+        encoding: ContentEncoding,
+    ) -> Self {
+        BodyCapture::new(cfg.data_capture.body_max_size_bytes, kind, encoding)
+            .redact_fields(&cfg.rustagent.redact_body_fields)
     }
 
     /// Feeds the next chunk of the body as it streams. Cheap once [`is_full`](Self::is_full).
@@ -117,6 +151,17 @@ impl BodyCapture {
         }
     }
 
+    /// The configured limit (`data_capture.body_max_size_bytes`).
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// The body will not be read to its end (dropped unread): whatever was captured is recorded
+    /// as truncated.
+    pub fn end_early(&mut self) {
+        self.cut = true;
+    }
+
     /// True once further chunks cannot change what is captured (the limit is reached, or decoding
     /// has stopped); pushing them then only notes the truncation.
     pub fn is_full(&self) -> bool {
@@ -128,8 +173,14 @@ impl BodyCapture {
     }
 
     /// Appends the capture to `out`: `key` (text) or `<key>.base64`, plus `<key>.truncated = true`
-    /// when something was cut. An empty capture records nothing.
+    /// when something was cut. An empty capture records nothing. Sensitive values are redacted
+    /// here, in what is recorded, whichever way it was captured (decoded, cut, raw).
     pub fn finish(mut self, key: &str, out: &mut Vec<KeyValue>) {
+        let fields = self.redact_fields.take();
+        self.finish_redacting(key, fields.as_deref().unwrap_or(&[]), out);
+    }
+
+    fn finish_redacting(mut self, key: &str, fields: &[String], out: &mut Vec<KeyValue>) {
         if let State::Decoding(dec) = &mut self.state {
             let result = dec.finish();
             self.stop(result);
@@ -146,6 +197,19 @@ impl BodyCapture {
             }
             // A valid empty stream, or the limit is 0. (`Decoding` was stopped above.)
             State::Done { .. } | State::Decoding(_) => return,
+        };
+        let truncated = truncated || self.cut;
+        let (bytes, truncated) = match self.kind.redact_syntax() {
+            Some(syntax) => match redact(&bytes, syntax, fields) {
+                // `[REDACTED]` can be longer than what it replaces: the limit still holds.
+                Some(mut redacted) if redacted.len() > self.limit => {
+                    redacted.truncate(self.limit);
+                    (redacted, true)
+                }
+                Some(redacted) => (redacted, truncated),
+                None => (bytes, truncated),
+            },
+            None => (bytes, truncated),
         };
         record(
             key,
@@ -174,6 +238,7 @@ impl BodyCapture {
                 return;
             }
             Codec::Brotli => Decoder::Brotli(DecompressorWriter::new(sink, BROTLI_BUFFER)),
+            Codec::Zstd => Decoder::Zstd(ZstdDecoder::new(sink)),
             Codec::Deflate => {
                 let (b0, b1) = match (*first, chunk) {
                     (Some(b0), [b1, ..]) => (b0, *b1),
@@ -263,18 +328,20 @@ impl fmt::Debug for BodyCapture {
     }
 }
 
-/// Captures a fully buffered body in one go: `BodyCapture::new` + `push` + `finish`.
+/// Captures a fully buffered body in one go: `BodyCapture::new` + `push` + `finish`, with the
+/// values of `redact_fields` redacted as by [`BodyCapture::redact_fields`].
 pub fn capture_bytes(
     limit: usize,
     kind: CaptureKind,
     encoding: ContentEncoding,
+    redact_fields: &[String],
     bytes: &[u8],
     key: &str,
     out: &mut Vec<KeyValue>,
 ) {
     let mut capture = BodyCapture::new(limit, kind, encoding);
     capture.push(bytes);
-    capture.finish(key, out);
+    capture.finish_redacting(key, redact_fields, out);
 }
 
 impl Decoder {
@@ -284,6 +351,7 @@ impl Decoder {
             Decoder::Zlib(d) => d,
             Decoder::Deflate(d) => d,
             Decoder::Brotli(d) => d,
+            Decoder::Zstd(d) => d,
         }
     }
 
@@ -293,6 +361,7 @@ impl Decoder {
             Decoder::Zlib(d) => d.get_mut(),
             Decoder::Deflate(d) => d.get_mut(),
             Decoder::Brotli(d) => d.get_mut(),
+            Decoder::Zstd(d) => d.get_mut(),
         }
     }
 
@@ -303,6 +372,7 @@ impl Decoder {
             Decoder::Zlib(d) => d.try_finish(),
             Decoder::Deflate(d) => d.try_finish(),
             Decoder::Brotli(d) => d.close(),
+            Decoder::Zstd(d) => d.try_finish(),
         }
     }
 }
@@ -380,7 +450,7 @@ fn record(key: &str, bytes: Vec<u8>, truncated: bool, base64: bool, out: &mut Ve
         Ok(text) => out.push(KeyValue::new(key.to_owned(), text)),
         Err(bytes) => out.push(KeyValue::new(
             format!("{key}.base64"),
-            STANDARD_NO_PAD.encode(bytes),
+            encode_no_pad(&bytes),
         )),
     }
     if truncated {
@@ -409,6 +479,8 @@ fn into_text(bytes: Vec<u8>, truncated: bool) -> Result<String, Vec<u8>> {
 mod tests {
     use super::*;
     use crate::config::DEFAULT_BODY_MAX_SIZE_BYTES;
+    use ::base64::engine::general_purpose::STANDARD_NO_PAD;
+    use ::base64::Engine as _;
     use flate2::write::{DeflateEncoder, GzEncoder, ZlibEncoder};
     use flate2::Compression;
     use opentelemetry::Value;
@@ -488,7 +560,7 @@ mod tests {
 
     fn once(limit: usize, kind: CaptureKind, enc: ContentEncoding, body: &[u8]) -> Got {
         let mut out = Vec::new();
-        capture_bytes(limit, kind, enc, body, KEY, &mut out);
+        capture_bytes(limit, kind, enc, &[], body, KEY, &mut out);
         parse(out)
     }
 
@@ -893,6 +965,132 @@ mod tests {
         );
     }
 
+    /// `zstd -19 --check` (libzstd 1.5.4) of a 512670-byte JSON array: several blocks, a checksum.
+    const ZSTD_USERS: &[u8] = include_bytes!("testdata/users.json.zst");
+    /// `zstd --check` of `{"access_token":"abc","n":1}`.
+    const ZSTD_SMALL: &[u8] = include_bytes!("testdata/small.json.zst");
+    /// `head -c 100M /dev/zero | zstd`: 3303 bytes, 2 MiB window.
+    const ZSTD_ZEROS_100MIB: &[u8] = include_bytes!("testdata/zeros-100MiB.zst");
+    /// `zstd --long=27` of `{"big":"window"}`: a 128 MiB window.
+    const ZSTD_LONG_WINDOW: &[u8] = include_bytes!("testdata/long-window.zst");
+
+    fn zstd(data: &[u8], level: ruzstd::encoding::CompressionLevel) -> Vec<u8> {
+        ruzstd::encoding::compress_to_vec(data, level)
+    }
+
+    #[test]
+    fn zstd_from_libzstd_is_decoded() {
+        assert_eq!(
+            once(1000, TEXT, ContentEncoding::Zstd, ZSTD_SMALL),
+            Got::text(r#"{"access_token":"abc","n":1}"#, false)
+        );
+        let got = chunked(
+            1 << 20,
+            TEXT,
+            ContentEncoding::Zstd,
+            &split(ZSTD_USERS, &[1, 7, 5000, 9000]),
+        );
+        let text = got.text.expect("decoded as text");
+        assert_eq!(text.len(), 512_670);
+        assert!(
+            text.starts_with(r#"[{"id": 0, "name": "user-0", "#),
+            "{}",
+            &text[..60]
+        );
+        assert!(text.ends_with(r#""tags": ["a", "b", "c"]}]"#));
+        assert!(!got.truncated);
+    }
+
+    #[test]
+    fn zstd_over_the_limit_is_cut_and_marked() {
+        let got = once(
+            DEFAULT_BODY_MAX_SIZE_BYTES,
+            TEXT,
+            ContentEncoding::Zstd,
+            ZSTD_USERS,
+        );
+        let text = got.text.expect("decoded as text");
+        assert_eq!(text.len(), DEFAULT_BODY_MAX_SIZE_BYTES);
+        assert!(text.starts_with(r#"[{"id": 0, "#));
+        assert!(got.truncated);
+    }
+
+    #[test]
+    fn zstd_bomb_stops_at_limit() {
+        // 100 MiB of zeros: decoding stops at the limit plus one 2 MiB window, not at 100 MiB.
+        let got = once(1000, TEXT, ContentEncoding::Zstd, ZSTD_ZEROS_100MIB);
+        assert_eq!(got, Got::text(&"\0".repeat(1000), true));
+        // Fed in small chunks, as a body streams.
+        let got = chunked(
+            1000,
+            TEXT,
+            ContentEncoding::Zstd,
+            &ZSTD_ZEROS_100MIB.chunks(100).collect::<Vec<_>>(),
+        );
+        assert_eq!(got, Got::text(&"\0".repeat(1000), true));
+        // And it stops early: a third of the input (about 30 MiB of output) is not needed to
+        // see that the limit has been passed; decoding ends there.
+        let mut c = BodyCapture::new(1000, TEXT, ContentEncoding::Zstd);
+        for chunk in ZSTD_ZEROS_100MIB[..1100].chunks(100) {
+            c.push(chunk);
+        }
+        assert!(c.is_full(), "{c:?}");
+    }
+
+    #[test]
+    fn zstd_window_over_8_mib_is_not_decoded() {
+        // RFC 9659 caps the window of HTTP's zstd at 8 MiB; a bigger one would be allocated
+        // from a few bytes of input.
+        assert_eq!(
+            once(1000, TEXT, ContentEncoding::Zstd, ZSTD_LONG_WINDOW),
+            Got::base64(ZSTD_LONG_WINDOW, false)
+        );
+    }
+
+    #[test]
+    fn zstd_cut_corrupt_or_not_zstd_falls_back_to_raw_base64() {
+        // Not zstd at all.
+        assert_eq!(
+            once(1000, TEXT, ContentEncoding::Zstd, b"{\"a\":1}"),
+            Got::base64(b"{\"a\":1}", false)
+        );
+        // Cut inside its only frame: nothing decoded yet (the frame's window is held back).
+        let cut = &ZSTD_SMALL[..ZSTD_SMALL.len() - 6];
+        assert_eq!(
+            once(1000, TEXT, ContentEncoding::Zstd, cut),
+            Got::base64(cut, false)
+        );
+        // Corrupted in the middle: never a panic, bounded.
+        let mut bad = ZSTD_USERS.to_vec();
+        for b in &mut bad[8000..8032] {
+            *b ^= 0x5a;
+        }
+        for limit in [10, 1000, 1 << 20] {
+            assert!(once(limit, TEXT, ContentEncoding::Zstd, &bad).bytes().len() <= limit);
+        }
+    }
+
+    #[test]
+    fn zstd_frames_in_sequence_and_skippable_frames() {
+        let mut body = zstd(b"{\"a\":", ruzstd::encoding::CompressionLevel::Fastest);
+        // A skippable frame (magic 0x184D2A53, 3 bytes of user data) between two frames.
+        body.extend_from_slice(&[0x53, 0x2a, 0x4d, 0x18, 3, 0, 0, 0, 1, 2, 3]);
+        body.extend(zstd(
+            b"1}",
+            ruzstd::encoding::CompressionLevel::Uncompressed,
+        ));
+        assert_eq!(
+            once(1000, TEXT, ContentEncoding::Zstd, &body),
+            Got::text("{\"a\":1}", false)
+        );
+        // Trailing bytes that are no frame end the stream, like gzip's.
+        body.extend_from_slice(b"garbage");
+        assert_eq!(
+            once(1000, TEXT, ContentEncoding::Zstd, &body),
+            Got::text("{\"a\":1}", false)
+        );
+    }
+
     #[test]
     fn unknown_encoding_is_raw_base64() {
         let body = b"\x28\xb5\x2f\xfd zstd-ish";
@@ -914,7 +1112,7 @@ mod tests {
     #[test]
     fn response_key_is_used() {
         let mut out = Vec::new();
-        capture_bytes(2, TEXT, ID, b"abc", "http.response.body", &mut out);
+        capture_bytes(2, TEXT, ID, &[], b"abc", "http.response.body", &mut out);
         let keys: Vec<&str> = out.iter().map(|kv| kv.key.as_str()).collect();
         assert_eq!(keys, ["http.response.body", "http.response.body.truncated"]);
     }
@@ -988,13 +1186,15 @@ mod tests {
             body in body_strategy(),
             cuts in proptest::collection::vec(any::<usize>(), 0..8),
             limit in 1usize..700,
-            codec in 0u8..4,
+            codec in 0u8..6,
         ) {
             let (enc, compressed) = match codec {
                 0 => (ContentEncoding::Gzip, gzip(&body)),
                 1 => (ContentEncoding::Deflate, zlib(&body)),
                 2 => (ContentEncoding::Deflate, raw_deflate(&body)),
-                _ => (ContentEncoding::Brotli, brotli_stored(&body)),
+                3 => (ContentEncoding::Brotli, brotli_stored(&body)),
+                4 => (ContentEncoding::Zstd, zstd(&body, ruzstd::encoding::CompressionLevel::Fastest)),
+                _ => (ContentEncoding::Zstd, zstd(&body, ruzstd::encoding::CompressionLevel::Uncompressed)),
             };
             let got = chunked(limit, TEXT, enc, &split(&compressed, &cuts));
             prop_assert_eq!(got, once(limit, TEXT, ID, &body));
@@ -1005,10 +1205,10 @@ mod tests {
             body in proptest::collection::vec(any::<u8>(), 0..600),
             cuts in proptest::collection::vec(any::<usize>(), 0..8),
             limit in 0usize..700,
-            codec in 0u8..4,
+            codec in 0u8..5,
         ) {
             use ContentEncoding::*;
-            let enc = [Gzip, Deflate, Brotli, Unknown][codec as usize];
+            let enc = [Gzip, Deflate, Brotli, Zstd, Unknown][codec as usize];
             let got = chunked(limit, TEXT, enc, &split(&body, &cuts));
             prop_assert!(got.bytes().len() <= limit);
         }

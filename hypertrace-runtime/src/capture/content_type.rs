@@ -1,13 +1,19 @@
 //! Which bodies are captured, and how they are encoded on the wire (CONTRACT §3.5).
 
 use http::header::CONTENT_ENCODING;
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderValue, StatusCode};
+
+use super::redact::Syntax;
 
 /// How a captured body is recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CaptureKind {
     /// `<key>` as text when the bytes are UTF-8, else `<key>.base64`.
     Text,
+    /// Like `Text`, with the values of sensitive keys redacted (`*json*` content types).
+    Json,
+    /// Like `Text`, with the values of sensitive keys redacted (`x-www-form-urlencoded`).
+    Form,
     /// Always `<key>.base64` (`multipart/form-data`: text parts mixed with files).
     Base64,
 }
@@ -23,6 +29,8 @@ pub enum ContentEncoding {
     Deflate,
     /// `br`.
     Brotli,
+    /// RFC 8878 frames, windows up to 8 MiB (RFC 9659).
+    Zstd,
     /// Anything else, or several stacked encodings: captured as raw bytes in base64.
     Unknown,
 }
@@ -39,10 +47,48 @@ pub fn capture_kind(content_type: Option<&HeaderValue>, allowed: &[String]) -> O
     {
         return None;
     }
+    Some(kind_of(ct))
+}
+
+fn kind_of(ct: &[u8]) -> CaptureKind {
     if contains_ignore_ascii_case(ct, b"multipart/form-data") {
-        Some(CaptureKind::Base64)
+        CaptureKind::Base64
+    } else if contains_ignore_ascii_case(ct, b"json") {
+        CaptureKind::Json
+    } else if contains_ignore_ascii_case(ct, b"x-www-form-urlencoded") {
+        CaptureKind::Form
     } else {
-        Some(CaptureKind::Text)
+        CaptureKind::Text
+    }
+}
+
+/// [`capture_kind`] for a response: also a `text/plain` body of a 4xx/5xx response when
+/// `error_text_bodies` (`rustagent.capture_error_text_bodies`), whatever `allowed` says. That is
+/// where frameworks put the reason of a rejection (axum's 400/415/422 say which field or header
+/// was wrong), the one part of a failed exchange that says why.
+pub fn response_capture_kind(
+    content_type: Option<&HeaderValue>,
+    status: StatusCode,
+    allowed: &[String],
+    error_text_bodies: bool,
+) -> Option<CaptureKind> {
+    capture_kind(content_type, allowed).or_else(|| {
+        let ct = content_type?.as_bytes();
+        (error_text_bodies
+            && (status.is_client_error() || status.is_server_error())
+            && contains_ignore_ascii_case(ct, b"text/plain"))
+        .then_some(CaptureKind::Text)
+    })
+}
+
+impl CaptureKind {
+    /// The syntax whose sensitive keys are redacted, if any.
+    pub fn redact_syntax(self) -> Option<Syntax> {
+        match self {
+            CaptureKind::Json => Some(Syntax::Json),
+            CaptureKind::Form => Some(Syntax::Form),
+            CaptureKind::Text | CaptureKind::Base64 => None,
+        }
     }
 }
 
@@ -61,6 +107,8 @@ pub fn content_encoding(headers: &HeaderMap) -> ContentEncoding {
                 ContentEncoding::Deflate
             } else if token.eq_ignore_ascii_case(b"br") {
                 ContentEncoding::Brotli
+            } else if token.eq_ignore_ascii_case(b"zstd") {
+                ContentEncoding::Zstd
             } else {
                 return ContentEncoding::Unknown;
             };
@@ -99,10 +147,10 @@ mod tests {
     }
 
     #[test]
-    fn json_is_captured_as_text() {
+    fn json_is_captured_as_text_with_redaction() {
         assert_eq!(
             kind("application/json", &defaults()),
-            Some(CaptureKind::Text)
+            Some(CaptureKind::Json)
         );
     }
 
@@ -110,7 +158,7 @@ mod tests {
     fn parameters_do_not_matter() {
         assert_eq!(
             kind("application/json; charset=utf-8", &defaults()),
-            Some(CaptureKind::Text)
+            Some(CaptureKind::Json)
         );
     }
 
@@ -118,11 +166,11 @@ mod tests {
     fn match_ignores_case() {
         assert_eq!(
             kind("Application/JSON", &defaults()),
-            Some(CaptureKind::Text)
+            Some(CaptureKind::Json)
         );
         assert_eq!(
             kind("APPLICATION/X-WWW-FORM-URLENCODED", &defaults()),
-            Some(CaptureKind::Text)
+            Some(CaptureKind::Form)
         );
     }
 
@@ -130,7 +178,7 @@ mod tests {
     fn vendor_suffix_is_captured() {
         assert_eq!(
             kind("application/vnd.api+json", &defaults()),
-            Some(CaptureKind::Text)
+            Some(CaptureKind::Json)
         );
         assert_eq!(
             kind("application/soap+xml", &defaults()),
@@ -193,7 +241,71 @@ mod tests {
         let ct = HeaderValue::from_bytes(b"application/json; x=\xff").unwrap();
         assert_eq!(
             capture_kind(Some(&ct), &defaults()),
+            Some(CaptureKind::Json)
+        );
+    }
+
+    #[test]
+    fn redaction_follows_the_syntax() {
+        assert_eq!(CaptureKind::Json.redact_syntax(), Some(Syntax::Json));
+        assert_eq!(CaptureKind::Form.redact_syntax(), Some(Syntax::Form));
+        assert_eq!(CaptureKind::Text.redact_syntax(), None);
+        assert_eq!(CaptureKind::Base64.redact_syntax(), None);
+        assert_eq!(
+            kind("application/problem+json", &defaults()),
+            Some(CaptureKind::Json)
+        );
+        assert_eq!(
+            kind(
+                "application/x-www-form-urlencoded; charset=utf-8",
+                &defaults()
+            ),
+            Some(CaptureKind::Form)
+        );
+        assert_eq!(
+            kind("application/xml", &defaults()),
             Some(CaptureKind::Text)
+        );
+    }
+
+    fn response_kind(ct: Option<&str>, status: u16, error_text: bool) -> Option<CaptureKind> {
+        let ct = ct.map(|c| HeaderValue::from_str(c).unwrap());
+        response_capture_kind(
+            ct.as_ref(),
+            StatusCode::from_u16(status).unwrap(),
+            &defaults(),
+            error_text,
+        )
+    }
+
+    #[test]
+    fn text_plain_error_responses_are_captured_when_switched_on() {
+        let plain = Some("text/plain; charset=utf-8");
+        for status in [400, 404, 415, 422, 499, 500, 503, 599] {
+            assert_eq!(
+                response_kind(plain, status, true),
+                Some(CaptureKind::Text),
+                "{status}"
+            );
+            assert_eq!(response_kind(plain, status, false), None, "{status}");
+        }
+        for status in [100, 200, 204, 301, 304, 399] {
+            assert_eq!(response_kind(plain, status, true), None, "{status}");
+        }
+        assert_eq!(
+            response_kind(Some("Text/Plain"), 422, true),
+            Some(CaptureKind::Text)
+        );
+        // Other types follow the allowed list, error or not.
+        assert_eq!(response_kind(Some("text/html"), 500, true), None);
+        assert_eq!(response_kind(None, 500, true), None);
+        assert_eq!(
+            response_kind(Some("application/json"), 200, false),
+            Some(CaptureKind::Json)
+        );
+        assert_eq!(
+            response_kind(Some("application/json"), 422, true),
+            Some(CaptureKind::Json)
         );
     }
 
@@ -216,11 +328,13 @@ mod tests {
         assert_eq!(enc(&["br"]), ContentEncoding::Brotli);
         assert_eq!(enc(&[" br "]), ContentEncoding::Brotli);
         assert_eq!(enc(&["identity, gzip"]), ContentEncoding::Gzip);
+        assert_eq!(enc(&["zstd"]), ContentEncoding::Zstd);
+        assert_eq!(enc(&["ZStd"]), ContentEncoding::Zstd);
     }
 
     #[test]
     fn unknown_or_stacked_encodings() {
-        assert_eq!(enc(&["zstd"]), ContentEncoding::Unknown);
+        assert_eq!(enc(&["zstd, gzip"]), ContentEncoding::Unknown);
         assert_eq!(enc(&["compress"]), ContentEncoding::Unknown);
         assert_eq!(enc(&["gzip, br"]), ContentEncoding::Unknown);
         assert_eq!(enc(&["gzip", "gzip"]), ContentEncoding::Unknown);

@@ -3,12 +3,17 @@
 //! every request, so they avoid allocating beyond the values they record and never hold more than the
 //! configured body limit.
 
+pub mod base64;
 pub mod body;
 pub mod content_type;
 pub mod headers;
 pub mod policy;
+pub mod redact;
+mod zstd;
 
 pub use body::{capture_bytes, BodyCapture};
-pub use content_type::{capture_kind, content_encoding, CaptureKind, ContentEncoding};
+pub use content_type::{
+    capture_kind, content_encoding, response_capture_kind, CaptureKind, ContentEncoding,
+};
 pub use headers::record_headers;
 pub use policy::{CapturePolicy, Overrides};

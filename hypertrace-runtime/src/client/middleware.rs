@@ -17,7 +17,7 @@ use reqwest_middleware::{Middleware, Next};
 use super::Route;
 use crate::agent::{self, Agent};
 use crate::capture::body::{capture_bytes, BodyCapture};
-use crate::capture::content_type::{capture_kind, content_encoding};
+use crate::capture::content_type::{capture_kind, content_encoding, response_capture_kind};
 use crate::capture::headers::record_headers;
 use crate::capture::policy::{CapturePolicy, Overrides};
 use crate::config::{PropagationFormat, Semconv};
@@ -127,6 +127,7 @@ impl Middleware for HypertraceMiddleware {
                     dc.body_max_size_bytes,
                     kind,
                     content_encoding(req.headers()),
+                    &cfg.rustagent.redact_body_fields,
                     bytes,
                     "http.request.body",
                     &mut attrs,
@@ -266,13 +267,13 @@ fn instrument_response(
     // Decompressed by reqwest (its gzip/brotli/deflate features)? Then it removed the
     // Content-Encoding header too, and the capture sees identity bytes.
     let capture = if policy.response_body {
-        capture_kind(resp.headers().get(CONTENT_TYPE), &dc.allowed_content_types).map(|kind| {
-            BodyCapture::new(
-                dc.body_max_size_bytes,
-                kind,
-                content_encoding(resp.headers()),
-            )
-        })
+        response_capture_kind(
+            resp.headers().get(CONTENT_TYPE),
+            status,
+            &dc.allowed_content_types,
+            cfg.rustagent.capture_error_text_bodies,
+        )
+        .map(|kind| BodyCapture::configured(cfg, kind, content_encoding(resp.headers())))
     } else {
         None
     };

@@ -305,124 +305,41 @@ macro_rules! field {
 }
 
 /// Every field of the model.
+#[rustfmt::skip]
 pub(crate) static FIELDS: &[Field] = &[
     field!("service_name", Str, |c, s| c.service_name = s),
     field!("enabled", Bool, |c, b| c.enabled = b),
-    field!("propagation_formats", Propagations, |c, l| c
-        .propagation_formats =
-        l),
-    field!("resource_attributes", Map, |c, m| c
-        .resource_attributes
-        .extend(m)),
-    field!("reporting.endpoint", Str, |c, s| c.reporting.endpoint =
-        Some(s)),
-    field!("reporting.trace_reporter_type", TraceReporter, |c, e| c
-        .reporting
-        .trace_reporter_type =
-        e),
+    field!("propagation_formats", Propagations, |c, l| c.propagation_formats = l),
+    field!("resource_attributes", Map, |c, m| c.resource_attributes.extend(m)),
+    field!("reporting.endpoint", Str, |c, s| c.reporting.endpoint = Some(s)),
+    field!("reporting.trace_reporter_type", TraceReporter, |c, e| c.reporting.trace_reporter_type = e),
     field!("reporting.secure", Bool, |c, b| c.reporting.secure = b),
-    field!("reporting.cert_file", Path, |c, p| c.reporting.cert_file =
-        Some(p)),
+    field!("reporting.cert_file", Path, |c, p| c.reporting.cert_file = Some(p)),
     field!("reporting.token", Str, |c, s| c.reporting.token = Some(s)),
-    field!("reporting.metric_endpoint", Str, |c, s| c
-        .reporting
-        .metric_endpoint =
-        Some(s)),
-    field!("reporting.metric_reporter_type", MetricReporter, |c, e| c
-        .reporting
-        .metric_reporter_type =
-        e),
-    field!("reporting.enable_grpc_loadbalancing", Bool, |c, b| c
-        .reporting
-        .enable_grpc_loadbalancing =
-        b),
-    field!("data_capture.http_headers.request", Bool, |c, b| c
-        .data_capture
-        .http_headers
-        .request =
-        b),
-    field!("data_capture.http_headers.response", Bool, |c, b| c
-        .data_capture
-        .http_headers
-        .response =
-        b),
-    field!("data_capture.http_body.request", Bool, |c, b| c
-        .data_capture
-        .http_body
-        .request =
-        b),
-    field!("data_capture.http_body.response", Bool, |c, b| c
-        .data_capture
-        .http_body
-        .response =
-        b),
-    field!("data_capture.rpc_metadata.request", Bool, |c, b| c
-        .data_capture
-        .rpc_metadata
-        .request =
-        b),
-    field!("data_capture.rpc_metadata.response", Bool, |c, b| c
-        .data_capture
-        .rpc_metadata
-        .response =
-        b),
-    field!("data_capture.rpc_body.request", Bool, |c, b| c
-        .data_capture
-        .rpc_body
-        .request =
-        b),
-    field!("data_capture.rpc_body.response", Bool, |c, b| c
-        .data_capture
-        .rpc_body
-        .response =
-        b),
-    field!("data_capture.body_max_size_bytes", UInt, |c, n| c
-        .data_capture
-        .body_max_size_bytes =
-        n),
-    field!(
-        "data_capture.body_max_processing_size_bytes",
-        UInt,
-        |c, n| c.data_capture.body_max_processing_size_bytes = n
-    ),
-    field!(
-        "data_capture.allowed_content_types",
-        List { lowercase: true },
-        |c, l| c.data_capture.allowed_content_types = l
-    ),
-    field!("telemetry.startup_span_enabled", Bool, |c, b| c
-        .telemetry
-        .startup_span_enabled =
-        b),
-    field!("telemetry.metrics_enabled", Bool, |c, b| c
-        .telemetry
-        .metrics_enabled =
-        b),
-    field!(
-        "rustagent.redact_headers",
-        List { lowercase: true },
-        |c, l| c.rustagent.redact_headers = l
-    ),
-    field!("rustagent.max_queue_size", UInt, |c, n| c
-        .rustagent
-        .max_queue_size =
-        n),
-    field!("rustagent.max_export_batch_size", UInt, |c, n| c
-        .rustagent
-        .max_export_batch_size =
-        n),
-    field!("rustagent.scheduled_delay_ms", DurationMs, |c, d| c
-        .rustagent
-        .scheduled_delay =
-        d),
-    field!("rustagent.export_timeout_ms", DurationMs, |c, d| c
-        .rustagent
-        .export_timeout =
-        d),
-    field!("rustagent.shutdown_timeout_ms", DurationMs, |c, d| c
-        .rustagent
-        .shutdown_timeout =
-        d),
+    field!("reporting.metric_endpoint", Str, |c, s| c.reporting.metric_endpoint = Some(s)),
+    field!("reporting.metric_reporter_type", MetricReporter, |c, e| c.reporting.metric_reporter_type = e),
+    field!("reporting.enable_grpc_loadbalancing", Bool, |c, b| c.reporting.enable_grpc_loadbalancing = b),
+    field!("data_capture.http_headers.request", Bool, |c, b| c.data_capture.http_headers.request = b),
+    field!("data_capture.http_headers.response", Bool, |c, b| c.data_capture.http_headers.response = b),
+    field!("data_capture.http_body.request", Bool, |c, b| c.data_capture.http_body.request = b),
+    field!("data_capture.http_body.response", Bool, |c, b| c.data_capture.http_body.response = b),
+    field!("data_capture.rpc_metadata.request", Bool, |c, b| c.data_capture.rpc_metadata.request = b),
+    field!("data_capture.rpc_metadata.response", Bool, |c, b| c.data_capture.rpc_metadata.response = b),
+    field!("data_capture.rpc_body.request", Bool, |c, b| c.data_capture.rpc_body.request = b),
+    field!("data_capture.rpc_body.response", Bool, |c, b| c.data_capture.rpc_body.response = b),
+    field!("data_capture.body_max_size_bytes", UInt, |c, n| c.data_capture.body_max_size_bytes = n),
+    field!("data_capture.body_max_processing_size_bytes", UInt, |c, n| c.data_capture.body_max_processing_size_bytes = n),
+    field!("data_capture.allowed_content_types", List { lowercase: true }, |c, l| c.data_capture.allowed_content_types = l),
+    field!("telemetry.startup_span_enabled", Bool, |c, b| c.telemetry.startup_span_enabled = b),
+    field!("telemetry.metrics_enabled", Bool, |c, b| c.telemetry.metrics_enabled = b),
+    field!("rustagent.redact_headers", List { lowercase: true }, |c, l| c.rustagent.redact_headers = l),
+    field!("rustagent.redact_body_fields", List { lowercase: true }, |c, l| c.rustagent.redact_body_fields = l.into()),
+    field!("rustagent.capture_error_text_bodies", Bool, |c, b| c.rustagent.capture_error_text_bodies = b),
+    field!("rustagent.max_queue_size", UInt, |c, n| c.rustagent.max_queue_size = n),
+    field!("rustagent.max_export_batch_size", UInt, |c, n| c.rustagent.max_export_batch_size = n),
+    field!("rustagent.scheduled_delay_ms", DurationMs, |c, d| c.rustagent.scheduled_delay = d),
+    field!("rustagent.export_timeout_ms", DurationMs, |c, d| c.rustagent.export_timeout = d),
+    field!("rustagent.shutdown_timeout_ms", DurationMs, |c, d| c.rustagent.shutdown_timeout = d),
 ];
 
 /// Sections of other agents (and removed parts of the schema) that are accepted and ignored.

@@ -198,6 +198,13 @@ pub struct Telemetry {
 pub struct RustAgent {
     /// Header names (lower-case) whose values are recorded as `[REDACTED]`. Empty: capture everything.
     pub redact_headers: Vec<String>,
+    /// Keys whose values are redacted in JSON and form bodies (`capture::redact`): matched
+    /// as substrings, ignoring ASCII case and `_`, `-`, `.`, space. Empty: redact nothing.
+    /// Shared, so that each captured body holds the list without copying it.
+    pub redact_body_fields: std::sync::Arc<[String]>,
+    /// Capture `text/plain` response bodies of 4xx/5xx responses (the reason of a rejection)
+    /// even when `text/plain` is not in `allowed_content_types`.
+    pub capture_error_text_bodies: bool,
     /// Spans waiting for export at most; beyond it spans are dropped and counted.
     pub max_queue_size: usize,
     /// Spans sent in one export at most.
@@ -224,6 +231,22 @@ pub const DEFAULT_REDACT_HEADERS: [&str; 5] = [
     "cookie",
     "set-cookie",
     "x-api-key",
+];
+/// Substrings of the body keys whose values are redacted by default. `_` in them is ignored
+/// when matching: `api_key` covers `apiKey` and `api-key`, `private_key` covers `privateKey`.
+pub const DEFAULT_REDACT_BODY_FIELDS: [&str; 12] = [
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "token",
+    "api_key",
+    "access_key",
+    "authorization",
+    "credential",
+    "private_key",
+    "session",
+    "cookie",
 ];
 
 impl Config {
@@ -266,6 +289,11 @@ impl Config {
                     .iter()
                     .map(|s| s.to_string())
                     .collect(),
+                redact_body_fields: DEFAULT_REDACT_BODY_FIELDS
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
+                capture_error_text_bodies: true,
                 max_queue_size: 2048,
                 max_export_batch_size: 512,
                 scheduled_delay: Duration::from_millis(1000),

@@ -156,6 +156,18 @@ pub(crate) const CASES: &[Case] = &[
         "x-secret,AUTHORIZATION",
         |c| c.rustagent.redact_headers = vec!["x-secret".into(), "authorization".into()],
     ),
+    case(
+        "rustagent.redact_body_fields",
+        r#"["SSN", "Password"]"#,
+        "ssn,PASSWORD",
+        |c| c.rustagent.redact_body_fields = vec!["ssn".into(), "password".into()].into(),
+    ),
+    case(
+        "rustagent.capture_error_text_bodies",
+        "false",
+        "FALSE",
+        |c| c.rustagent.capture_error_text_bodies = false,
+    ),
     case("rustagent.max_queue_size", "10", "10", |c| {
         c.rustagent.max_queue_size = 10
     }),

@@ -62,6 +62,7 @@ impl<F> ResponseFuture<F> {
 impl<F, B, E> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
+    B: http_body::Body<Data = bytes::Bytes>,
 {
     type Output = Result<Response<ResponseBody<B>>, E>;
 

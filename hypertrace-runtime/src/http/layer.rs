@@ -81,6 +81,7 @@ impl<S> HypertraceService<S> {
 impl<S, B, ResBody> Service<Request<B>> for HypertraceService<S>
 where
     S: Service<Request<Body>, Response = Response<ResBody>>,
+    ResBody: http_body::Body<Data = bytes::Bytes>,
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<axum::BoxError>,
 {

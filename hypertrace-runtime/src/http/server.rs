@@ -15,11 +15,11 @@ use opentelemetry::{Context, KeyValue};
 use super::{attributes, failure};
 use crate::agent::Agent;
 use crate::capture::body::BodyCapture;
-use crate::capture::content_type::{capture_kind, content_encoding};
+use crate::capture::content_type::{capture_kind, content_encoding, response_capture_kind};
 use crate::capture::headers::record_headers;
 use crate::capture::policy::{CapturePolicy, Overrides};
 use crate::propagation::HeaderExtractor;
-use crate::span::body::{EndSpan, RecordRequestBody, Tee};
+use crate::span::body::{expects_continue, EndSpan, RecordRequestBody, Tee};
 use crate::span::server::{ServerSpan, Shared};
 
 /// The body of a response that went through the layer or an annotated handler.
@@ -126,22 +126,21 @@ pub(crate) fn tee_request_body(
     ) else {
         return req;
     };
-    let capture = BodyCapture::new(
-        dc.body_max_size_bytes,
-        kind,
-        content_encoding(req.headers()),
-    );
+    let capture = BodyCapture::configured(&agent.config, kind, content_encoding(req.headers()));
     let done = RecordRequestBody {
         cx: cx.clone(),
         shared: shared.clone(),
         key: "http.request.body",
     };
-    req.map(|b| Body::new(Tee::new(b, Some(capture), done)))
+    // A body the handler never reads is still captured as far as it has arrived, unless the client
+    // waits for `100 Continue` before sending it.
+    let ready_on_drop = !expects_continue(req.headers());
+    req.map(|b| Body::new(Tee::new(b, Some(capture), done).read_ready_on_drop(ready_on_drop)))
 }
 
 /// The *finish* phase for an HTTP response: status and response headers on the span, the failure
 /// rule, and the body wrapped so that the span ends with it.
-pub(crate) fn finish<B>(
+pub(crate) fn finish<B: http_body::Body<Data = bytes::Bytes>>(
     agent: &Agent,
     span: ServerSpan,
     resp: Response<B>,
@@ -161,17 +160,13 @@ pub(crate) fn finish<B>(
         );
     }
     let capture = if policy.response_body {
-        capture_kind(
+        response_capture_kind(
             resp.headers().get(http::header::CONTENT_TYPE),
+            status,
             &dc.allowed_content_types,
+            cfg.rustagent.capture_error_text_bodies,
         )
-        .map(|kind| {
-            BodyCapture::new(
-                dc.body_max_size_bytes,
-                kind,
-                content_encoding(resp.headers()),
-            )
-        })
+        .map(|kind| BodyCapture::configured(cfg, kind, content_encoding(resp.headers())))
     } else {
         None
     };
