@@ -10,12 +10,19 @@
 //! | `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` | `reporting.endpoint`, as is |
 //! | `OTEL_EXPORTER_OTLP_ENDPOINT` | `reporting.endpoint`, a base URL: `/v1/traces` is appended for OTLP_HTTP |
 //! | `OTEL_EXPORTER_OTLP_HEADERS`, then `OTEL_EXPORTER_OTLP_TRACES_HEADERS` | `reporting.headers` (keys lower-cased, values percent-decoded) |
+//! | `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, else `OTEL_EXPORTER_OTLP_PROTOCOL` | `reporting.trace_reporter_type`: `grpc` is OTLP, `http/protobuf` OTLP_HTTP (not over a non-OTLP type set in code or the file) |
+//! | [`OTEL_FALLBACKS`]: compression, timeouts, the batch processor's `OTEL_BSP_*`, the sampler | the `rustagent` field each names, parsed as its `HT_*` variable would be |
 //!
-//! The two endpoint variables are resolved by the loader ([`OtelEndpoint`]), once the reporter type is known.
+//! The endpoint and protocol variables are resolved by the loader ([`OtelEndpoint`]), once the
+//! reporter type is known.
+//!
+//! `service.name`: `HT_SERVICE_NAME`, else `OTEL_SERVICE_NAME`, wins over a `service.name` in the
+//! resource attributes; without either, such an attribute is the service name (as the
+//! OpenTelemetry SDKs read `OTEL_RESOURCE_ATTRIBUTES=service.name=...`).
 
 use super::error::{ConfigError, ConfigSource, ConfigWarning, REDACTED};
 use super::fields::{self, env_var_of, Raw, FIELDS, FOREIGN_SECTIONS};
-use super::Config;
+use super::{Config, TraceReporterType};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The variable naming the config file.
@@ -56,6 +63,34 @@ impl EnvVars {
     }
 }
 
+/// `OTEL_*` variables that stand in for a `rustagent` field when its `HT_*` variable is absent, the
+/// first one set winning: (variables, field path).
+pub(crate) const OTEL_FALLBACKS: &[(&[&str], &str)] = &[
+    (
+        &[
+            "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+            "OTEL_EXPORTER_OTLP_COMPRESSION",
+        ],
+        "rustagent.compression",
+    ),
+    (
+        &[
+            "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+            "OTEL_EXPORTER_OTLP_TIMEOUT",
+            "OTEL_BSP_EXPORT_TIMEOUT",
+        ],
+        "rustagent.export_timeout_ms",
+    ),
+    (&["OTEL_BSP_MAX_QUEUE_SIZE"], "rustagent.max_queue_size"),
+    (&["OTEL_BSP_SCHEDULE_DELAY"], "rustagent.scheduled_delay_ms"),
+    (
+        &["OTEL_BSP_MAX_EXPORT_BATCH_SIZE"],
+        "rustagent.max_export_batch_size",
+    ),
+    (&["OTEL_TRACES_SAMPLER"], "rustagent.traces_sampler"),
+    (&["OTEL_TRACES_SAMPLER_ARG"], "rustagent.traces_sampler_arg"),
+];
+
 /// An OpenTelemetry endpoint variable, to be applied by the loader once the reporter type is final.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum OtelEndpoint {
@@ -72,6 +107,8 @@ pub(crate) struct EnvOutcome {
     pub applied: Vec<&'static str>,
     /// Set only when `HT_REPORTING_ENDPOINT` is absent.
     pub otel_endpoint: Option<OtelEndpoint>,
+    /// `OTEL_EXPORTER_OTLP_*PROTOCOL`, set only when `HT_REPORTING_TRACE_REPORTER_TYPE` is absent.
+    pub otel_protocol: Option<TraceReporterType>,
 }
 
 /// Applies the `OTEL_*` fallbacks, then the `HT_*` variables; warns about unknown `HT_*` variables.
@@ -82,8 +119,10 @@ pub(crate) fn apply(
 ) -> Result<EnvOutcome, ConfigError> {
     let mut outcome = EnvOutcome {
         otel_endpoint: apply_otel(env, cfg)?,
+        otel_protocol: otel_protocol(env)?,
         ..EnvOutcome::default()
     };
+    apply_otel_fallbacks(env, cfg)?;
     for field in FIELDS {
         let var = field.env_var();
         if let Some(value) = env.get(&var) {
@@ -94,6 +133,7 @@ pub(crate) fn apply(
             }
         }
     }
+    service_name_over_resource(env, cfg);
     warnings.extend(
         unknown_vars(env)
             .into_iter()
@@ -138,6 +178,69 @@ fn apply_otel(env: &EnvVars, cfg: &mut Config) -> Result<Option<OtelEndpoint>, C
         env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
             .map(|e| OtelEndpoint::Base(e.trim().to_owned()))
     }))
+}
+
+/// [`OTEL_FALLBACKS`], each through its field's parser (errors name the `OTEL_*` variable).
+fn apply_otel_fallbacks(env: &EnvVars, cfg: &mut Config) -> Result<(), ConfigError> {
+    for (vars, path) in OTEL_FALLBACKS {
+        if env.get(&env_var_of(path)).is_some() {
+            continue;
+        }
+        let Some((var, value)) = vars.iter().find_map(|v| Some((*v, env.get(v)?))) else {
+            continue;
+        };
+        let field = FIELDS
+            .iter()
+            .find(|f| f.path == *path)
+            .expect("every fallback names a field of the table");
+        field.apply(cfg, Raw::Env(value), || ConfigSource::Env {
+            var: var.to_owned(),
+        })?;
+    }
+    Ok(())
+}
+
+/// `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, else `OTEL_EXPORTER_OTLP_PROTOCOL`, unless
+/// `HT_REPORTING_TRACE_REPORTER_TYPE` is set.
+fn otel_protocol(env: &EnvVars) -> Result<Option<TraceReporterType>, ConfigError> {
+    if env
+        .get(&env_var_of("reporting.trace_reporter_type"))
+        .is_some()
+    {
+        return Ok(None);
+    }
+    let found = [
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+    ]
+    .into_iter()
+    .find_map(|v| Some((v, env.get(v)?)));
+    let Some((var, value)) = found else {
+        return Ok(None);
+    };
+    match value.trim().to_ascii_lowercase().as_str() {
+        "grpc" => Ok(Some(TraceReporterType::Otlp)),
+        "http/protobuf" => Ok(Some(TraceReporterType::OtlpHttp)),
+        _ => Err(ConfigError::value(
+            ConfigSource::Env {
+                var: var.to_owned(),
+            },
+            format!("{:?}", value.trim()),
+            "grpc or http/protobuf (http/json is not supported)",
+        )),
+    }
+}
+
+/// See the module documentation: the service name variables beat a `service.name` resource
+/// attribute, which otherwise becomes the service name.
+fn service_name_over_resource(env: &EnvVars, cfg: &mut Config) {
+    let by_variable =
+        env.get(&env_var_of("service_name")).is_some() || env.get("OTEL_SERVICE_NAME").is_some();
+    if let Some(name) = cfg.resource_attributes.remove("service.name") {
+        if !by_variable && !name.is_empty() {
+            cfg.service_name = name;
+        }
+    }
 }
 
 /// `k=v,...` with percent-decoded, trimmed values. `secret`: values (export headers) are never shown.
