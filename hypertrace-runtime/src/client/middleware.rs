@@ -18,7 +18,7 @@ use super::Route;
 use crate::agent::{self, Agent};
 use crate::capture::body::{capture_bytes, BodyCapture};
 use crate::capture::content_type::{capture_kind, content_encoding};
-use crate::capture::headers::record_headers;
+use crate::capture::headers::record_headers_limited;
 use crate::config::PropagationFormat;
 use crate::http::attributes::flavor;
 use crate::http::attributes::{self, Semconv};
@@ -161,10 +161,11 @@ impl Middleware for HypertraceMiddleware {
         // (Headers the client adds later, its default headers and user agent, are not seen here.)
         if ov.request_headers.unwrap_or(dc.http_headers.request) {
             let mut attrs = Vec::new();
-            record_headers(
+            record_headers_limited(
                 "http.request.header.",
                 req.headers(),
                 &cfg.rustagent.redact_headers,
+                cfg.rustagent.max_header_value_bytes,
                 &mut attrs,
             );
             cx.span().set_attributes(attrs);
@@ -269,10 +270,11 @@ fn instrument_response(agent: &Agent, ov: &Overrides, cx: Context, resp: Respons
         ));
     }
     if ov.response_headers.unwrap_or(dc.http_headers.response) {
-        record_headers(
+        record_headers_limited(
             "http.response.header.",
             resp.headers(),
             &cfg.rustagent.redact_headers,
+            cfg.rustagent.max_header_value_bytes,
             &mut attrs,
         );
     }

@@ -489,4 +489,159 @@ mod tests {
         );
         assert!(!shown.concat().contains("typo"), "values are not shown");
     }
+
+    /// Each OpenTelemetry fallback sets its field; its `HT_*` variable, when set, wins.
+    #[test]
+    fn otel_fallbacks_for_rustagent_settings() {
+        use super::super::{Compression, TracesSampler};
+        type Check = fn(&Config) -> bool;
+        let cases: &[(&str, &str, Check)] = &[
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip", |c| {
+                c.rustagent.compression == Compression::Gzip
+            }),
+            ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "GZIP", |c| {
+                c.rustagent.compression == Compression::Gzip
+            }),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500", |c| {
+                c.rustagent.export_timeout == std::time::Duration::from_millis(2500)
+            }),
+            ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "2500", |c| {
+                c.rustagent.export_timeout == std::time::Duration::from_millis(2500)
+            }),
+            ("OTEL_BSP_EXPORT_TIMEOUT", "2500", |c| {
+                c.rustagent.export_timeout == std::time::Duration::from_millis(2500)
+            }),
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "77", |c| {
+                c.rustagent.max_queue_size == 77
+            }),
+            ("OTEL_BSP_SCHEDULE_DELAY", "40", |c| {
+                c.rustagent.scheduled_delay == std::time::Duration::from_millis(40)
+            }),
+            ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "33", |c| {
+                c.rustagent.max_export_batch_size == 33
+            }),
+            ("OTEL_TRACES_SAMPLER", "always_off", |c| {
+                c.rustagent.traces_sampler == TracesSampler::AlwaysOff
+            }),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.1", |c| {
+                c.rustagent.traces_sampler_arg == 0.1
+            }),
+        ];
+        for (var, value, check) in cases {
+            let cfg = load_with(None, &[(var, value)]).unwrap().0;
+            assert!(check(&cfg), "{var}={value}: {:?}", cfg.rustagent);
+            let path = OTEL_FALLBACKS
+                .iter()
+                .find(|(vars, _)| vars.contains(var))
+                .unwrap()
+                .1;
+            let ht = env_var_of(path);
+            let ht_value = match path {
+                "rustagent.compression" => "none",
+                "rustagent.traces_sampler" => "always_on",
+                "rustagent.traces_sampler_arg" => "1",
+                _ => "9",
+            };
+            let cfg = load_with(None, &[(var, value), (&ht, ht_value)]).unwrap().0;
+            assert!(!check(&cfg), "{ht} must win over {var}");
+        }
+        // The signal-specific variable wins over the general one.
+        let cfg = load_with(
+            None,
+            &[
+                ("OTEL_EXPORTER_OTLP_TIMEOUT", "1000"),
+                ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "2000"),
+                ("OTEL_BSP_EXPORT_TIMEOUT", "3000"),
+            ],
+        )
+        .unwrap()
+        .0;
+        assert_eq!(
+            cfg.rustagent.export_timeout,
+            std::time::Duration::from_millis(2000)
+        );
+        assert_eq!(
+            load_with(None, &[]).unwrap().0.rustagent.traces_sampler,
+            TracesSampler::ParentBasedAlwaysOn
+        );
+    }
+
+    #[test]
+    fn otel_fallback_errors_name_the_otel_variable() {
+        for (var, value, wanted) in [
+            (
+                "OTEL_EXPORTER_OTLP_COMPRESSION",
+                "zstd",
+                "expected one of gzip, none",
+            ),
+            ("OTEL_BSP_SCHEDULE_DELAY", "5s", "milliseconds"),
+            (
+                "OTEL_TRACES_SAMPLER",
+                "jaeger_remote",
+                "parentbased_traceidratio",
+            ),
+            ("OTEL_TRACES_SAMPLER_ARG", "1.5", "a number from 0 to 1"),
+            ("OTEL_TRACES_SAMPLER_ARG", "half", "a number from 0 to 1"),
+            (
+                "OTEL_EXPORTER_OTLP_PROTOCOL",
+                "http/json",
+                "grpc or http/protobuf",
+            ),
+        ] {
+            let msg = load_with(None, &[(var, value)]).unwrap_err().to_string();
+            assert!(
+                msg.contains(&format!("environment variable {var}: got")) && msg.contains(wanted),
+                "{var}={value}: {msg}"
+            );
+        }
+    }
+
+    #[test]
+    fn otel_protocol_picks_the_otlp_reporter() {
+        let ty = |vars: &[(&str, &str)]| load_with(None, vars).unwrap().0.reporting;
+        let r = ty(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")]);
+        assert_eq!(r.trace_reporter_type, TraceReporterType::OtlpHttp);
+        let r = ty(&[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+        ]);
+        assert_eq!(r.endpoint.as_deref(), Some("http://c:4318/v1/traces"));
+        let r = ty(&[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc"),
+        ]);
+        assert_eq!(r.trace_reporter_type, TraceReporterType::Otlp);
+        let r = ty(&[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("HT_REPORTING_TRACE_REPORTER_TYPE", "OTLP_HTTP"),
+        ]);
+        assert_eq!(r.trace_reporter_type, TraceReporterType::OtlpHttp);
+        // Not over a Zipkin reporter chosen in code.
+        let (cfg, _) = super::super::ConfigBuilder::new(SVC)
+            .with(|c| c.reporting.trace_reporter_type = TraceReporterType::Zipkin)
+            .env_vars([("OTEL_EXPORTER_OTLP_PROTOCOL".into(), "grpc".into())])
+            .load()
+            .unwrap();
+        assert_eq!(cfg.reporting.trace_reporter_type, TraceReporterType::Zipkin);
+    }
+
+    #[test]
+    fn service_name_variables_beat_a_service_name_resource_attribute() {
+        let name = |vars: &[(&str, &str)]| {
+            let c = load_with(None, vars).unwrap().0;
+            assert!(!c.resource_attributes.contains_key("service.name"));
+            c.service_name
+        };
+        let attr = ("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-attr,team=a");
+        assert_eq!(name(&[attr]), "from-attr");
+        assert_eq!(name(&[attr, ("OTEL_SERVICE_NAME", "otel")]), "otel");
+        assert_eq!(name(&[attr, ("HT_SERVICE_NAME", "ht")]), "ht");
+        assert_eq!(
+            name(&[
+                ("HT_RESOURCE_ATTRIBUTES", "service.name=x"),
+                ("HT_SERVICE_NAME", "ht")
+            ]),
+            "ht"
+        );
+    }
 }

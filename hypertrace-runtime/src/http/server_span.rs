@@ -22,7 +22,7 @@ use super::body::{OnBodyDone, Tee};
 use crate::agent::{self, Agent};
 use crate::capture::body::BodyCapture;
 use crate::capture::content_type::{capture_kind, content_encoding};
-use crate::capture::headers::record_headers;
+use crate::capture::headers::record_headers_limited;
 
 /// Per-handler overrides of the `data_capture` switches; `None` follows the config.
 #[derive(Debug, Clone, Copy, Default)]
@@ -146,10 +146,11 @@ where
     let mut attrs = Vec::with_capacity(32);
     attributes::request(&req, route, agent.semconv, &mut attrs);
     if ov.request_headers.unwrap_or(dc.http_headers.request) {
-        record_headers(
+        record_headers_limited(
             "http.request.header.",
             req.headers(),
             &cfg.rustagent.redact_headers,
+            cfg.rustagent.max_header_value_bytes,
             &mut attrs,
         );
     }
@@ -192,10 +193,11 @@ where
     let mut attrs = Vec::with_capacity(16);
     attributes::status(status.as_u16(), agent.semconv, &mut attrs);
     if ov.response_headers.unwrap_or(dc.http_headers.response) {
-        record_headers(
+        record_headers_limited(
             "http.response.header.",
             resp.headers(),
             &cfg.rustagent.redact_headers,
+            cfg.rustagent.max_header_value_bytes,
             &mut attrs,
         );
     }
