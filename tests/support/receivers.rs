@@ -979,8 +979,10 @@ pub fn say(msg: &str) {
 /// The collector-restart scenario, shared by the in-test collector (`reliability`) and rotel
 /// (`e2e_collector`): two clients load `server`; the collector is up (phase 0), killed (1), then
 /// back on the same ports (2). Asserts that no request failed, that latency while it was down stayed
-/// that of a request that never waits on export, and that every span sent after the restart
-/// arrived. Returns the report (phases, resume time, memory, shutdown time).
+/// that of a request that never waits on export, that every span of a request answered while it was
+/// down arrived after the restart (the batch processor retries; the queue is large enough for the
+/// outage, and no drop may be reported), and that every span sent after the restart arrived.
+/// Returns the report (phases, resume time, memory, shutdown time).
 pub fn collector_restart_under_load<C>(
     label: &str,
     server: &mut DemoServer,
@@ -1011,13 +1013,17 @@ pub fn collector_restart_under_load<C>(
     let (status, took) = server.stop(Duration::from_secs(15));
     assert!(status.success(), "{label}: {status}");
 
-    let after: std::collections::HashSet<u64> = samples
-        .iter()
-        .filter(|s| s.phase == 2)
-        .map(|s| s.id)
-        .collect();
+    let ids_of = |phase: usize| -> std::collections::HashSet<u64> {
+        samples
+            .iter()
+            .filter(|s| s.phase == phase)
+            .map(|s| s.id)
+            .collect()
+    };
+    let (down, after) = (ids_of(1), ids_of(2));
     wait_until(Duration::from_secs(10), || {
-        after.is_subset(&arrived(collector))
+        let got = arrived(collector);
+        after.is_subset(&got) && down.is_subset(&got)
     });
     let got = arrived(collector);
     let mut report = phase_report(
@@ -1043,6 +1049,17 @@ pub fn collector_restart_under_load<C>(
     assert_eq!(
         missing, 0,
         "{label}: spans sent after the restart never arrived\n{report}"
+    );
+    let stderr = server.stderr();
+    assert!(
+        lines_with(&stderr, "spans dropped so far").is_empty(),
+        "{label}: the queue overflowed, the scenario no longer measures retries\n{stderr}"
+    );
+    let lost = down.iter().filter(|i| !got.contains(i)).count();
+    assert_eq!(
+        lost, 0,
+        "{label}: {lost} of {} spans enqueued while the collector was down never arrived\n{report}\n{stderr}",
+        down.len()
     );
     let down: Vec<Duration> = samples
         .iter()
