@@ -244,7 +244,9 @@ impl Collector {
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
             match kind {
                 CollectorKind::Grpc => {
-                    let svc = TraceServiceServer::new(GotService(got));
+                    // Collectors accept gzip (`OTEL_EXPORTER_OTLP_COMPRESSION=gzip`).
+                    let svc = TraceServiceServer::new(GotService(got))
+                        .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
                     let _ = tonic::transport::Server::builder()
                         .add_service(svc)
                         .serve_with_incoming(tokio_stream_from(listener))
