@@ -377,69 +377,79 @@ fn burst_larger_than_the_queue_demo_server() {
     );
 }
 
-/// The queue is bounded in spans, not bytes: with the collector silent, a full queue of spans that
-/// each carry the largest bodies (128 KiB in, ~128 KiB out) and 32 KiB of headers. Measures what
-/// that costs and checks that it stays within the bound the configuration implies.
+/// The queue is bounded in bytes (`rustagent.max_queue_bytes`, default 32 MiB) as well as in spans:
+/// with the collector silent and the default settings, sustained load of requests carrying the
+/// largest bodies (128 KiB in, ~128 KiB out) and a 32 KiB header (cut to 8 KiB). RSS must stay
+/// within the byte budget plus a few MiB, however many such spans are sent.
 #[test]
-fn full_queue_of_largest_spans_memory() {
+fn stalled_collector_with_largest_bodies_stays_within_the_byte_budget() {
     let _one = one_at_a_time();
-    const QUEUE: u64 = 256;
-    const BATCH: u64 = 64;
+    const BUDGET_MIB: u64 = 32;
     let bad = BadCollector::start(Misbehaviour::Silent);
     let mut server = DemoServer::start(&[
         ("HT_REPORTING_TRACE_REPORTER_TYPE", "OTLP_HTTP".into()),
         ("HT_REPORTING_ENDPOINT", endpoint("OTLP_HTTP", bad.addr)),
-        ("HT_RUSTAGENT_MAX_QUEUE_SIZE", QUEUE.to_string()),
-        ("HT_RUSTAGENT_MAX_EXPORT_BATCH_SIZE", BATCH.to_string()),
         ("HT_RUSTAGENT_EXPORT_TIMEOUT_MS", "60000".into()),
         ("HT_RUSTAGENT_SHUTDOWN_TIMEOUT_MS", "1000".into()),
+        ("HT_RUSTAGENT_SCHEDULED_DELAY_MS", "100".into()),
     ]);
     let c = blocking_client();
     let base = server.base();
-    c.get(format!("{base}/")).send().unwrap();
-    let (rss0, _) = server.memory_kib();
     let body = format!(r#"{{"pad":"{}"}}"#, "p".repeat(131_072));
     let header = "h".repeat(32 * 1024);
-    let sent = QUEUE * 2 + 50;
+    let send = |n: usize| {
+        std::thread::scope(|s| {
+            for k in 0..4 {
+                let (c, base, body, header) = (c.clone(), &base, &body, &header);
+                s.spawn(move || {
+                    for _ in 0..n / 4 {
+                        let r = c
+                            .post(format!("{base}/json"))
+                            .header("content-type", "application/json")
+                            .header("x-big", header.as_str())
+                            .body(body.clone())
+                            .send()
+                            .unwrap();
+                        assert_eq!(r.status(), 200, "client {k}");
+                        r.bytes().unwrap();
+                    }
+                });
+            }
+        })
+    };
+    // Warm-up: the request path's own buffers and the allocator's arenas, without the queue.
+    send(40);
+    std::thread::sleep(Duration::from_millis(300));
+    let (rss_warm, _) = server.memory_kib();
     let t = Instant::now();
-    std::thread::scope(|s| {
-        for k in 0..4 {
-            let (c, base, body, header) = (c.clone(), &base, &body, &header);
-            s.spawn(move || {
-                for _ in 0..sent / 4 {
-                    let r = c
-                        .post(format!("{base}/json"))
-                        .header("content-type", "application/json")
-                        .header("x-big", header.as_str())
-                        .body(body.clone())
-                        .send()
-                        .unwrap();
-                    assert_eq!(r.status(), 200, "client {k}");
-                    r.bytes().unwrap();
-                }
-            });
-        }
-    });
+    let mut samples = Vec::new();
+    for _ in 0..6 {
+        send(200);
+        samples.push(server.memory_kib().0);
+    }
     let took = t.elapsed();
     let (rss1, hwm) = server.memory_kib();
     let (status, _) = server.stop(Duration::from_secs(10));
     assert!(status.success());
-    let drops = lines_with(&server.stderr(), "spans dropped so far")
+    let stderr = server.stderr();
+    let drops = lines_with(&stderr, "spans dropped so far")
         .last()
         .map(|l| l.to_string())
         .unwrap_or_default();
-    let per_span_kib = (131_072 * 2 + 32 * 1024) / 1024;
-    let grew = rss1.saturating_sub(rss0);
+    assert!(drops.contains("over the byte budget"), "{stderr}");
+    let grew = rss1.saturating_sub(rss_warm);
+    let peak_grew = samples.iter().max().unwrap().saturating_sub(rss_warm);
     say(&format!(
-        "full queue of largest spans: {sent} requests with 128 KiB bodies and a 32 KiB header in {took:?}, queue {QUEUE} + a batch of \
-         {BATCH} stuck in the export, collector silent: RSS {rss0} -> {rss1} KiB (+{} MiB, peak {hwm} KiB), ~{per_span_kib} KiB of \
-         captured data per span; {drops}\n  (so with the defaults, 2048 queued + 512 in the export x up to ~256 KiB of bodies \
-         + headers, a stalled collector can hold ~0.7 GiB)",
+        "stalled collector, 1 240 requests with 128 KiB bodies and a 32 KiB header in {took:?}, default settings \
+         (max_queue_bytes {BUDGET_MIB} MiB): RSS after warm-up {rss_warm} KiB, after each 200 requests {samples:?} KiB, \
+         final {rss1} KiB (+{} MiB; peak {hwm} KiB); {drops}",
         grew / 1024
     ));
-    // The queue and the stuck batch, with room for allocator overhead and the in-flight requests.
-    let bound = (QUEUE + BATCH) * per_span_kib * 2 + 64 * 1024;
-    assert!(grew < bound, "RSS grew {grew} KiB, bound {bound} KiB");
+    let bound = (BUDGET_MIB + 8) * 1024;
+    assert!(
+        peak_grew < bound,
+        "RSS grew {peak_grew} KiB over the warm-up, bound {bound} KiB (budget + 8 MiB)"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

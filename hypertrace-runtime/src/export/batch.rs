@@ -45,7 +45,9 @@ pub struct BatchSettings {
     /// How long shutdown and flush wait for the exporter (`rustagent.shutdown_timeout_ms`).
     pub shutdown_timeout: Duration,
     /// Bytes ([`span_bytes`]) the spans held may take at most, those queued and those being
-    /// exported or retried (`rustagent.max_queue_bytes`). A batch takes at most an eighth of it.
+    /// exported or retried (`rustagent.max_queue_bytes`). A batch takes at most a sixteenth of it,
+    /// so that the copies an export makes (the retry copy, the protobuf message, its encoding)
+    /// stay a few MiB beyond the budget.
     pub max_queue_bytes: usize,
     /// Where the spans go (`OTLP http://collector:4317`), for log lines.
     pub destination: String,
@@ -66,7 +68,7 @@ impl BatchSettings {
     }
 
     fn max_batch_bytes(&self) -> usize {
-        (self.max_queue_bytes / 8).max(1)
+        (self.max_queue_bytes / 16).max(1)
     }
 }
 
