@@ -997,3 +997,373 @@ fn logging_reporter_output_is_redacted_json_lines() {
     );
     assert_redacted("LOGGING", &stdout);
 }
+
+// ---------------------------------------------------------------------------------------------
+// 8. Faults of the export path: the application keeps serving, the failure is named on stderr,
+//    and export resumes once the fault is fixed.
+
+const ROTATION_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls/rotation");
+const TLS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls");
+
+fn read(path: String) -> Vec<u8> {
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn kind_of(reporter: &str) -> CollectorKind {
+    if reporter == "OTLP" {
+        CollectorKind::Grpc
+    } else {
+        CollectorKind::Http
+    }
+}
+
+/// `n` GETs of `/users/{id}` from `first`; all must answer 200. Returns their latencies.
+fn get_users(server: &DemoServer, first: u64, n: u64) -> Vec<Duration> {
+    let c = blocking_client();
+    (first..first + n)
+        .map(|i| {
+            let t = Instant::now();
+            let r = c
+                .get(format!("{}/users/{i}", server.base()))
+                .send()
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            t.elapsed()
+        })
+        .collect()
+}
+
+/// Waits for a failure line on the server's stderr and returns it.
+fn failure_line(server: &DemoServer, what: &str) -> String {
+    let mut line = String::new();
+    let seen = wait_until(Duration::from_secs(10), || {
+        let err = server.stderr();
+        match lines_with(&err, "export of").first() {
+            Some(l) => {
+                line = l.to_string();
+                true
+            }
+            None => false,
+        }
+    });
+    assert!(seen, "{what}: no failure line\n{}", server.stderr());
+    line
+}
+
+/// The fault, then the fix, against one reporter: 20 requests while broken, 20 after the fix; all
+/// 40 spans must arrive (the first 20 by retry). Returns (the failure line, time to resume).
+fn broken_then_fixed(
+    what: &str,
+    reporter: &str,
+    url: &str,
+    extra_env: &[(&'static str, String)],
+    fix: impl FnOnce() -> Collector,
+    wanted: &[&str],
+) -> (String, Duration, Collector) {
+    let mut env = vec![
+        ("HT_REPORTING_TRACE_REPORTER_TYPE", reporter.to_string()),
+        ("HT_REPORTING_ENDPOINT", url.to_string()),
+        ("HT_RUSTAGENT_SCHEDULED_DELAY_MS", "100".into()),
+        ("HT_RUSTAGENT_EXPORT_TIMEOUT_MS", "2000".into()),
+    ];
+    env.extend(extra_env.iter().cloned());
+    let mut server = DemoServer::start(&env);
+    let lat = get_users(&server, 1, 20);
+    let line = failure_line(&server, &format!("{what}/{reporter}"));
+    let lower = line.to_lowercase();
+    assert!(
+        line.contains(
+            url.trim_end_matches("/v1/traces")
+                .trim_end_matches("/api/v2/spans")
+        ),
+        "{what}/{reporter}: the line names the endpoint: {line}"
+    );
+    assert!(
+        wanted.iter().any(|w| lower.contains(w)),
+        "{what}/{reporter}: the line says why ({wanted:?}): {line}"
+    );
+    let collector = fix();
+    let fixed = Instant::now();
+    get_users(&server, 21, 20);
+    let all: HashSet<u64> = (1..=40).collect();
+    let resumed = wait_until(Duration::from_secs(15), || {
+        collector.user_ids().contains(&1)
+    });
+    let resume_after = fixed.elapsed();
+    let complete = wait_until(Duration::from_secs(15), || {
+        all.is_subset(&collector.user_ids())
+    });
+    let (status, took) = server.stop(Duration::from_secs(15));
+    let stderr = server.stderr();
+    assert!(
+        status.success(),
+        "{what}/{reporter}: exit {status}\n{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{what}/{reporter}: {stderr}");
+    assert!(
+        resumed && complete,
+        "{what}/{reporter}: after the fix, {} of 40 spans arrived\n{stderr}",
+        collector.user_ids().intersection(&all).count()
+    );
+    assert!(
+        percentile_ms(&lat, 99.0) < 250.0,
+        "{what}/{reporter}: latency while broken {lat:?}"
+    );
+    say(&format!(
+        "  {what:<22} {reporter:<9}: 40/40 requests ok (p99 {:.2} ms while broken), 40/40 spans arrived, the first {resume_after:?} after the fix; exit {took:?} after SIGTERM\n    stderr: {line}",
+        percentile_ms(&lat, 99.0)
+    ));
+    (line, resume_after, collector)
+}
+
+/// A collector with an expired certificate, then one from a CA the agent does not trust; each
+/// replaced by a valid certificate on the same port.
+#[test]
+fn tls_expired_or_untrusted_certificate_then_fixed() {
+    let _one = one_at_a_time();
+    let valid = || {
+        (
+            read(format!("{ROTATION_DIR}/valid.pem")),
+            read(format!("{ROTATION_DIR}/server.key")),
+        )
+    };
+    let cases = [
+        (
+            "expired certificate",
+            read(format!("{ROTATION_DIR}/expired.pem")),
+            read(format!("{ROTATION_DIR}/server.key")),
+            &["expired"][..],
+        ),
+        (
+            "untrusted CA",
+            read(format!("{TLS_DIR}/server.pem")),
+            read(format!("{TLS_DIR}/server.key")),
+            &["unknownissuer", "unknown issuer"][..],
+        ),
+    ];
+    say("TLS faults (agent trusts tests/fixtures/tls/rotation/ca.pem):");
+    for (what, cert, key, wanted) in &cases {
+        for (reporter, path) in [
+            ("OTLP", ""),
+            ("OTLP_HTTP", "/v1/traces"),
+            ("ZIPKIN", "/api/v2/spans"),
+        ] {
+            let mut collector = Collector::start_tls(kind_of(reporter), cert.clone(), key.clone());
+            let url = format!("https://localhost:{}{path}", collector.addr.port());
+            let ca = format!("{ROTATION_DIR}/ca.pem");
+            broken_then_fixed(
+                what,
+                reporter,
+                &url,
+                &[("HT_REPORTING_CERT_FILE", ca)],
+                move || {
+                    collector.tls = Some(valid());
+                    collector.restart();
+                    collector
+                },
+                wanted,
+            );
+        }
+    }
+}
+
+/// A collector that answers 200 and breaks the response off (HTTP/1.1: the connection closes
+/// mid-body; HTTP/2: the stream is reset), then a working collector on the same port.
+#[test]
+fn collector_cuts_the_response_off_then_fixed() {
+    let _one = one_at_a_time();
+    say("collector cutting its response off:");
+    for reporter in ["OTLP", "OTLP_HTTP"] {
+        let bad = BadCollector::start(Misbehaviour::CutMidResponse);
+        let addr = bad.addr;
+        broken_then_fixed(
+            "response cut off",
+            reporter,
+            &endpoint(reporter, addr),
+            &[],
+            move || {
+                drop(bad);
+                Collector::start_on(kind_of(reporter), addr)
+            },
+            &[
+                "network error",
+                "unavailable",
+                "internal",
+                "unknown",
+                "cancelled",
+                "error",
+            ],
+        );
+    }
+}
+
+/// The endpoint's host does not resolve. The name has a 64-byte label, which the resolver refuses
+/// without sending a query, so the test stays on this machine; the agent sees the same lookup
+/// error as for a name that does not exist.
+#[test]
+fn collector_host_does_not_resolve() {
+    let _one = one_at_a_time();
+    let host = format!("{}.invalid", "a".repeat(64));
+    let mut rows = Vec::new();
+    for (reporter, url) in [
+        ("OTLP", format!("http://{host}:4317")),
+        ("OTLP_HTTP", format!("http://{host}:4318/v1/traces")),
+        ("ZIPKIN", format!("http://{host}:9411/api/v2/spans")),
+    ] {
+        let mut server = DemoServer::start(&[
+            ("HT_REPORTING_TRACE_REPORTER_TYPE", reporter.to_string()),
+            ("HT_REPORTING_ENDPOINT", url.clone()),
+            ("HT_RUSTAGENT_SCHEDULED_DELAY_MS", "100".into()),
+        ]);
+        let lat = get_users(&server, 1, 40);
+        let line = failure_line(&server, reporter);
+        let (status, took) = server.stop(Duration::from_secs(15));
+        let stderr = server.stderr();
+        assert!(
+            status.success() && !stderr.contains("panicked"),
+            "{reporter}: {stderr}"
+        );
+        assert!(
+            line.contains(&host),
+            "{reporter}: names the endpoint: {line}"
+        );
+        let lower = line.to_lowercase();
+        assert!(
+            ["dns", "lookup", "resolve", "name or service not known"]
+                .iter()
+                .any(|w| lower.contains(w)),
+            "{reporter}: says the name did not resolve: {line}"
+        );
+        assert!(
+            took < Duration::from_secs(8),
+            "{reporter}: exit took {took:?}"
+        );
+        rows.push(format!(
+            "  {reporter:<9}: 40/40 requests ok (p99 {:.2} ms), exit {took:?} after SIGTERM, {} failure lines\n    stderr: {line}",
+            percentile_ms(&lat, 99.0),
+            lines_with(&stderr, "export of").len()
+        ));
+    }
+    say(&format!(
+        "collector host does not resolve:\n{}",
+        rows.join("\n")
+    ));
+}
+
+/// A collector that takes 2 s per export while 2 clients keep the demo server busy: the queue
+/// fills, the surplus is dropped and counted, requests never wait, and what was queued arrives.
+#[test]
+fn slow_collector_with_the_queue_filling() {
+    let _one = one_at_a_time();
+    let recv = Collector::start(CollectorKind::Http);
+    *recv.got.delay.lock().unwrap() = Duration::from_secs(2);
+    let mut server = DemoServer::start(&[
+        ("HT_REPORTING_TRACE_REPORTER_TYPE", "OTLP_HTTP".into()),
+        ("HT_REPORTING_ENDPOINT", endpoint("OTLP_HTTP", recv.addr)),
+        ("HT_RUSTAGENT_SCHEDULED_DELAY_MS", "100".into()),
+        ("HT_RUSTAGENT_MAX_QUEUE_SIZE", "200".into()),
+        ("HT_RUSTAGENT_MAX_EXPORT_BATCH_SIZE", "50".into()),
+    ]);
+    let load = Load::start(&server.base(), 2, Duration::from_millis(2));
+    std::thread::sleep(Duration::from_secs(5));
+    let samples = load.stop();
+    let (rss, _) = server.memory_kib();
+    // What was queued when the load stopped drains at 50 spans per 2 s.
+    std::thread::sleep(Duration::from_secs(9));
+    let (status, took) = server.stop(Duration::from_secs(15));
+    let stderr = server.stderr();
+    assert!(status.success(), "{stderr}");
+    let lat: Vec<Duration> = samples.iter().map(|s| s.latency).collect();
+    let failed = samples.iter().filter(|s| s.result != Ok(200)).count();
+    let arrived = recv.user_ids().len();
+    let drop_line = lines_with(&stderr, "spans dropped so far")
+        .last()
+        .map(|l| l.to_string())
+        .unwrap_or_default();
+    let dropped: usize = drop_line
+        .split("): ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    say(&format!(
+        "slow collector (2 s per export), queue 200, batch 50, 2 clients for 5 s: {} requests, {failed} failed, p50 {:.2} ms, \
+         p99 {:.2} ms; {arrived} spans arrived, {dropped} dropped and counted, {} left at the shutdown deadline; RSS {rss} KiB; \
+         exit {took:?} after SIGTERM",
+        samples.len(),
+        percentile_ms(&lat, 50.0),
+        percentile_ms(&lat, 99.0),
+        samples.len().saturating_sub(arrived + dropped),
+    ));
+    assert_eq!(failed, 0);
+    assert!(percentile_ms(&lat, 99.0) < 250.0 && percentile_ms(&lat, 50.0) < 50.0);
+    assert!(
+        dropped > 0 && arrived >= 200,
+        "arrived {arrived}, dropped {dropped}\n{stderr}"
+    );
+    assert!(arrived + dropped <= samples.len());
+    assert!(took < Duration::from_secs(8), "{took:?}");
+}
+
+/// An exporter that panics on every other export, inside this process behind a real server: the
+/// application keeps answering, each panic is logged, its spans are counted, later exports work.
+#[derive(Debug, Clone, Default)]
+struct PanicsEveryOther {
+    calls: Arc<AtomicUsize>,
+    exported: Arc<AtomicUsize>,
+}
+
+impl SpanExporter for PanicsEveryOther {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        if self.calls.fetch_add(1, Ordering::Relaxed) % 2 == 0 {
+            panic!("exporter bug on a batch of {}", batch.len());
+        }
+        self.exported.fetch_add(batch.len(), Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exporter_panics_on_the_export_thread() {
+    let _one = one_at_a_time();
+    let serial = support::agent(|_| {});
+    drop(serial.guard);
+    let exporter = PanicsEveryOther::default();
+    let mut config = Config::defaults("panics");
+    config.rustagent.scheduled_delay = Duration::from_millis(20);
+    config.rustagent.shutdown_timeout = Duration::from_secs(30);
+    let guard = Agent::with_exporter(config, exporter.clone()).install();
+    let app = axum::Router::new()
+        .route("/users/{id}", axum::routing::get(|| async { "ok" }))
+        .layer(hypertrace::layer());
+    let base = format!("http://{}", support::serve(app).await);
+    let http = support::client();
+    let mut ok = 0;
+    for round in 0..6 {
+        for i in 0..20 {
+            let r = http
+                .get(format!("{base}/users/{}", round * 20 + i))
+                .send()
+                .await
+                .unwrap();
+            ok += usize::from(r.status() == 200);
+        }
+        tokio::task::block_in_place(|| guard.flush());
+    }
+    let stats = guard.agent().stats();
+    let (panics, failed, exported) = (
+        stats.exporter_panics.load(Ordering::Relaxed),
+        stats.failed_spans.load(Ordering::Relaxed),
+        stats.exported.load(Ordering::Relaxed),
+    );
+    say(&format!(
+        "exporter panicking on every other export: {ok}/120 requests ok; {panics} panics caught, {failed} spans counted as \
+         failed, {exported} exported by the exports in between"
+    ));
+    assert_eq!(ok, 120);
+    assert!(panics >= 3, "{panics}");
+    assert_eq!(failed + exported, 120);
+    assert_eq!(exported as usize, exporter.exported.load(Ordering::Relaxed));
+    assert!(exported > 0);
+    tokio::task::block_in_place(|| drop(guard));
+}

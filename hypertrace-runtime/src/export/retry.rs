@@ -5,7 +5,8 @@
 //! a request that got no response at all (connection refused or reset, DNS, TLS, timeout). Everything
 //! else (400, `INVALID_ARGUMENT`, `UNAUTHENTICATED`, ...) would fail the same way again.
 //! `RESOURCE_EXHAUSTED` is retryable only with a `RetryInfo`, which opentelemetry-otlp's own retry
-//! loop already honoured inside the attempt, so here it is final.
+//! loop already honoured inside the attempt, so here it is final. A status that tonic made up
+//! because the connection broke (whatever its code) is a transport failure, and retried.
 //!
 //! Exporters report failures as text (`OTelSdkError::InternalFailure`), so the classification reads
 //! the shapes that opentelemetry-otlp and our Zipkin exporter produce. A failure we do not recognise
@@ -47,6 +48,14 @@ pub fn classify(err: &OTelSdkError) -> Retry {
 pub fn classify_message(msg: &str) -> Retry {
     let hint = server_delay(msg);
     if let Some(code) = word_after(msg, "gRPC code: ") {
+        // opentelemetry-otlp appends an error chain after the code only when tonic made the
+        // status itself, because the connection failed or broke (a collector's own status comes
+        // without one, its message withheld): no collector gave a verdict, so any code is
+        // transient here, as a refused connection is.
+        let after = &msg[msg.find("gRPC code: ").unwrap_or(0) + "gRPC code: ".len() + code.len()..];
+        if after.starts_with(": ") {
+            return Retry::After(hint);
+        }
         return match code {
             "Unavailable" | "DeadlineExceeded" | "Aborted" | "Cancelled" | "OutOfRange"
             | "DataLoss" => Retry::After(hint),
@@ -200,6 +209,12 @@ mod tests {
             ));
             assert_eq!(classify(&e), Retry::No, "{code}");
         }
+        // A stream or connection broken under the client: tonic says Internal, but no collector
+        // said so.
+        let e = internal("TonicTracesClient export failed with gRPC code: Internal: transport error: http2 error: stream error received");
+        assert_eq!(classify(&e), Retry::After(None));
+        let e = internal("TonicTracesClient export failed with gRPC code: Unknown: error reading a body from connection: stream closed because of a broken pipe");
+        assert_eq!(classify(&e), Retry::After(None));
     }
 
     #[test]
