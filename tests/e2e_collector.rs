@@ -1,4 +1,4 @@
-//! End to end through a real OpenTelemetry collector (issue 4): `examples/server.rs` exports with the
+//! End to end through a real OpenTelemetry collector: `examples/server.rs` exports with the
 //! OTLP/gRPC and then the OTLP/HTTP reporter into `rotel` (installed by
 //! `scripts/install-collector.sh`), which forwards over OTLP (HTTP/protobuf) to a receiver inside this test.
 //! The spans must arrive with their headers, bodies, resource and parent links intact, and the
@@ -333,7 +333,7 @@ fn run_through_collector(reporter: &str, endpoint: String, rotel: &Rotel, recv: 
             })
     };
 
-    // Resource (CONTRACT §5.4), intact through the collector.
+    // The resource, intact through the collector.
     let (res, json) = find("POST /json");
     assert_eq!(
         res_str(res, "service.name").as_deref(),

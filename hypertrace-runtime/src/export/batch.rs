@@ -1,7 +1,7 @@
 //! The batch span processor: a queue bounded in spans and in bytes, drained by one OS thread that
 //! retries transient export failures.
 //!
-//! Why our own and not the SDK's `BatchSpanProcessor`: the contract (§6) wants dropped spans counted
+//! Why our own and not the SDK's `BatchSpanProcessor`: the agent promises dropped spans counted
 //! and the count logged at a bounded rate, and a shutdown that gives up at a deadline even when the
 //! exporter hangs. The SDK's processor logs a drop once, blocks in shutdown for as long as the
 //! exporter does, bounds only the span count (a queue of large captured bodies can hold hundreds of

@@ -1,5 +1,5 @@
-//! Export (CONTRACT §6): the reporter chosen by `reporting.trace_reporter_type`, behind our bounded
-//! batch processor, with the resource of §5.4.
+//! Export: the reporter chosen by `reporting.trace_reporter_type`, behind our bounded batch
+//! processor, with the resource of `resource.rs` and the sampler of `sampler.rs`.
 
 pub mod batch;
 #[cfg(any(feature = "otlp-http", feature = "zipkin"))]

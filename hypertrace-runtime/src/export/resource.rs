@@ -1,4 +1,4 @@
-//! The resource every span carries (CONTRACT §5.4).
+//! The resource every span carries.
 
 use opentelemetry::KeyValue;
 use opentelemetry_sdk::Resource;
