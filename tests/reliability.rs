@@ -1369,3 +1369,38 @@ async fn exporter_panics_on_the_export_thread() {
     assert!(exported > 0);
     tokio::task::block_in_place(|| drop(guard));
 }
+
+/// A collector that accepts an OTLP/HTTP export only in part says how many spans it rejected; the
+/// agent logs that count (the spans it accepted are not sent again).
+#[test]
+fn partial_success_is_logged_with_the_rejected_count() {
+    let _one = one_at_a_time();
+    let recv = Collector::start(CollectorKind::Http);
+    *recv.got.partial.lock().unwrap() = Some((3, "3 spans too old".into()));
+    let mut server = DemoServer::start(&[
+        ("HT_REPORTING_TRACE_REPORTER_TYPE", "OTLP_HTTP".into()),
+        ("HT_REPORTING_ENDPOINT", endpoint("OTLP_HTTP", recv.addr)),
+        ("HT_RUSTAGENT_SCHEDULED_DELAY_MS", "50".into()),
+    ]);
+    get_users(&server, 1, 10);
+    let logged = wait_until(Duration::from_secs(10), || {
+        !lines_with(&server.stderr(), "accepted the export partially").is_empty()
+    });
+    let (status, _) = server.stop(Duration::from_secs(10));
+    let stderr = server.stderr();
+    assert!(status.success() && logged, "{stderr}");
+    let line = lines_with(&stderr, "accepted the export partially")[0].to_string();
+    assert!(
+        line.contains("3 spans rejected") && line.contains("3 spans too old"),
+        "{line}"
+    );
+    assert!(
+        line.contains(&recv.addr.to_string()),
+        "names the endpoint: {line}"
+    );
+    assert!(
+        lines_with(&stderr, "export of").is_empty(),
+        "not a failure: {stderr}"
+    );
+    say(&format!("partial success: {line}"));
+}

@@ -168,6 +168,8 @@ pub struct Got {
     pub headers: Arc<Mutex<Vec<(String, String)>>>,
     /// How long each export waits before it is answered (a slow collector); zero by default.
     pub delay: Arc<Mutex<Duration>>,
+    /// A partial success to answer OTLP/HTTP exports with: (rejected spans, message).
+    pub partial: Arc<Mutex<Option<(i64, String)>>>,
 }
 
 impl Got {
@@ -423,10 +425,18 @@ fn http_app(got: Got) -> axum::Router {
                     match ExportTraceServiceRequest::decode(body.as_ref()) {
                         Ok(req) => {
                             g.otlp.lock().unwrap().push(req);
+                            let partial_success = g.partial.lock().unwrap().clone().map(
+                                |(rejected_spans, error_message)| {
+                                    opentelemetry_proto::tonic::collector::trace::v1::ExportTracePartialSuccess {
+                                        rejected_spans,
+                                        error_message,
+                                    }
+                                },
+                            );
                             (
                                 axum::http::StatusCode::OK,
                                 [("content-type", "application/x-protobuf")],
-                                ExportTraceServiceResponse::default().encode_to_vec(),
+                                ExportTraceServiceResponse { partial_success }.encode_to_vec(),
                             )
                         }
                         Err(_) => (

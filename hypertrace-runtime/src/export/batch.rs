@@ -430,6 +430,12 @@ impl SpanProcessor for BatchProcessor {
         }
         let shared = &self.shared;
         let stats = &shared.stats;
+        // A full queue refuses the span without sizing it or locking (a burst must stay cheap to
+        // drop); `queued` is the queue's length, kept under the lock. The size is taken outside it.
+        if stats.queued.load(Ordering::Relaxed) >= shared.settings.max_queue_size as u64 {
+            stats.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         let bytes = span_bytes(&span);
         let mut st = lock(shared);
         if st.shutdown || st.queue.len() >= shared.settings.max_queue_size {
