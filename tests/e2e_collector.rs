@@ -1,4 +1,4 @@
-//! End to end through a real OpenTelemetry collector (issue 4): `examples/server.rs` exports with the
+//! End to end through a real OpenTelemetry collector: `examples/server.rs` exports with the
 //! OTLP/gRPC and then the OTLP/HTTP reporter into `rotel` (installed by
 //! `scripts/install-collector.sh`), which forwards over OTLP (HTTP/protobuf) to a receiver inside this test.
 //! The spans must arrive with their headers, bodies, resource and parent links intact, and the
@@ -333,7 +333,7 @@ fn run_through_collector(reporter: &str, endpoint: String, rotel: &Rotel, recv: 
             })
     };
 
-    // Resource (CONTRACT §5.4), intact through the collector.
+    // The resource, intact through the collector.
     let (res, json) = find("POST /json");
     assert_eq!(
         res_str(res, "service.name").as_deref(),
@@ -530,4 +530,52 @@ fn rotel_killed_under_load_and_restarted() {
         Rotel::spawn,
     );
     say(&format!("rotel_killed_under_load_and_restarted:\n{report}"));
+}
+
+/// The standard OpenTelemetry variables alone choose the protocol, compression and batching:
+/// `OTEL_EXPORTER_OTLP_PROTOCOL` (grpc, then http/protobuf against rotel's matching port),
+/// `OTEL_EXPORTER_OTLP_COMPRESSION=gzip` (rotel decodes it; the in-test collectors of
+/// `export_wire` show the requests are gzipped), `OTEL_BSP_SCHEDULE_DELAY` (the span arrives while
+/// the server still runs). A 64 KiB JSON body arrives byte for byte.
+#[test]
+fn otel_variables_gzip_through_rotel() {
+    let Some(bin) = rotel_or_skip("otel_variables_gzip_through_rotel") else {
+        return;
+    };
+    let recv = Collector::start(CollectorKind::Http);
+    let rotel = Rotel::start(bin, recv.addr);
+    for (protocol, port) in [("grpc", rotel.grpc), ("http/protobuf", rotel.http)] {
+        let run = format!("gzip-{}", random_hex(8));
+        let server = DemoServer::start(&[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol.into()),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{port}")),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip".into()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "50".into()),
+            ("OTEL_RESOURCE_ATTRIBUTES", format!("test.run={run}")),
+        ]);
+        let body = format!(r#"{{"pad":"{}"}}"#, "z".repeat(65_536));
+        let resp = client()
+            .post(format!("{}/json", server.base()))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let arrived = wait_until(Duration::from_secs(10), || {
+            !spans_of(&recv.got, &run).is_empty()
+        });
+        assert!(
+            arrived,
+            "{protocol}: no span through rotel while the server runs\nserver: {}\nrotel: {}",
+            server.stderr(),
+            tail(&rotel.output(), 3000)
+        );
+        let spans = spans_of(&recv.got, &run);
+        let got = pattr_str(&spans[0].1.attributes, "http.request.body");
+        assert_eq!(got.as_deref(), Some(body.as_str()), "{protocol}");
+        say(&format!(
+            "OTEL_* only, {protocol} + gzip -> rotel: span with its 64 KiB body arrived"
+        ));
+        drop(server);
+    }
 }

@@ -357,3 +357,176 @@ async fn otlp_http_and_zipkin_over_tls_with_cert_file() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The standard OpenTelemetry variables, read through the configuration's environment source
+// (`ConfigBuilder::env_vars`), each shown to change what reaches a collector.
+
+use hypertrace::config::ConfigBuilder;
+use std::sync::atomic::Ordering;
+use support::receivers::{wait_until, BadCollector, Collector, CollectorKind, Misbehaviour};
+
+/// An agent (not installed: its provider is used directly) configured from these variables only.
+fn agent_from_env(vars: &[(&str, String)]) -> Agent {
+    let (cfg, warnings) = ConfigBuilder::new("otel-env")
+        .env_vars(vars.iter().map(|(k, v)| (k.to_string(), v.clone())))
+        .load()
+        .unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    Agent::from_config(cfg).unwrap()
+}
+
+fn emit(agent: &Agent, n: usize, body: &str) {
+    let tracer = agent.tracer_provider().tracer("otel-env");
+    for i in 0..n {
+        let mut s = tracer.start(format!("span-{i}"));
+        s.set_attribute(KeyValue::new("http.request.body", body.to_owned()));
+        s.end();
+    }
+}
+
+fn spans_per_request(c: &Collector) -> Vec<usize> {
+    c.got
+        .otlp
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| support::receivers::otlp_spans(std::slice::from_ref(r)).len())
+        .collect()
+}
+
+fn header_values(c: &Collector, name: &str) -> Vec<String> {
+    c.got
+        .headers
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
+        .collect()
+}
+
+/// `OTEL_EXPORTER_OTLP_PROTOCOL` picks gRPC or HTTP/protobuf (each collector speaks only one), and
+/// `OTEL_EXPORTER_OTLP_COMPRESSION=gzip` compresses the requests; without it they go plain.
+#[test]
+fn otel_protocol_and_compression_reach_the_collector() {
+    let body = "compressible ".repeat(4096);
+    for (kind, protocol, header) in [
+        (CollectorKind::Grpc, "grpc", "grpc-encoding"),
+        (CollectorKind::Http, "http/protobuf", "content-encoding"),
+    ] {
+        for gzip in [true, false] {
+            let c = Collector::start(kind);
+            let mut vars = vec![
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{}", c.addr)),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol.to_string()),
+            ];
+            if gzip {
+                vars.push(("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip".into()));
+            }
+            let agent = agent_from_env(&vars);
+            emit(&agent, 3, &body);
+            agent.tracer_provider().force_flush().unwrap();
+            let _ = agent.tracer_provider().shutdown();
+            assert_eq!(spans_per_request(&c).iter().sum::<usize>(), 3, "{protocol}");
+            let raw = c.got.raw.lock().unwrap().concat();
+            assert!(
+                raw.len() > 3 * body.len(),
+                "{protocol}: the bodies arrived decoded"
+            );
+            let enc = header_values(&c, header);
+            if gzip {
+                assert!(
+                    !enc.is_empty() && enc.iter().all(|v| v == "gzip"),
+                    "{protocol}: {enc:?}"
+                );
+            } else {
+                assert!(enc.iter().all(|v| v == "identity"), "{protocol}: {enc:?}");
+            }
+        }
+    }
+}
+
+/// `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` splits the export; `OTEL_BSP_MAX_QUEUE_SIZE` bounds the queue.
+#[test]
+fn otel_bsp_batch_and_queue_sizes() {
+    let c = Collector::start(CollectorKind::Http);
+    let endpoint = ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{}", c.addr));
+    let proto = ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".to_string());
+    let agent = agent_from_env(&[
+        endpoint.clone(),
+        proto.clone(),
+        ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "3".into()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "60000".into()),
+    ]);
+    emit(&agent, 10, "x");
+    agent.tracer_provider().force_flush().unwrap();
+    let _ = agent.tracer_provider().shutdown();
+    assert_eq!(spans_per_request(&c), [3, 3, 3, 1]);
+
+    let c = Collector::start(CollectorKind::Http);
+    let agent = agent_from_env(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{}", c.addr)),
+        proto,
+        ("OTEL_BSP_MAX_QUEUE_SIZE", "5".into()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "60000".into()),
+    ]);
+    emit(&agent, 12, "x");
+    assert_eq!(agent.stats().dropped.load(Ordering::Relaxed), 7);
+    agent.tracer_provider().force_flush().unwrap();
+    let _ = agent.tracer_provider().shutdown();
+    assert_eq!(spans_per_request(&c).iter().sum::<usize>(), 5);
+}
+
+/// `OTEL_BSP_SCHEDULE_DELAY`: a lone span leaves after the delay, not before.
+#[test]
+fn otel_bsp_schedule_delay() {
+    for (delay, arrives) in [("50", true), ("60000", false)] {
+        let c = Collector::start(CollectorKind::Grpc);
+        let agent = agent_from_env(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{}", c.addr)),
+            ("OTEL_BSP_SCHEDULE_DELAY", delay.into()),
+        ]);
+        emit(&agent, 1, "x");
+        let got = wait_until(Duration::from_millis(1500), || {
+            !c.got.otlp.lock().unwrap().is_empty()
+        });
+        assert_eq!(got, arrives, "OTEL_BSP_SCHEDULE_DELAY={delay}");
+        let _ = agent.tracer_provider().shutdown();
+    }
+}
+
+/// `OTEL_EXPORTER_OTLP_TIMEOUT`, `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT` and `OTEL_BSP_EXPORT_TIMEOUT`
+/// bound an attempt against a collector that never answers (the default would wait 10 s).
+#[test]
+fn otel_export_timeouts_bound_an_attempt() {
+    let silent = BadCollector::start(Misbehaviour::Silent);
+    for var in [
+        "OTEL_EXPORTER_OTLP_TIMEOUT",
+        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+        "OTEL_BSP_EXPORT_TIMEOUT",
+    ] {
+        for protocol in ["grpc", "http/protobuf"] {
+            let agent = agent_from_env(&[
+                (
+                    "OTEL_EXPORTER_OTLP_ENDPOINT",
+                    format!("http://{}", silent.addr),
+                ),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol.into()),
+                ("OTEL_BSP_SCHEDULE_DELAY", "10".into()),
+                (var, "300".into()),
+            ]);
+            let start = Instant::now();
+            emit(&agent, 1, "x");
+            let failed = wait_until(Duration::from_secs(5), || {
+                agent.stats().failed_exports.load(Ordering::Relaxed) >= 1
+            });
+            let took = start.elapsed();
+            assert!(
+                failed && took < Duration::from_secs(3),
+                "{var} {protocol}: {took:?}"
+            );
+            let _ = agent.tracer_provider().shutdown();
+        }
+    }
+}

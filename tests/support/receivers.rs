@@ -166,6 +166,19 @@ pub struct Got {
     pub raw: Arc<Mutex<Vec<Vec<u8>>>>,
     /// Request headers / gRPC metadata of every export.
     pub headers: Arc<Mutex<Vec<(String, String)>>>,
+    /// How long each export waits before it is answered (a slow collector); zero by default.
+    pub delay: Arc<Mutex<Duration>>,
+    /// A partial success to answer OTLP/HTTP exports with: (rejected spans, message).
+    pub partial: Arc<Mutex<Option<(i64, String)>>>,
+}
+
+impl Got {
+    async fn wait_delay(&self) {
+        let d = *self.delay.lock().unwrap();
+        if !d.is_zero() {
+            tokio::time::sleep(d).await;
+        }
+    }
 }
 
 impl Got {
@@ -200,6 +213,7 @@ impl TraceService for GotService {
             .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
             .collect();
         self.0.headers.lock().unwrap().extend(md);
+        self.0.wait_delay().await;
         let msg = req.into_inner();
         self.0.raw.lock().unwrap().push(msg.encode_to_vec());
         self.0.otlp.lock().unwrap().push(msg);
@@ -213,6 +227,8 @@ pub struct Collector {
     pub kind: CollectorKind,
     pub addr: SocketAddr,
     pub got: Got,
+    /// The certificate chain and key (PEM) it serves TLS with; `None`: plaintext.
+    pub tls: Option<(Vec<u8>, Vec<u8>)>,
     rt: Option<tokio::runtime::Runtime>,
 }
 
@@ -225,6 +241,23 @@ impl Collector {
             kind,
             addr,
             got: Got::default(),
+            tls: None,
+            rt: None,
+        };
+        c.run(listener);
+        c
+    }
+
+    /// Starts serving TLS with this certificate chain and key (PEM); [`Collector::restart`] uses
+    /// whatever `tls` holds then (a certificate rotation).
+    pub fn start_tls(kind: CollectorKind, cert: Vec<u8>, key: Vec<u8>) -> Collector {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut c = Collector {
+            kind,
+            addr,
+            got: Got::default(),
+            tls: Some((cert, key)),
             rt: None,
         };
         c.run(listener);
@@ -240,11 +273,18 @@ impl Collector {
             .unwrap();
         let got = self.got.clone();
         let kind = self.kind;
+        let tls = self.tls.clone();
         rt.spawn(async move {
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            if let Some((cert, key)) = tls {
+                serve_tls(listener, kind, got, cert, key).await;
+                return;
+            }
             match kind {
                 CollectorKind::Grpc => {
-                    let svc = TraceServiceServer::new(GotService(got));
+                    // Collectors accept gzip (`OTEL_EXPORTER_OTLP_COMPRESSION=gzip`).
+                    let svc = TraceServiceServer::new(GotService(got))
+                        .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
                     let _ = tonic::transport::Server::builder()
                         .add_service(svc)
                         .serve_with_incoming(tokio_stream_from(listener))
@@ -263,6 +303,37 @@ impl Collector {
         if let Some(rt) = self.rt.take() {
             rt.shutdown_background();
         }
+    }
+
+    /// Starts (plaintext) on `addr`, which a misbehaving collector held until now.
+    pub fn start_on(kind: CollectorKind, addr: SocketAddr) -> Collector {
+        let mut c = Collector {
+            kind,
+            addr,
+            got: Got::default(),
+            tls: None,
+            rt: None,
+        };
+        c.restart();
+        c
+    }
+
+    /// The `/users/{id}` ids of the spans received, OTLP and Zipkin alike.
+    pub fn user_ids(&self) -> std::collections::HashSet<u64> {
+        let mut ids = user_ids(&self.got.spans());
+        ids.extend(
+            self.got
+                .zipkin
+                .lock()
+                .unwrap()
+                .iter()
+                .filter_map(|s| s["tags"]["http.target"].as_str().map(str::to_owned))
+                .filter_map(|t| {
+                    t.strip_prefix("/users/")
+                        .and_then(|i| i.parse::<u64>().ok())
+                }),
+        );
+        ids
     }
 
     /// Listens again on the same address (retrying while the port is still held).
@@ -288,6 +359,56 @@ impl Drop for Collector {
     }
 }
 
+/// The collector behind rustls (aws-lc-rs, the agent's own provider): HTTP/1.1 and HTTP/2 for the
+/// HTTP routes, HTTP/2 for gRPC. A handshake the client aborts is just that connection's end.
+async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    kind: CollectorKind,
+    got: Got,
+    cert: Vec<u8>,
+    key: Vec<u8>,
+) {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use rustls_pki_types::pem::PemObject;
+    let certs: Vec<_> = rustls_pki_types::CertificateDer::pem_slice_iter(&cert)
+        .map(|c| c.unwrap())
+        .collect();
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(&key).unwrap();
+    let mut cfg = tokio_rustls::rustls::ServerConfig::builder_with_provider(Arc::new(
+        tokio_rustls::rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .unwrap();
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+    let app = match kind {
+        CollectorKind::Http => http_app(got),
+        CollectorKind::Grpc => axum::Router::new().route_service(
+            "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+            TraceServiceServer::new(GotService(got))
+                .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
+        ),
+    };
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
+        let (acceptor, app) = (acceptor.clone(), app.clone());
+        tokio::spawn(async move {
+            let Ok(tls) = acceptor.accept(tcp).await else {
+                return;
+            };
+            let svc = hyper_util::service::TowerToHyperService::new(app);
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(tls), svc)
+                .await;
+        });
+    }
+}
+
 fn http_app(got: Got) -> axum::Router {
     let g1 = got.clone();
     let g2 = got;
@@ -298,15 +419,24 @@ fn http_app(got: Got) -> axum::Router {
                 let g = g1.clone();
                 async move {
                     record_headers(&g, &headers);
+                    g.wait_delay().await;
                     let body = decoded(&headers, body);
                     g.raw.lock().unwrap().push(body.to_vec());
                     match ExportTraceServiceRequest::decode(body.as_ref()) {
                         Ok(req) => {
                             g.otlp.lock().unwrap().push(req);
+                            let partial_success = g.partial.lock().unwrap().clone().map(
+                                |(rejected_spans, error_message)| {
+                                    opentelemetry_proto::tonic::collector::trace::v1::ExportTracePartialSuccess {
+                                        rejected_spans,
+                                        error_message,
+                                    }
+                                },
+                            );
                             (
                                 axum::http::StatusCode::OK,
                                 [("content-type", "application/x-protobuf")],
-                                ExportTraceServiceResponse::default().encode_to_vec(),
+                                ExportTraceServiceResponse { partial_success }.encode_to_vec(),
                             )
                         }
                         Err(_) => (
@@ -380,6 +510,9 @@ pub enum Misbehaviour {
     GrpcUnavailable,
     /// Answers every connection with bytes that are neither HTTP/1 nor HTTP/2, then closes.
     Garbage,
+    /// Answers 200 (gRPC: with `application/grpc`), sends the start of a body, then closes the
+    /// connection in the middle of the response (HTTP/1.1 and HTTP/2 alike).
+    CutMidResponse,
 }
 
 pub struct BadCollector {
@@ -425,7 +558,9 @@ impl BadCollector {
                     }
                 });
             }
-            Misbehaviour::Http500 | Misbehaviour::GrpcUnavailable => {
+            Misbehaviour::Http500
+            | Misbehaviour::GrpcUnavailable
+            | Misbehaviour::CutMidResponse => {
                 let r = tokio::runtime::Builder::new_multi_thread()
                     .worker_threads(1)
                     .enable_all()
@@ -449,25 +584,34 @@ impl BadCollector {
                             .await;
                         return;
                     }
-                    let app = axum::Router::new().fallback(|| async {
-                        (
-                            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                            "collector exploded",
-                        )
-                    });
+                    let app = if what == Misbehaviour::CutMidResponse {
+                        axum::Router::new().fallback(cut_mid_response)
+                    } else {
+                        axum::Router::new().fallback(|| async {
+                            (
+                                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                                "collector exploded",
+                            )
+                        })
+                    };
                     loop {
                         let Ok((tcp, _)) = listener.accept().await else {
                             continue;
                         };
                         conns.fetch_add(1, Ordering::Relaxed);
-                        let app = app.clone();
+                        // The handler of a cut response asks for its connection to be dropped.
+                        let cut = Arc::new(tokio::sync::Notify::new());
+                        let app = app.clone().layer(axum::Extension(cut.clone()));
                         tokio::spawn(async move {
                             use hyper_util::rt::{TokioExecutor, TokioIo};
                             let svc = hyper_util::service::TowerToHyperService::new(app);
-                            let _ =
-                                hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                                    .serve_connection(TokioIo::new(tcp), svc)
-                                    .await;
+                            let builder =
+                                hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                            let conn = builder.serve_connection(TokioIo::new(tcp), svc);
+                            tokio::select! {
+                                _ = conn => {}
+                                _ = cut.notified() => {}
+                            }
                         });
                     }
                 });
@@ -491,6 +635,40 @@ impl Drop for BadCollector {
             rt.shutdown_background();
         }
     }
+}
+
+/// 200, then five bytes of a body that promised more, then the connection is dropped.
+async fn cut_mid_response(
+    axum::Extension(cut): axum::Extension<Arc<tokio::sync::Notify>>,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    let grpc = headers
+        .get("content-type")
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+    // A gRPC frame header announcing 100 bytes (for HTTP, just the first bytes of a body); then,
+    // once it had time to leave, the connection goes away with the response unfinished.
+    let first = futures_util::stream::once(async {
+        Ok::<_, std::io::Error>(Bytes::from_static(&[0, 0, 0, 0, 100]))
+    });
+    let then = futures_util::stream::once(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        cut.notify_one();
+        std::future::pending::<Result<Bytes, std::io::Error>>().await
+    });
+    let body = axum::body::Body::from_stream(futures_util::StreamExt::chain(first, then));
+    axum::response::Response::builder()
+        .status(200)
+        .header(
+            "content-type",
+            if grpc {
+                "application/grpc"
+            } else {
+                "application/x-protobuf"
+            },
+        )
+        .header("content-length", "1000")
+        .body(body)
+        .unwrap()
 }
 
 #[derive(Clone, Copy)]
@@ -979,8 +1157,10 @@ pub fn say(msg: &str) {
 /// The collector-restart scenario, shared by the in-test collector (`reliability`) and rotel
 /// (`e2e_collector`): two clients load `server`; the collector is up (phase 0), killed (1), then
 /// back on the same ports (2). Asserts that no request failed, that latency while it was down stayed
-/// that of a request that never waits on export, and that every span sent after the restart
-/// arrived. Returns the report (phases, resume time, memory, shutdown time).
+/// that of a request that never waits on export, that every span of a request answered while it was
+/// down arrived after the restart (the batch processor retries; the queue is large enough for the
+/// outage, and no drop may be reported), and that every span sent after the restart arrived.
+/// Returns the report (phases, resume time, memory, shutdown time).
 pub fn collector_restart_under_load<C>(
     label: &str,
     server: &mut DemoServer,
@@ -1011,13 +1191,17 @@ pub fn collector_restart_under_load<C>(
     let (status, took) = server.stop(Duration::from_secs(15));
     assert!(status.success(), "{label}: {status}");
 
-    let after: std::collections::HashSet<u64> = samples
-        .iter()
-        .filter(|s| s.phase == 2)
-        .map(|s| s.id)
-        .collect();
+    let ids_of = |phase: usize| -> std::collections::HashSet<u64> {
+        samples
+            .iter()
+            .filter(|s| s.phase == phase)
+            .map(|s| s.id)
+            .collect()
+    };
+    let (down, after) = (ids_of(1), ids_of(2));
     wait_until(Duration::from_secs(10), || {
-        after.is_subset(&arrived(collector))
+        let got = arrived(collector);
+        after.is_subset(&got) && down.is_subset(&got)
     });
     let got = arrived(collector);
     let mut report = phase_report(
@@ -1043,6 +1227,17 @@ pub fn collector_restart_under_load<C>(
     assert_eq!(
         missing, 0,
         "{label}: spans sent after the restart never arrived\n{report}"
+    );
+    let stderr = server.stderr();
+    assert!(
+        lines_with(&stderr, "spans dropped so far").is_empty(),
+        "{label}: the queue overflowed, the scenario no longer measures retries\n{stderr}"
+    );
+    let lost = down.iter().filter(|i| !got.contains(i)).count();
+    assert_eq!(
+        lost, 0,
+        "{label}: {lost} of {} spans enqueued while the collector was down never arrived\n{report}\n{stderr}",
+        down.len()
     );
     let down: Vec<Duration> = samples
         .iter()

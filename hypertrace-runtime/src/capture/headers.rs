@@ -6,6 +6,23 @@ use opentelemetry::{Key, KeyValue, Value};
 /// What a redacted header's value is recorded as.
 pub const REDACTED: &str = "[REDACTED]";
 
+/// Records `headers` as the configuration says: `rustagent.redact_headers` redacted, values longer
+/// than `rustagent.max_header_value_bytes` cut. Every entry point records its headers here.
+pub fn record_headers_configured(
+    prefix: &str,
+    headers: &HeaderMap,
+    cfg: &crate::config::Config,
+    out: &mut Vec<KeyValue>,
+) {
+    record_headers_limited(
+        prefix,
+        headers,
+        &cfg.rustagent.redact_headers,
+        cfg.rustagent.max_header_value_bytes,
+        out,
+    );
+}
+
 /// Appends one attribute per header value to `out`: `<prefix><name>` for a header sent once,
 /// `<prefix><name>[i]` for each value of a header sent several times.
 ///
@@ -17,6 +34,54 @@ pub fn record_headers(
     redact: &[String],
     out: &mut Vec<KeyValue>,
 ) {
+    record_headers_limited(
+        prefix,
+        headers,
+        redact,
+        crate::config::DEFAULT_MAX_HEADER_VALUE_BYTES,
+        out,
+    )
+}
+
+/// [`record_headers`], with values longer than `max_value_bytes` (`rustagent.max_header_value_bytes`)
+/// cut on a UTF-8 boundary and marked by `<key>.truncated = true`, as bodies are: a 100 KiB header
+/// (hyper accepts ~400 KiB of them) would otherwise be copied whole into every span.
+pub fn record_headers_limited(
+    prefix: &str,
+    headers: &HeaderMap,
+    redact: &[String],
+    max_value_bytes: usize,
+    out: &mut Vec<KeyValue>,
+) {
+    let start = out.len();
+    record_all(prefix, headers, redact, out);
+    // Rare, so checked after the fact: the hot path stays one pass without a length test per value.
+    if headers.values().any(|v| v.len() > max_value_bytes) {
+        truncate_values(start, max_value_bytes, out);
+    }
+}
+
+/// Cuts the string values of `out[start..]` longer than `max` and adds their `.truncated` marks.
+fn truncate_values(start: usize, max: usize, out: &mut Vec<KeyValue>) {
+    let mut marks = Vec::new();
+    for kv in &mut out[start..] {
+        if let Value::String(s) = &kv.value {
+            let text = s.as_str();
+            // The redaction marker is never cut: it must stay recognisable.
+            if text.len() > max && text != REDACTED {
+                let mut cut = max;
+                while !text.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                kv.value = Value::from(text[..cut].to_owned());
+                marks.push(KeyValue::new(format!("{}.truncated", kv.key), true));
+            }
+        }
+    }
+    out.extend(marks);
+}
+
+fn record_all(prefix: &str, headers: &HeaderMap, redact: &[String], out: &mut Vec<KeyValue>) {
     // `len()` counts values, not names: exactly the number of attributes pushed.
     out.reserve(headers.len());
     // `eq_ignore_ascii_case` so a hand-built list with capitals still redacts.
@@ -228,5 +293,50 @@ mod tests {
 
         record_headers(REQ, &HeaderMap::new(), &[], &mut out);
         assert_eq!(out.len(), 2);
+    }
+
+    #[test]
+    fn long_values_are_cut_on_a_character_boundary_and_marked() {
+        let mut h = HeaderMap::new();
+        // 10 bytes of "é" (2 bytes each): a limit of 5 keeps 4 bytes, two whole characters.
+        h.insert("x-long", HeaderValue::from_str(&"é".repeat(5)).unwrap());
+        h.insert("x-short", HeaderValue::from_static("abcde"));
+        h.insert(
+            AUTHORIZATION,
+            HeaderValue::from_str(&"t".repeat(50)).unwrap(),
+        );
+        let mut out = Vec::new();
+        record_headers_limited(REQ, &h, &default_redact(), 5, &mut out);
+        let get = |k: &str| {
+            out.iter()
+                .find(|kv| kv.key.as_str() == k)
+                .map(|kv| kv.value.to_string())
+        };
+        assert_eq!(get("http.request.header.x-long").as_deref(), Some("éé"));
+        assert_eq!(
+            get("http.request.header.x-long.truncated").as_deref(),
+            Some("true")
+        );
+        assert_eq!(get("http.request.header.x-short").as_deref(), Some("abcde"));
+        assert_eq!(get("http.request.header.x-short.truncated"), None);
+        // A redacted value is short already; no mark.
+        assert_eq!(
+            get("http.request.header.authorization").as_deref(),
+            Some("[REDACTED]")
+        );
+        assert_eq!(out.len(), 4);
+    }
+
+    #[test]
+    fn the_default_limit_is_8_kib() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-big",
+            HeaderValue::from_str(&"a".repeat(100_000)).unwrap(),
+        );
+        let mut out = Vec::new();
+        record_headers(REQ, &h, &[], &mut out);
+        assert_eq!(out[0].value.as_str().len(), 8192);
+        assert_eq!(out[1].key.as_str(), "http.request.header.x-big.truncated");
     }
 }

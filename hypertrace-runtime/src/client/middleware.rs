@@ -18,7 +18,7 @@ use super::Route;
 use crate::agent::{self, Agent};
 use crate::capture::body::{capture_bytes, BodyCapture};
 use crate::capture::content_type::{capture_kind, content_encoding, response_capture_kind};
-use crate::capture::headers::record_headers;
+use crate::capture::headers::record_headers_configured;
 use crate::capture::policy::{CapturePolicy, Overrides};
 use crate::config::{PropagationFormat, Semconv};
 use crate::http::{attributes, failure};
@@ -147,12 +147,7 @@ impl Middleware for HypertraceMiddleware {
         // (Headers the client adds later, its default headers and user agent, are not seen here.)
         if policy.request_headers {
             let mut attrs = Vec::new();
-            record_headers(
-                "http.request.header.",
-                req.headers(),
-                &cfg.rustagent.redact_headers,
-                &mut attrs,
-            );
+            record_headers_configured("http.request.header.", req.headers(), cfg, &mut attrs);
             cx.span().set_attributes(attrs);
         }
 
@@ -252,12 +247,7 @@ fn instrument_response(
     attributes::status(status.as_u16(), cfg.semconv.http, &mut attrs);
     attributes::version(resp.version(), cfg.semconv.http, &mut attrs);
     if policy.response_headers {
-        record_headers(
-            "http.response.header.",
-            resp.headers(),
-            &cfg.rustagent.redact_headers,
-            &mut attrs,
-        );
+        record_headers_configured("http.response.header.", resp.headers(), cfg, &mut attrs);
     }
     let span = cx.span();
     span.set_attributes(attrs);

@@ -11,12 +11,19 @@
 //! | `OTEL_EXPORTER_OTLP_ENDPOINT` | `reporting.endpoint`, a base URL: `/v1/traces` is appended for OTLP_HTTP |
 //! | `OTEL_SEMCONV_STABILITY_OPT_IN` (`http`, `http/dup`, `database`, `rpc`, ...) | `semconv`: which semantic-convention keys the spans carry |
 //! | `OTEL_EXPORTER_OTLP_HEADERS`, then `OTEL_EXPORTER_OTLP_TRACES_HEADERS` | `reporting.headers` (keys lower-cased, values percent-decoded) |
+//! | `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, else `OTEL_EXPORTER_OTLP_PROTOCOL` | `reporting.trace_reporter_type`: `grpc` is OTLP, `http/protobuf` OTLP_HTTP (not over a non-OTLP type set in code or the file) |
+//! | [`OTEL_FALLBACKS`]: compression, timeouts, the batch processor's `OTEL_BSP_*`, the sampler | the `rustagent` field each names, parsed as its `HT_*` variable would be |
 //!
-//! The two endpoint variables are resolved by the loader ([`OtelEndpoint`]), once the reporter type is known.
+//! The endpoint and protocol variables are resolved by the loader ([`OtelEndpoint`]), once the
+//! reporter type is known.
+//!
+//! `service.name`: `HT_SERVICE_NAME`, else `OTEL_SERVICE_NAME`, wins over a `service.name` in the
+//! resource attributes; without either, such an attribute is the service name (as the
+//! OpenTelemetry SDKs read `OTEL_RESOURCE_ATTRIBUTES=service.name=...`).
 
 use super::error::{ConfigError, ConfigSource, ConfigWarning, REDACTED};
 use super::fields::{self, env_var_of, Raw, FIELDS, FOREIGN_SECTIONS};
-use super::Config;
+use super::{Config, TraceReporterType};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The variable naming the config file.
@@ -62,6 +69,34 @@ impl EnvVars {
     }
 }
 
+/// `OTEL_*` variables that stand in for a `rustagent` field when its `HT_*` variable is absent, the
+/// first one set winning: (variables, field path).
+pub(crate) const OTEL_FALLBACKS: &[(&[&str], &str)] = &[
+    (
+        &[
+            "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+            "OTEL_EXPORTER_OTLP_COMPRESSION",
+        ],
+        "rustagent.compression",
+    ),
+    (
+        &[
+            "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+            "OTEL_EXPORTER_OTLP_TIMEOUT",
+            "OTEL_BSP_EXPORT_TIMEOUT",
+        ],
+        "rustagent.export_timeout_ms",
+    ),
+    (&["OTEL_BSP_MAX_QUEUE_SIZE"], "rustagent.max_queue_size"),
+    (&["OTEL_BSP_SCHEDULE_DELAY"], "rustagent.scheduled_delay_ms"),
+    (
+        &["OTEL_BSP_MAX_EXPORT_BATCH_SIZE"],
+        "rustagent.max_export_batch_size",
+    ),
+    (&["OTEL_TRACES_SAMPLER"], "rustagent.traces_sampler"),
+    (&["OTEL_TRACES_SAMPLER_ARG"], "rustagent.traces_sampler_arg"),
+];
+
 /// An OpenTelemetry endpoint variable, to be applied by the loader once the reporter type is final.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum OtelEndpoint {
@@ -78,6 +113,8 @@ pub(crate) struct EnvOutcome {
     pub applied: Vec<&'static str>,
     /// Set only when `HT_REPORTING_ENDPOINT` is absent.
     pub otel_endpoint: Option<OtelEndpoint>,
+    /// `OTEL_EXPORTER_OTLP_*PROTOCOL`, set only when `HT_REPORTING_TRACE_REPORTER_TYPE` is absent.
+    pub otel_protocol: Option<TraceReporterType>,
 }
 
 /// Applies the `OTEL_*` fallbacks, then the `HT_*` variables; warns about unknown `HT_*` variables.
@@ -88,8 +125,10 @@ pub(crate) fn apply(
 ) -> Result<EnvOutcome, ConfigError> {
     let mut outcome = EnvOutcome {
         otel_endpoint: apply_otel(env, cfg)?,
+        otel_protocol: otel_protocol(env)?,
         ..EnvOutcome::default()
     };
+    apply_otel_fallbacks(env, cfg)?;
     for field in FIELDS {
         let var = field.env_var();
         let value = if field.is_list() {
@@ -105,6 +144,7 @@ pub(crate) fn apply(
             }
         }
     }
+    service_name_over_resource(env, cfg);
     warnings.extend(
         unknown_vars(env)
             .into_iter()
@@ -152,6 +192,69 @@ fn apply_otel(env: &EnvVars, cfg: &mut Config) -> Result<Option<OtelEndpoint>, C
         env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
             .map(|e| OtelEndpoint::Base(e.trim().to_owned()))
     }))
+}
+
+/// [`OTEL_FALLBACKS`], each through its field's parser (errors name the `OTEL_*` variable).
+fn apply_otel_fallbacks(env: &EnvVars, cfg: &mut Config) -> Result<(), ConfigError> {
+    for (vars, path) in OTEL_FALLBACKS {
+        if env.get(&env_var_of(path)).is_some() {
+            continue;
+        }
+        let Some((var, value)) = vars.iter().find_map(|v| Some((*v, env.get(v)?))) else {
+            continue;
+        };
+        let field = FIELDS
+            .iter()
+            .find(|f| f.path == *path)
+            .expect("every fallback names a field of the table");
+        field.apply(cfg, Raw::Env(value), || ConfigSource::Env {
+            var: var.to_owned(),
+        })?;
+    }
+    Ok(())
+}
+
+/// `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, else `OTEL_EXPORTER_OTLP_PROTOCOL`, unless
+/// `HT_REPORTING_TRACE_REPORTER_TYPE` is set.
+fn otel_protocol(env: &EnvVars) -> Result<Option<TraceReporterType>, ConfigError> {
+    if env
+        .get(&env_var_of("reporting.trace_reporter_type"))
+        .is_some()
+    {
+        return Ok(None);
+    }
+    let found = [
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+    ]
+    .into_iter()
+    .find_map(|v| Some((v, env.get(v)?)));
+    let Some((var, value)) = found else {
+        return Ok(None);
+    };
+    match value.trim().to_ascii_lowercase().as_str() {
+        "grpc" => Ok(Some(TraceReporterType::Otlp)),
+        "http/protobuf" => Ok(Some(TraceReporterType::OtlpHttp)),
+        _ => Err(ConfigError::value(
+            ConfigSource::Env {
+                var: var.to_owned(),
+            },
+            format!("{:?}", value.trim()),
+            "grpc or http/protobuf (http/json is not supported)",
+        )),
+    }
+}
+
+/// See the module documentation: the service name variables beat a `service.name` resource
+/// attribute, which otherwise becomes the service name.
+fn service_name_over_resource(env: &EnvVars, cfg: &mut Config) {
+    let by_variable =
+        env.get(&env_var_of("service_name")).is_some() || env.get("OTEL_SERVICE_NAME").is_some();
+    if let Some(name) = cfg.resource_attributes.remove("service.name") {
+        if !by_variable && !name.is_empty() {
+            cfg.service_name = name;
+        }
+    }
 }
 
 /// `k=v,...` with percent-decoded, trimmed values. `secret`: values (export headers) are never shown.
@@ -410,5 +513,160 @@ mod tests {
             ]
         );
         assert!(!shown.concat().contains("typo"), "values are not shown");
+    }
+
+    /// Each OpenTelemetry fallback sets its field; its `HT_*` variable, when set, wins.
+    #[test]
+    fn otel_fallbacks_for_rustagent_settings() {
+        use super::super::{Compression, TracesSampler};
+        type Check = fn(&Config) -> bool;
+        let cases: &[(&str, &str, Check)] = &[
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip", |c| {
+                c.rustagent.compression == Compression::Gzip
+            }),
+            ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "GZIP", |c| {
+                c.rustagent.compression == Compression::Gzip
+            }),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500", |c| {
+                c.rustagent.export_timeout == std::time::Duration::from_millis(2500)
+            }),
+            ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "2500", |c| {
+                c.rustagent.export_timeout == std::time::Duration::from_millis(2500)
+            }),
+            ("OTEL_BSP_EXPORT_TIMEOUT", "2500", |c| {
+                c.rustagent.export_timeout == std::time::Duration::from_millis(2500)
+            }),
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "77", |c| {
+                c.rustagent.max_queue_size == 77
+            }),
+            ("OTEL_BSP_SCHEDULE_DELAY", "40", |c| {
+                c.rustagent.scheduled_delay == std::time::Duration::from_millis(40)
+            }),
+            ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "33", |c| {
+                c.rustagent.max_export_batch_size == 33
+            }),
+            ("OTEL_TRACES_SAMPLER", "always_off", |c| {
+                c.rustagent.traces_sampler == TracesSampler::AlwaysOff
+            }),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.1", |c| {
+                c.rustagent.traces_sampler_arg == 0.1
+            }),
+        ];
+        for (var, value, check) in cases {
+            let cfg = load_with(None, &[(var, value)]).unwrap().0;
+            assert!(check(&cfg), "{var}={value}: {:?}", cfg.rustagent);
+            let path = OTEL_FALLBACKS
+                .iter()
+                .find(|(vars, _)| vars.contains(var))
+                .unwrap()
+                .1;
+            let ht = env_var_of(path);
+            let ht_value = match path {
+                "rustagent.compression" => "none",
+                "rustagent.traces_sampler" => "always_on",
+                "rustagent.traces_sampler_arg" => "1",
+                _ => "9",
+            };
+            let cfg = load_with(None, &[(var, value), (&ht, ht_value)]).unwrap().0;
+            assert!(!check(&cfg), "{ht} must win over {var}");
+        }
+        // The signal-specific variable wins over the general one.
+        let cfg = load_with(
+            None,
+            &[
+                ("OTEL_EXPORTER_OTLP_TIMEOUT", "1000"),
+                ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "2000"),
+                ("OTEL_BSP_EXPORT_TIMEOUT", "3000"),
+            ],
+        )
+        .unwrap()
+        .0;
+        assert_eq!(
+            cfg.rustagent.export_timeout,
+            std::time::Duration::from_millis(2000)
+        );
+        assert_eq!(
+            load_with(None, &[]).unwrap().0.rustagent.traces_sampler,
+            TracesSampler::ParentBasedAlwaysOn
+        );
+    }
+
+    #[test]
+    fn otel_fallback_errors_name_the_otel_variable() {
+        for (var, value, wanted) in [
+            (
+                "OTEL_EXPORTER_OTLP_COMPRESSION",
+                "zstd",
+                "expected one of gzip, none",
+            ),
+            ("OTEL_BSP_SCHEDULE_DELAY", "5s", "milliseconds"),
+            (
+                "OTEL_TRACES_SAMPLER",
+                "jaeger_remote",
+                "parentbased_traceidratio",
+            ),
+            ("OTEL_TRACES_SAMPLER_ARG", "1.5", "a number from 0 to 1"),
+            ("OTEL_TRACES_SAMPLER_ARG", "half", "a number from 0 to 1"),
+            (
+                "OTEL_EXPORTER_OTLP_PROTOCOL",
+                "http/json",
+                "grpc or http/protobuf",
+            ),
+        ] {
+            let msg = load_with(None, &[(var, value)]).unwrap_err().to_string();
+            assert!(
+                msg.contains(&format!("environment variable {var}: got")) && msg.contains(wanted),
+                "{var}={value}: {msg}"
+            );
+        }
+    }
+
+    #[test]
+    fn otel_protocol_picks_the_otlp_reporter() {
+        let ty = |vars: &[(&str, &str)]| load_with(None, vars).unwrap().0.reporting;
+        let r = ty(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")]);
+        assert_eq!(r.trace_reporter_type, TraceReporterType::OtlpHttp);
+        let r = ty(&[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+        ]);
+        assert_eq!(r.endpoint.as_deref(), Some("http://c:4318/v1/traces"));
+        let r = ty(&[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc"),
+        ]);
+        assert_eq!(r.trace_reporter_type, TraceReporterType::Otlp);
+        let r = ty(&[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("HT_REPORTING_TRACE_REPORTER_TYPE", "OTLP_HTTP"),
+        ]);
+        assert_eq!(r.trace_reporter_type, TraceReporterType::OtlpHttp);
+        // Not over a Zipkin reporter chosen in code.
+        let (cfg, _) = super::super::ConfigBuilder::new(SVC)
+            .with(|c| c.reporting.trace_reporter_type = TraceReporterType::Zipkin)
+            .env_vars([("OTEL_EXPORTER_OTLP_PROTOCOL".into(), "grpc".into())])
+            .load()
+            .unwrap();
+        assert_eq!(cfg.reporting.trace_reporter_type, TraceReporterType::Zipkin);
+    }
+
+    #[test]
+    fn service_name_variables_beat_a_service_name_resource_attribute() {
+        let name = |vars: &[(&str, &str)]| {
+            let c = load_with(None, vars).unwrap().0;
+            assert!(!c.resource_attributes.contains_key("service.name"));
+            c.service_name
+        };
+        let attr = ("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-attr,team=a");
+        assert_eq!(name(&[attr]), "from-attr");
+        assert_eq!(name(&[attr, ("OTEL_SERVICE_NAME", "otel")]), "otel");
+        assert_eq!(name(&[attr, ("HT_SERVICE_NAME", "ht")]), "ht");
+        assert_eq!(
+            name(&[
+                ("HT_RESOURCE_ATTRIBUTES", "service.name=x"),
+                ("HT_SERVICE_NAME", "ht")
+            ]),
+            "ht"
+        );
     }
 }

@@ -16,7 +16,8 @@
 
 use super::error::REDACTED;
 use super::{
-    Config, ConfigError, ConfigSource, MetricReporterType, PropagationFormat, TraceReporterType,
+    Compression, Config, ConfigError, ConfigSource, MetricReporterType, PropagationFormat,
+    TraceReporterType, TracesSampler,
 };
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -29,6 +30,8 @@ pub(crate) enum EnumValue {
     Propagation(PropagationFormat),
     Trace(TraceReporterType),
     Metric(MetricReporterType),
+    Sampler(TracesSampler),
+    Compression(Compression),
 }
 
 impl EnumValue {
@@ -91,6 +94,33 @@ pub(crate) const METRIC_REPORTER_TYPE: EnumSpec = EnumSpec {
     },
 };
 
+pub(crate) const TRACES_SAMPLER: EnumSpec = EnumSpec {
+    accepted:
+        "always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, \
+               parentbased_traceidratio",
+    parse: |s| {
+        let t = match s.to_ascii_lowercase().as_str() {
+            "always_on" => TracesSampler::AlwaysOn,
+            "always_off" => TracesSampler::AlwaysOff,
+            "traceidratio" => TracesSampler::TraceIdRatio,
+            "parentbased_always_on" => TracesSampler::ParentBasedAlwaysOn,
+            "parentbased_always_off" => TracesSampler::ParentBasedAlwaysOff,
+            "parentbased_traceidratio" => TracesSampler::ParentBasedTraceIdRatio,
+            _ => return None,
+        };
+        Some(EnumValue::Sampler(t))
+    },
+};
+
+pub(crate) const COMPRESSION: EnumSpec = EnumSpec {
+    accepted: "gzip, none",
+    parse: |s| match s.to_ascii_lowercase().as_str() {
+        "gzip" => Some(EnumValue::Compression(Compression::Gzip)),
+        "none" => Some(EnumValue::Compression(Compression::None)),
+        _ => None,
+    },
+};
+
 /// How a raw value is parsed.
 #[derive(Clone, Copy)]
 pub(crate) enum Kind {
@@ -108,6 +138,8 @@ pub(crate) enum Kind {
     Enum(EnumSpec),
     /// A number of milliseconds greater than 0.
     DurationMs,
+    /// A number from 0 to 1.
+    Ratio,
 }
 
 impl Kind {
@@ -124,6 +156,7 @@ impl Kind {
             Kind::Map => "a mapping of strings, or comma-separated key=value pairs".into(),
             Kind::Enum(spec) => format!("one of {}", spec.accepted),
             Kind::DurationMs => format!("a number of milliseconds from 1 to {}", u64::MAX),
+            Kind::Ratio => "a number from 0 to 1".into(),
         }
     }
 }
@@ -139,6 +172,7 @@ pub(crate) enum ParsedValue {
     Map(BTreeMap<String, String>),
     Enum(EnumValue),
     Duration(Duration),
+    Ratio(f64),
 }
 
 /// A raw value: a node of the parsed config file, or the text of an environment variable.
@@ -174,6 +208,10 @@ pub(crate) enum Setter {
     Propagations(fn(&mut Config, Vec<PropagationFormat>)),
     TraceReporter(fn(&mut Config, TraceReporterType)),
     MetricReporter(fn(&mut Config, MetricReporterType)),
+    Sampler(fn(&mut Config, TracesSampler)),
+    Compression(fn(&mut Config, Compression)),
+    /// A number from 0 to 1.
+    Ratio(fn(&mut Config, f64)),
 }
 
 impl Setter {
@@ -190,6 +228,9 @@ impl Setter {
             Setter::Propagations(_) => Kind::EnumList(PROPAGATION_FORMAT),
             Setter::TraceReporter(_) => Kind::Enum(TRACE_REPORTER_TYPE),
             Setter::MetricReporter(_) => Kind::Enum(METRIC_REPORTER_TYPE),
+            Setter::Sampler(_) => Kind::Enum(TRACES_SAMPLER),
+            Setter::Compression(_) => Kind::Enum(COMPRESSION),
+            Setter::Ratio(_) => Kind::Ratio,
         }
     }
 
@@ -210,6 +251,9 @@ impl Setter {
             ),
             (Setter::TraceReporter(set), V::Enum(EnumValue::Trace(t))) => set(cfg, t),
             (Setter::MetricReporter(set), V::Enum(EnumValue::Metric(t))) => set(cfg, t),
+            (Setter::Sampler(set), V::Enum(EnumValue::Sampler(t))) => set(cfg, t),
+            (Setter::Compression(set), V::Enum(EnumValue::Compression(t))) => set(cfg, t),
+            (Setter::Ratio(set), V::Ratio(r)) => set(cfg, r),
             // `kind` pairs each setter with the parser of its type; the unit test
             // `every_setter_takes_what_its_parser_produces` checks every field.
             _ => unreachable!("a setter was handed a value of another type"),
@@ -340,6 +384,11 @@ pub(crate) static FIELDS: &[Field] = &[
     field!("rustagent.scheduled_delay_ms", DurationMs, |c, d| c.rustagent.scheduled_delay = d),
     field!("rustagent.export_timeout_ms", DurationMs, |c, d| c.rustagent.export_timeout = d),
     field!("rustagent.shutdown_timeout_ms", DurationMs, |c, d| c.rustagent.shutdown_timeout = d),
+    field!("rustagent.max_queue_bytes", UInt, |c, n| c.rustagent.max_queue_bytes = n),
+    field!("rustagent.max_header_value_bytes", UInt, |c, n| c.rustagent.max_header_value_bytes = n),
+    field!("rustagent.traces_sampler", Sampler, |c, t| c.rustagent.traces_sampler = t),
+    field!("rustagent.traces_sampler_arg", Ratio, |c, r| c.rustagent.traces_sampler_arg = r),
+    field!("rustagent.compression", Compression, |c, t| c.rustagent.compression = t),
 ];
 
 /// Sections of other agents (and removed parts of the schema) that are accepted and ignored.
@@ -567,6 +616,13 @@ fn parse_kind(kind: Kind, raw: Raw<'_>) -> Result<Option<ParsedValue>, Invalid> 
                     Scalar::Text(t) => ParsedValue::Enum((spec.parse)(t).ok_or_else(invalid)?),
                     _ => return Err(invalid()),
                 },
+                Kind::Ratio => {
+                    let r: f64 = scalar_string(s).trim().parse().map_err(|_| invalid())?;
+                    if !(0.0..=1.0).contains(&r) {
+                        return Err(invalid());
+                    }
+                    ParsedValue::Ratio(r)
+                }
                 Kind::Str => ParsedValue::Str(scalar_string(s)),
                 Kind::Path => ParsedValue::Path(PathBuf::from(scalar_string(s))),
                 Kind::List { .. } | Kind::EnumList(_) | Kind::Map => unreachable!("handled above"),
@@ -593,8 +649,8 @@ mod tests {
                 Kind::List { .. } => "a,b",
                 Kind::EnumList(_) => "B3",
                 Kind::Map => "k=v",
-                Kind::Enum(spec) if spec.accepted.starts_with("OTLP") => "ZIPKIN",
-                Kind::Enum(_) => "PROMETHEUS",
+                Kind::Enum(spec) => spec.accepted.split(',').next().unwrap().trim(),
+                Kind::Ratio => "0.5",
             };
             let mut cfg = Config::defaults("svc");
             let v = f.parse(Raw::Env(raw)).unwrap().unwrap();

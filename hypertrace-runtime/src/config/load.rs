@@ -78,6 +78,18 @@ impl ConfigBuilder {
         }
         let outcome = env::apply(&env, &mut cfg, &mut warnings)?;
         type_set |= outcome.applied.contains(&"reporting.trace_reporter_type");
+        // `OTEL_EXPORTER_OTLP_PROTOCOL` picks between the two OTLP reporters; it does not replace a
+        // Zipkin or logging reporter that code or the file chose.
+        if let Some(t) = outcome.otel_protocol {
+            let otlp = matches!(
+                cfg.reporting.trace_reporter_type,
+                TraceReporterType::Otlp | TraceReporterType::OtlpHttp
+            );
+            if !type_set || otlp {
+                cfg.reporting.trace_reporter_type = t;
+                type_set = true;
+            }
+        }
         resolve_endpoint(&mut cfg, type_set, outcome.otel_endpoint);
         validate_code_values(&cfg)?;
         Ok((cfg, warnings))
@@ -160,6 +172,11 @@ fn validate_code_values(cfg: &Config) -> Result<(), ConfigError> {
             ra.scheduled_delay.as_millis(),
         ),
         ("rustagent.export_timeout_ms", ra.export_timeout.as_millis()),
+        ("rustagent.max_queue_bytes", ra.max_queue_bytes as u128),
+        (
+            "rustagent.max_header_value_bytes",
+            ra.max_header_value_bytes as u128,
+        ),
         (
             "rustagent.shutdown_timeout_ms",
             ra.shutdown_timeout.as_millis(),

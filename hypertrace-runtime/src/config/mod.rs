@@ -215,12 +215,53 @@ pub struct RustAgent {
     pub export_timeout: Duration,
     /// How long shutdown may wait for the last export before giving up.
     pub shutdown_timeout: Duration,
+    /// Bytes the spans waiting for export (and the batch being exported) may hold at most, counting
+    /// attribute bytes; beyond it spans are dropped and counted.
+    pub max_queue_bytes: usize,
+    /// A captured header value longer than this is cut (on a UTF-8 boundary) and marked.
+    pub max_header_value_bytes: usize,
+    /// Which spans are recorded and exported (`OTEL_TRACES_SAMPLER`).
+    pub traces_sampler: TracesSampler,
+    /// The ratio of the `traceidratio` samplers, 0 to 1 (`OTEL_TRACES_SAMPLER_ARG`).
+    pub traces_sampler_arg: f64,
+    /// Compression of OTLP export requests (`OTEL_EXPORTER_OTLP_COMPRESSION`).
+    pub compression: Compression,
+}
+
+/// The sampler of the tracer provider: the names of `OTEL_TRACES_SAMPLER`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TracesSampler {
+    /// Every span.
+    AlwaysOn,
+    /// No span (context still propagates, marked not sampled).
+    AlwaysOff,
+    /// A fixed ratio of traces, decided from the trace id.
+    TraceIdRatio,
+    /// The parent's decision (the incoming sampled flag); root spans always. The default.
+    ParentBasedAlwaysOn,
+    /// The parent's decision; root spans never.
+    ParentBasedAlwaysOff,
+    /// The parent's decision; root spans by ratio.
+    ParentBasedTraceIdRatio,
+}
+
+/// Compression of export requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    /// Sent as is.
+    None,
+    /// gzip (`content-encoding: gzip` over HTTP, `grpc-encoding: gzip` over gRPC).
+    Gzip,
 }
 
 /// Default of `data_capture.body_max_size_bytes` (128 KiB).
 pub const DEFAULT_BODY_MAX_SIZE_BYTES: usize = 131_072;
 /// Default of `data_capture.body_max_processing_size_bytes` (1 MiB).
 pub const DEFAULT_BODY_MAX_PROCESSING_SIZE_BYTES: usize = 1_048_576;
+/// `rustagent.max_queue_bytes`: 32 MiB.
+pub const DEFAULT_MAX_QUEUE_BYTES: usize = 32 * 1024 * 1024;
+/// `rustagent.max_header_value_bytes`: 8 KiB.
+pub const DEFAULT_MAX_HEADER_VALUE_BYTES: usize = 8192;
 /// Default of `data_capture.allowed_content_types`.
 pub const DEFAULT_ALLOWED_CONTENT_TYPES: [&str; 4] =
     ["json", "graphql", "xml", "x-www-form-urlencoded"];
@@ -299,6 +340,11 @@ impl Config {
                 scheduled_delay: Duration::from_millis(1000),
                 export_timeout: Duration::from_secs(10),
                 shutdown_timeout: Duration::from_secs(5),
+                max_queue_bytes: DEFAULT_MAX_QUEUE_BYTES,
+                max_header_value_bytes: DEFAULT_MAX_HEADER_VALUE_BYTES,
+                traces_sampler: TracesSampler::ParentBasedAlwaysOn,
+                traces_sampler_arg: 1.0,
+                compression: Compression::None,
             },
             semconv: SemconvOptIn::default(),
         }

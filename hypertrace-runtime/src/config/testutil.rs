@@ -1,8 +1,8 @@
 //! Shared by the tests of the config sources: one case per field of the table, and helpers.
 
 use super::{
-    fields, Config, ConfigBuilder, ConfigError, ConfigWarning, MetricReporterType,
-    PropagationFormat, TraceReporterType,
+    fields, Compression, Config, ConfigBuilder, ConfigError, ConfigWarning, MetricReporterType,
+    PropagationFormat, TraceReporterType, TracesSampler,
 };
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
@@ -182,6 +182,24 @@ pub(crate) const CASES: &[Case] = &[
     }),
     case("rustagent.shutdown_timeout_ms", r#""1500""#, "1500", |c| {
         c.rustagent.shutdown_timeout = Duration::from_millis(1500)
+    }),
+    case("rustagent.max_queue_bytes", "1048576", "1048576", |c| {
+        c.rustagent.max_queue_bytes = 1_048_576
+    }),
+    case("rustagent.max_header_value_bytes", r#""100""#, "100", |c| {
+        c.rustagent.max_header_value_bytes = 100
+    }),
+    case(
+        "rustagent.traces_sampler",
+        r#""traceidratio""#,
+        "TraceIdRatio",
+        |c| c.rustagent.traces_sampler = TracesSampler::TraceIdRatio,
+    ),
+    case("rustagent.traces_sampler_arg", "0.25", "0.25", |c| {
+        c.rustagent.traces_sampler_arg = 0.25
+    }),
+    case("rustagent.compression", r#""gzip""#, "GZIP", |c| {
+        c.rustagent.compression = Compression::Gzip
     }),
 ];
 

@@ -1,13 +1,23 @@
-//! The batch span processor: a bounded queue drained by one OS thread.
+//! The batch span processor: a queue bounded in spans and in bytes, drained by one OS thread that
+//! retries transient export failures.
 //!
-//! Why our own and not the SDK's `BatchSpanProcessor`: the contract (§6) wants dropped spans counted
+//! Why our own and not the SDK's `BatchSpanProcessor`: the agent promises dropped spans counted
 //! and the count logged at a bounded rate, and a shutdown that gives up at a deadline even when the
-//! exporter hangs. The SDK's processor logs a drop once and blocks in shutdown for as long as the
-//! exporter does. Export runs on this thread with `futures_executor::block_on`, so exporters must
-//! not need a reactor of their own (tonic's channel runs on the app's tokio runtime; reqwest is the
-//! blocking client).
+//! exporter hangs. The SDK's processor logs a drop once, blocks in shutdown for as long as the
+//! exporter does, bounds only the span count (a queue of large captured bodies can hold hundreds of
+//! MiB) and drops a batch whose export failed. Export runs on this thread with
+//! `futures_executor::block_on`, so exporters must not need a reactor of their own (tonic's channel
+//! runs on the agent's export runtime; reqwest is the blocking client).
+//!
+//! Retries: a batch whose export failed for a transient reason ([`retry::classify`]) is tried again
+//! after an exponential, jittered backoff (at least the server's `Retry-After`), for as long as the
+//! queue behind it has room. Once a span had to be dropped because the queue was full, the batch is
+//! given up (counted and logged) and the worker moves on to the oldest queued spans, so a long outage
+//! keeps the newest spans rather than the oldest. Each attempt is bounded by the exporter's own
+//! timeout (`rustagent.export_timeout`); at shutdown each batch gets one last attempt.
 
 use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::thread;
@@ -17,29 +27,82 @@ use opentelemetry::Context;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
 
-/// How often at most the drop count is written to stderr.
-const DROP_LOG_INTERVAL: Duration = Duration::from_secs(10);
+use super::retry::{self, Retry};
+use super::size::span_bytes;
 
+/// How often at most the drop count, and a failed export, is written to stderr.
+const LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The batch processor's limits.
 #[derive(Clone, Debug)]
 pub struct BatchSettings {
+    /// Spans waiting for export at most (`rustagent.max_queue_size`).
     pub max_queue_size: usize,
+    /// Spans per export at most (`rustagent.max_export_batch_size`).
     pub max_export_batch_size: usize,
+    /// How long a partial batch waits before it is exported (`rustagent.scheduled_delay_ms`).
     pub scheduled_delay: Duration,
+    /// How long shutdown and flush wait for the exporter (`rustagent.shutdown_timeout_ms`).
     pub shutdown_timeout: Duration,
+    /// Bytes ([`span_bytes`]) the spans held may take at most, those queued and those being
+    /// exported or retried (`rustagent.max_queue_bytes`). A batch takes at most a sixteenth of it,
+    /// so that the copies an export makes (the retry copy, the protobuf message, its encoding)
+    /// stay a few MiB beyond the budget.
+    pub max_queue_bytes: usize,
+    /// Where the spans go (`OTLP http://collector:4317`), for log lines.
+    pub destination: String,
+}
+
+impl BatchSettings {
+    /// The settings of `config.rustagent`, for the reporter at `destination`.
+    pub fn from_config(config: &crate::config::Config, destination: String) -> Self {
+        let r = &config.rustagent;
+        BatchSettings {
+            max_queue_size: r.max_queue_size,
+            max_export_batch_size: r.max_export_batch_size,
+            scheduled_delay: r.scheduled_delay,
+            shutdown_timeout: r.shutdown_timeout,
+            max_queue_bytes: r.max_queue_bytes,
+            destination,
+        }
+    }
+
+    fn max_batch_bytes(&self) -> usize {
+        (self.max_queue_bytes / 16).max(1)
+    }
 }
 
 /// Counters shared with the application (tests and the `Agent` handle read them).
 #[derive(Debug, Default)]
 pub struct ExportStats {
+    /// Spans waiting in the queue now.
     pub queued: AtomicU64,
+    /// Bytes held now: the queued spans and the batch being exported or retried.
+    pub queued_bytes: AtomicU64,
+    /// Spans refused because the queue was full, in spans or in bytes, or shut down.
     pub dropped: AtomicU64,
+    /// Of `dropped`, those refused by the byte budget.
+    pub dropped_over_bytes: AtomicU64,
+    /// Spans exported.
     pub exported: AtomicU64,
+    /// Export attempts that failed (each retry counts).
     pub failed_exports: AtomicU64,
+    /// Spans whose export was given up: a permanent error, a full queue during retries, shutdown,
+    /// or the exporter panicking.
+    pub failed_spans: AtomicU64,
+    /// Attempts that were retries of a failed one.
+    pub retries: AtomicU64,
+    /// Exports during which the exporter panicked (the worker goes on).
+    pub exporter_panics: AtomicU64,
 }
 
 #[derive(Default)]
 struct State {
-    queue: VecDeque<SpanData>,
+    queue: VecDeque<(SpanData, usize)>,
+    /// Bytes of the spans in `queue`.
+    queue_bytes: usize,
+    /// Bytes of the batch the worker is exporting or retrying.
+    inflight_bytes: usize,
     /// Flush requests waiting for the worker to empty the queue.
     flush_waiters: Vec<mpsc::Sender<()>>,
     shutdown: bool,
@@ -54,6 +117,7 @@ struct Shared {
     logged_drops: AtomicU64,
 }
 
+/// The span processor: see the module documentation.
 pub struct BatchProcessor {
     shared: Arc<Shared>,
     /// Receives once when the worker thread has exported its last batch.
@@ -69,6 +133,7 @@ impl std::fmt::Debug for BatchProcessor {
 }
 
 impl BatchProcessor {
+    /// Starts the export thread for `exporter`.
     pub fn new<E: SpanExporter + 'static>(
         exporter: E,
         settings: BatchSettings,
@@ -86,6 +151,9 @@ impl BatchProcessor {
         thread::Builder::new()
             .name("hypertrace-export".into())
             .spawn(move || {
+                // What the exporter does (HTTP clients, tonic, their `tracing` spans) must not become
+                // spans to export: that would feed itself. As the SDK's own processors do.
+                let _suppressed = Context::enter_telemetry_suppressed_scope();
                 run_worker(&worker, exporter);
                 let _ = done_tx.send(());
             })
@@ -102,30 +170,63 @@ fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, State> {
     shared.state.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// `now + d`, or `None` when that is past what `Instant` can hold (a delay of `u64::MAX` ms).
+fn deadline_after(d: Duration) -> Option<Instant> {
+    Instant::now().checked_add(d)
+}
+
+/// Waits on the condition variable until `deadline` (forever when `None`) or until `done` holds.
+fn wait_until<'a>(
+    shared: &'a Shared,
+    mut st: std::sync::MutexGuard<'a, State>,
+    deadline: Option<Instant>,
+    done: impl Fn(&State) -> bool,
+) -> std::sync::MutexGuard<'a, State> {
+    while !done(&st) {
+        let left = match deadline {
+            Some(d) => d.saturating_duration_since(Instant::now()),
+            None => Duration::from_secs(3600),
+        };
+        if left.is_zero() {
+            break;
+        }
+        st = shared
+            .wake
+            .wait_timeout(st, left)
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
+    }
+    st
+}
+
 fn run_worker<E: SpanExporter>(shared: &Shared, exporter: E) {
     let settings = &shared.settings;
-    let mut last_drop_log = Instant::now() - DROP_LOG_INTERVAL;
+    let mut log = FailureLog::default();
+    let mut last_drop_log: Option<Instant> = None;
     loop {
         let (batch, waiters, shutting_down) = {
-            let mut st = lock(shared);
-            let deadline = Instant::now() + settings.scheduled_delay;
-            while !st.shutdown
-                && st.flush_waiters.is_empty()
-                && st.queue.len() < settings.max_export_batch_size
-            {
-                let now = Instant::now();
-                if now >= deadline {
+            let st = lock(shared);
+            let st = wait_until(shared, st, deadline_after(settings.scheduled_delay), |st| {
+                st.shutdown
+                    || !st.flush_waiters.is_empty()
+                    || st.queue.len() >= settings.max_export_batch_size
+                    || st.queue_bytes >= settings.max_batch_bytes()
+            });
+            let mut st = st;
+            let mut bytes = 0;
+            let mut n = 0;
+            for (_, b) in st.queue.iter().take(settings.max_export_batch_size) {
+                if n > 0 && bytes + b > settings.max_batch_bytes() {
                     break;
                 }
-                st = shared
-                    .wake
-                    .wait_timeout(st, deadline - now)
-                    .unwrap_or_else(|p| p.into_inner())
-                    .0;
+                bytes += b;
+                n += 1;
             }
-            let n = st.queue.len().min(settings.max_export_batch_size);
-            let batch: Vec<SpanData> = st.queue.drain(..n).collect();
-            // Flush waiters are answered only once everything queued before them is out.
+            let batch: Vec<SpanData> = st.queue.drain(..n).map(|(s, _)| s).collect();
+            st.queue_bytes -= bytes;
+            st.inflight_bytes = bytes;
+            // Under the lock, as in `on_end`: the counter never goes below zero.
+            shared.stats.queued.fetch_sub(n as u64, Ordering::Relaxed);
             let waiters = if st.queue.is_empty() {
                 std::mem::take(&mut st.flush_waiters)
             } else {
@@ -134,27 +235,173 @@ fn run_worker<E: SpanExporter>(shared: &Shared, exporter: E) {
             (batch, waiters, st.shutdown && st.queue.is_empty())
         };
         if !batch.is_empty() {
-            let n = batch.len() as u64;
-            shared.stats.queued.fetch_sub(n, Ordering::Relaxed);
-            match futures_executor::block_on(exporter.export(batch)) {
-                Ok(()) => {
-                    shared.stats.exported.fetch_add(n, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    shared.stats.failed_exports.fetch_add(1, Ordering::Relaxed);
-                    eprintln!("hypertrace: export of {n} spans failed: {e}");
-                }
-            }
+            export_with_retries(shared, &exporter, batch, &mut log);
+            let mut st = lock(shared);
+            st.inflight_bytes = 0;
+            shared
+                .stats
+                .queued_bytes
+                .store(st.queue_bytes as u64, Ordering::Relaxed);
         }
-        if (last_drop_log.elapsed() >= DROP_LOG_INTERVAL || shutting_down) && log_drops(shared) {
-            last_drop_log = Instant::now();
+        let log_due = last_drop_log.is_none_or(|t| t.elapsed() >= LOG_INTERVAL);
+        if (log_due || shutting_down) && log_drops(shared) {
+            last_drop_log = Some(Instant::now());
         }
         for w in waiters {
             let _ = w.send(());
         }
         if shutting_down {
-            let _ = exporter.shutdown_with_timeout(settings.shutdown_timeout);
+            log.finish();
+            let shut = catch_unwind(AssertUnwindSafe(|| {
+                exporter.shutdown_with_timeout(settings.shutdown_timeout)
+            }));
+            if shut.is_err() {
+                eprintln!("hypertrace: the exporter panicked while shutting down");
+            }
             return;
+        }
+    }
+}
+
+/// Why one attempt failed.
+enum Failure {
+    Error(OTelSdkError),
+    /// The exporter panicked; the message of the panic.
+    Panicked(String),
+}
+
+fn attempt<E: SpanExporter>(exporter: &E, batch: Vec<SpanData>) -> Result<(), Failure> {
+    match catch_unwind(AssertUnwindSafe(|| {
+        futures_executor::block_on(exporter.export(batch))
+    })) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(Failure::Error(e)),
+        Err(panic) => Err(Failure::Panicked(
+            panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "(no message)".into()),
+        )),
+    }
+}
+
+/// Exports `batch`, retrying transient failures (see the module documentation).
+fn export_with_retries<E: SpanExporter>(
+    shared: &Shared,
+    exporter: &E,
+    batch: Vec<SpanData>,
+    log: &mut FailureLog,
+) {
+    let stats = &shared.stats;
+    let dest = &shared.settings.destination;
+    let n = batch.len() as u64;
+    let dropped_at_start = stats.dropped.load(Ordering::Relaxed);
+    let mut tries: u32 = 0;
+    let mut batch = Some(batch);
+    loop {
+        let last_chance = lock(shared).shutdown;
+        // The batch is kept for another attempt; at the last chance it is handed over whole.
+        let this = if last_chance {
+            batch.take().unwrap_or_default()
+        } else {
+            batch.clone().unwrap_or_default()
+        };
+        if tries > 0 {
+            stats.retries.fetch_add(1, Ordering::Relaxed);
+        }
+        let err = match attempt(exporter, this) {
+            Ok(()) => {
+                stats.exported.fetch_add(n, Ordering::Relaxed);
+                if tries > 0 {
+                    log.recovered(n, dest, tries);
+                }
+                return;
+            }
+            Err(Failure::Panicked(msg)) => {
+                stats.failed_exports.fetch_add(1, Ordering::Relaxed);
+                stats.exporter_panics.fetch_add(1, Ordering::Relaxed);
+                stats.failed_spans.fetch_add(n, Ordering::Relaxed);
+                log.always(format!(
+                    "hypertrace: the exporter panicked exporting {n} spans to {dest} ({msg}); they are dropped, export goes on"
+                ));
+                return;
+            }
+            Err(Failure::Error(e)) => e,
+        };
+        stats.failed_exports.fetch_add(1, Ordering::Relaxed);
+        let give_up = match retry::classify(&err) {
+            Retry::No => Some("not retryable, dropped"),
+            _ if last_chance => Some("shutting down, dropped"),
+            _ if stats.dropped.load(Ordering::Relaxed) > dropped_at_start => {
+                Some("the queue filled up meanwhile, dropped to make room")
+            }
+            Retry::After(hint) => {
+                let wait = retry::backoff(tries, hint, retry::random());
+                log.failure(format!(
+                    "hypertrace: export of {n} spans to {dest} failed: {err}; retrying in {wait:?}"
+                ));
+                tries = tries.saturating_add(1);
+                let st = lock(shared);
+                drop(wait_until(shared, st, deadline_after(wait), |st| {
+                    st.shutdown
+                }));
+                None
+            }
+        };
+        if let Some(why) = give_up {
+            stats.failed_spans.fetch_add(n, Ordering::Relaxed);
+            log.failure(format!(
+                "hypertrace: export of {n} spans to {dest} failed: {err}; {why}"
+            ));
+            return;
+        }
+    }
+}
+
+/// Failure lines at most once per [`LOG_INTERVAL`]; the ones held back are counted in the next.
+#[derive(Default)]
+struct FailureLog {
+    last: Option<Instant>,
+    held_back: u64,
+}
+
+impl FailureLog {
+    fn failure(&mut self, line: String) {
+        if self.last.is_some_and(|t| t.elapsed() < LOG_INTERVAL) {
+            self.held_back += 1;
+            return;
+        }
+        self.always(line);
+    }
+
+    fn always(&mut self, line: String) {
+        if self.held_back > 0 {
+            eprintln!(
+                "{line} ({} more failure lines held back since the last one)",
+                self.held_back
+            );
+        } else {
+            eprintln!("{line}");
+        }
+        self.held_back = 0;
+        self.last = Some(Instant::now());
+    }
+
+    /// After failures, the first success says so at once (the end of an outage matters).
+    fn recovered(&mut self, n: u64, dest: &str, tries: u32) {
+        self.always(format!(
+            "hypertrace: export to {dest} works again: {n} spans sent after {tries} retries"
+        ));
+    }
+
+    fn finish(&mut self) {
+        if self.held_back > 0 {
+            eprintln!(
+                "hypertrace: {} export failure lines were held back (at most one per {LOG_INTERVAL:?})",
+                self.held_back
+            );
+            self.held_back = 0;
         }
     }
 }
@@ -166,9 +413,10 @@ fn log_drops(shared: &Shared) -> bool {
     if shared.logged_drops.fetch_max(dropped, Ordering::Relaxed) >= dropped {
         return false;
     }
+    let over_bytes = shared.stats.dropped_over_bytes.load(Ordering::Relaxed);
     eprintln!(
-        "hypertrace: export queue full (max_queue_size {}): {} spans dropped so far",
-        shared.settings.max_queue_size, dropped
+        "hypertrace: export queue full (max_queue_size {}, max_queue_bytes {}): {} spans dropped so far ({} of them over the byte budget)",
+        shared.settings.max_queue_size, shared.settings.max_queue_bytes, dropped, over_bytes
     );
     true
 }
@@ -181,17 +429,39 @@ impl SpanProcessor for BatchProcessor {
             return;
         }
         let shared = &self.shared;
+        let stats = &shared.stats;
+        // A full queue refuses the span without sizing it or locking (a burst must stay cheap to
+        // drop); `queued` is the queue's length, kept under the lock. The size is taken outside it.
+        if stats.queued.load(Ordering::Relaxed) >= shared.settings.max_queue_size as u64 {
+            stats.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let bytes = span_bytes(&span);
         let mut st = lock(shared);
         if st.shutdown || st.queue.len() >= shared.settings.max_queue_size {
             drop(st);
-            shared.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            stats.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        st.queue.push_back(span);
-        let len = st.queue.len();
+        let held = st.queue_bytes + st.inflight_bytes;
+        if held.saturating_add(bytes) > shared.settings.max_queue_bytes {
+            drop(st);
+            stats.dropped.fetch_add(1, Ordering::Relaxed);
+            stats.dropped_over_bytes.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        // Counted before the span is visible to the worker, which subtracts it under this lock.
+        stats.queued.fetch_add(1, Ordering::Relaxed);
+        st.queue_bytes += bytes;
+        stats
+            .queued_bytes
+            .store((held + bytes) as u64, Ordering::Relaxed);
+        st.queue.push_back((span, bytes));
+        let wake = st.queue.len() == shared.settings.max_export_batch_size
+            || (st.queue_bytes >= shared.settings.max_batch_bytes()
+                && st.queue_bytes < shared.settings.max_batch_bytes() + bytes);
         drop(st);
-        shared.stats.queued.fetch_add(1, Ordering::Relaxed);
-        if len == shared.settings.max_export_batch_size {
+        if wake {
             shared.wake.notify_one();
         }
     }
@@ -220,7 +490,8 @@ impl SpanProcessor for BatchProcessor {
             }
             st.shutdown = true;
         }
-        self.shared.wake.notify_one();
+        // All waiters: the worker may be in its batch wait or in a retry's backoff.
+        self.shared.wake.notify_all();
         let done = self.done.lock().unwrap_or_else(|p| p.into_inner()).take();
         match done.map(|rx| rx.recv_timeout(timeout)) {
             Some(Ok(())) | Some(Err(mpsc::RecvTimeoutError::Disconnected)) | None => Ok(()),
@@ -266,6 +537,8 @@ mod tests {
             max_export_batch_size: 4,
             scheduled_delay: Duration::from_secs(60),
             shutdown_timeout: Duration::from_millis(300),
+            max_queue_bytes: usize::MAX,
+            destination: "test".into(),
         }
     }
 
@@ -331,6 +604,298 @@ mod tests {
         p.tracer("t").start("a");
         p.force_flush().unwrap();
         assert_eq!(*exp.spans.lock().unwrap(), vec!["a".to_string()]);
+        p.shutdown().unwrap();
+    }
+
+    fn with(
+        exp: impl SpanExporter + 'static,
+        edit: impl FnOnce(&mut BatchSettings),
+    ) -> (SdkTracerProvider, Arc<ExportStats>) {
+        let stats = Arc::new(ExportStats::default());
+        let mut s = settings(1000);
+        edit(&mut s);
+        let p = SdkTracerProvider::builder()
+            .with_span_processor(BatchProcessor::new(exp, s, stats.clone()))
+            .build();
+        (p, stats)
+    }
+
+    fn load(stats: &ExportStats, f: fn(&ExportStats) -> &AtomicU64) -> u64 {
+        f(stats).load(Ordering::Relaxed)
+    }
+
+    /// Fails the first `fail` attempts with `error`, then records.
+    #[derive(Debug, Clone)]
+    struct Flaky {
+        fail: Arc<AtomicU64>,
+        error: &'static str,
+        attempts: Arc<AtomicU64>,
+        spans: Arc<Mutex<Vec<String>>>,
+    }
+    impl Flaky {
+        fn new(fail: u64, error: &'static str) -> Self {
+            Flaky {
+                fail: Arc::new(AtomicU64::new(fail)),
+                error,
+                attempts: Arc::default(),
+                spans: Arc::default(),
+            }
+        }
+    }
+    impl SpanExporter for Flaky {
+        async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+            self.attempts.fetch_add(1, Ordering::Relaxed);
+            if self
+                .fail
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                return Err(OTelSdkError::InternalFailure(self.error.into()));
+            }
+            self.spans
+                .lock()
+                .unwrap()
+                .extend(batch.into_iter().map(|s| s.name.into_owned()));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn transient_failures_are_retried_until_the_batch_is_delivered() {
+        let exp = Flaky::new(4, "HTTP export failed with status code: 503");
+        let (p, stats) = with(exp.clone(), |s| {
+            s.shutdown_timeout = Duration::from_secs(10)
+        });
+        let t = p.tracer("t");
+        for i in 0..3 {
+            t.start(format!("s{i}"));
+        }
+        let start = Instant::now();
+        p.force_flush().unwrap();
+        // 4 failures, then the backoff waits (50–100, 100–200, 200–400, 400–800 ms).
+        assert!(
+            start.elapsed() >= Duration::from_millis(750),
+            "{:?}",
+            start.elapsed()
+        );
+        assert_eq!(*exp.spans.lock().unwrap(), ["s0", "s1", "s2"]);
+        assert_eq!(exp.attempts.load(Ordering::Relaxed), 5);
+        assert_eq!(load(&stats, |s| &s.retries), 4);
+        assert_eq!(load(&stats, |s| &s.failed_exports), 4);
+        assert_eq!(load(&stats, |s| &s.failed_spans), 0);
+        assert_eq!(load(&stats, |s| &s.exported), 3);
+        p.shutdown().unwrap();
+    }
+
+    #[test]
+    fn permanent_failures_are_dropped_and_counted_at_once() {
+        let exp = Flaky::new(1, "HTTP export failed with status code: 400");
+        let (p, stats) = with(exp.clone(), |_| {});
+        p.tracer("t").start("bad");
+        p.force_flush().unwrap();
+        p.tracer("t").start("good");
+        p.force_flush().unwrap();
+        assert_eq!(exp.attempts.load(Ordering::Relaxed), 2);
+        assert_eq!(*exp.spans.lock().unwrap(), ["good"]);
+        assert_eq!(load(&stats, |s| &s.failed_spans), 1);
+        assert_eq!(load(&stats, |s| &s.retries), 0);
+        p.shutdown().unwrap();
+    }
+
+    #[test]
+    fn retrying_stops_when_the_queue_fills_and_keeps_the_newest() {
+        let exp = Flaky::new(u64::MAX, "gRPC code: Unavailable");
+        let (p, stats) = with(exp.clone(), |s| s.max_queue_size = 8);
+        let t = p.tracer("t");
+        for i in 0..4 {
+            t.start(format!("old{i}"));
+        }
+        // The worker takes the full batch and keeps retrying it while the queue has room.
+        assert!(wait_for(|| exp.attempts.load(Ordering::Relaxed) >= 2));
+        assert_eq!(load(&stats, |s| &s.failed_spans), 0);
+        for i in 0..9 {
+            t.start(format!("new{i}"));
+        }
+        // The ninth new span found the queue full: the retried batch is given up.
+        assert!(wait_for(|| load(&stats, |s| &s.failed_spans) >= 4));
+        assert_eq!(load(&stats, |s| &s.dropped), 1);
+        exp.fail.store(0, Ordering::Relaxed);
+        p.force_flush().unwrap();
+        let got = exp.spans.lock().unwrap().clone();
+        assert_eq!(got, (0..8).map(|i| format!("new{i}")).collect::<Vec<_>>());
+        p.shutdown().unwrap();
+    }
+
+    #[test]
+    fn shutdown_ends_a_retry_with_one_last_attempt() {
+        let exp = Flaky::new(u64::MAX, "HTTP export failed: network error");
+        let (p, stats) = with(exp.clone(), |_| {});
+        p.tracer("t").start("a");
+        let _ = p.force_flush();
+        let start = Instant::now();
+        p.shutdown().unwrap();
+        assert!(
+            start.elapsed() < Duration::from_millis(250),
+            "{:?}",
+            start.elapsed()
+        );
+        assert_eq!(load(&stats, |s| &s.failed_spans), 1);
+        assert_eq!(load(&stats, |s| &s.exported), 0);
+    }
+
+    fn wait_for(f: impl Fn() -> bool) -> bool {
+        let end = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < end {
+            if f() {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(2));
+        }
+        false
+    }
+
+    /// Panics on spans named "boom".
+    #[derive(Debug, Clone, Default)]
+    struct Panicky(Recorder);
+    impl SpanExporter for Panicky {
+        async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+            if batch.iter().any(|s| s.name == "boom") {
+                panic!("exporter bug");
+            }
+            self.0.export(batch).await
+        }
+    }
+
+    #[test]
+    fn a_panicking_exporter_loses_its_batch_not_the_pipeline() {
+        let exp = Panicky::default();
+        // Printing the panic (and its backtrace, under RUST_BACKTRACE) takes a while in debug.
+        let (p, stats) = with(exp.clone(), |s| {
+            s.shutdown_timeout = Duration::from_secs(30)
+        });
+        let t = p.tracer("t");
+        t.start("boom");
+        p.force_flush().unwrap();
+        t.start("after");
+        p.force_flush().unwrap();
+        assert_eq!(*exp.0.spans.lock().unwrap(), ["after"]);
+        assert_eq!(load(&stats, |s| &s.exporter_panics), 1);
+        assert_eq!(load(&stats, |s| &s.failed_spans), 1);
+        assert_eq!(load(&stats, |s| &s.exported), 1);
+        p.shutdown().unwrap();
+    }
+
+    fn big_span(t: &opentelemetry_sdk::trace::SdkTracer, name: String, body: usize) {
+        use opentelemetry::trace::Span as _;
+        let mut s = t.start(name);
+        s.set_attribute(opentelemetry::KeyValue::new(
+            "http.request.body",
+            "x".repeat(body),
+        ));
+    }
+
+    #[test]
+    fn the_byte_budget_drops_and_counts_and_frees_on_export() {
+        let exp = Recorder::default();
+        exp.hang.store(true, Ordering::Relaxed);
+        let (p, stats) = with(exp.clone(), |s| {
+            s.max_queue_bytes = 1 << 20;
+            s.max_export_batch_size = 1000;
+        });
+        let t = p.tracer("t");
+        for i in 0..40 {
+            big_span(&t, format!("s{i}"), 100_000);
+        }
+        // ~100 KiB each: 10 fit in 1 MiB (queued or in the hung export), 30 are dropped.
+        let dropped = load(&stats, |s| &s.dropped);
+        assert_eq!(dropped, 30);
+        assert_eq!(load(&stats, |s| &s.dropped_over_bytes), 30);
+        let held = load(&stats, |s| &s.queued_bytes);
+        assert!((1_000_000..=1 << 20).contains(&held), "held {held}");
+        exp.hang.store(false, Ordering::Relaxed);
+        p.force_flush().unwrap();
+        assert_eq!(exp.spans.lock().unwrap().len(), 10);
+        assert_eq!(load(&stats, |s| &s.queued_bytes), 0);
+        // Room again once exported.
+        big_span(&t, "later".into(), 100_000);
+        p.force_flush().unwrap();
+        assert_eq!(exp.spans.lock().unwrap().len(), 11);
+        p.shutdown().unwrap();
+    }
+
+    #[test]
+    fn queued_never_dips_below_zero_or_above_the_queue() {
+        let exp = Recorder::default();
+        let (p, stats) = with(exp.clone(), |s| {
+            s.max_queue_size = 64;
+            s.max_export_batch_size = 1;
+            s.scheduled_delay = Duration::from_micros(1);
+        });
+        let stop = Arc::new(AtomicBool::new(false));
+        let watcher = {
+            let (stats, stop) = (stats.clone(), stop.clone());
+            thread::spawn(move || {
+                let mut max = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    max = max.max(stats.queued.load(Ordering::Relaxed));
+                }
+                max
+            })
+        };
+        thread::scope(|sc| {
+            for _ in 0..4 {
+                sc.spawn(|| {
+                    let t = p.tracer("t");
+                    for _ in 0..100_000 {
+                        t.start("s");
+                    }
+                });
+            }
+        });
+        stop.store(true, Ordering::Relaxed);
+        let max = watcher.join().unwrap();
+        assert!(max <= 64, "queued reached {max} (a wrap below zero)");
+        p.shutdown().unwrap();
+        assert_eq!(load(&stats, |s| &s.queued), 0);
+    }
+
+    #[test]
+    fn largest_delays_do_not_overflow_the_clock() {
+        let exp = Recorder::default();
+        let (p, _) = with(exp.clone(), |s| s.scheduled_delay = Duration::MAX);
+        p.tracer("t").start("a");
+        p.force_flush().unwrap();
+        assert_eq!(exp.spans.lock().unwrap().len(), 1);
+        p.shutdown().unwrap();
+    }
+
+    /// Starts a span of the same provider from inside each export, as an instrumented HTTP client
+    /// under the exporter would.
+    #[derive(Debug, Clone, Default)]
+    struct SelfTracing {
+        tracer: Arc<Mutex<Option<opentelemetry_sdk::trace::SdkTracer>>>,
+        inner: Recorder,
+    }
+    impl SpanExporter for SelfTracing {
+        async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+            if let Some(t) = self.tracer.lock().unwrap().as_ref() {
+                t.start("from-the-exporter");
+            }
+            self.inner.export(batch).await
+        }
+    }
+
+    #[test]
+    fn the_export_thread_does_not_trace_itself() {
+        let exp = SelfTracing::default();
+        let (p, _) = with(exp.clone(), |_| {});
+        *exp.tracer.lock().unwrap() = Some(p.tracer("t"));
+        p.tracer("t").start("app");
+        p.force_flush().unwrap();
+        p.force_flush().unwrap();
+        p.tracer("t").start("app2");
+        p.force_flush().unwrap();
+        assert_eq!(*exp.inner.spans.lock().unwrap(), ["app", "app2"]);
         p.shutdown().unwrap();
     }
 }

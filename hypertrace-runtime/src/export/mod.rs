@@ -1,5 +1,5 @@
-//! Export (CONTRACT §6): the reporter chosen by `reporting.trace_reporter_type`, behind our bounded
-//! batch processor, with the resource of §5.4.
+//! Export: the reporter chosen by `reporting.trace_reporter_type`, behind our bounded batch
+//! processor, with the resource of `resource.rs` and the sampler of `sampler.rs`.
 
 pub mod batch;
 #[cfg(any(feature = "otlp-http", feature = "zipkin"))]
@@ -8,7 +8,12 @@ pub mod json;
 pub mod logging;
 #[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
 mod otlp;
+#[cfg(feature = "otlp-http")]
+mod otlp_http_client;
 pub mod resource;
+pub mod retry;
+pub mod sampler;
+pub mod size;
 #[cfg(feature = "zipkin")]
 pub mod zipkin;
 
@@ -98,17 +103,33 @@ pub struct Pipeline {
     pub stats: Arc<ExportStats>,
 }
 
-pub fn with_exporter<E: SpanExporter + 'static>(mut exporter: E, config: &Config) -> Pipeline {
+/// The pipeline around an exporter of the application's own (`Agent::with_exporter`).
+pub fn with_exporter<E: SpanExporter + 'static>(exporter: E, config: &Config) -> Pipeline {
+    with_exporter_to(exporter, config, "the application's exporter".into())
+}
+
+/// `"OTLP http://collector:4317"`: the reporter and where it sends, for log lines.
+fn destination(config: &Config) -> String {
+    format!(
+        "{:?} {}",
+        config.reporting.trace_reporter_type,
+        config.reporting.effective_endpoint()
+    )
+}
+
+fn with_exporter_to<E: SpanExporter + 'static>(
+    mut exporter: E,
+    config: &Config,
+    destination: String,
+) -> Pipeline {
     let resource = resource::build(config);
     exporter.set_resource(&resource);
     let stats = Arc::new(ExportStats::default());
-    let settings = batch::BatchSettings {
-        max_queue_size: config.rustagent.max_queue_size,
-        max_export_batch_size: config.rustagent.max_export_batch_size,
-        scheduled_delay: config.rustagent.scheduled_delay,
-        shutdown_timeout: config.rustagent.shutdown_timeout,
-    };
+    let settings = batch::BatchSettings::from_config(config, destination);
     let provider = SdkTracerProvider::builder()
+        // Set explicitly: the SDK would otherwise read `OTEL_TRACES_SAMPLER` from the process
+        // environment behind the configuration (and `ConfigBuilder::env_vars`).
+        .with_sampler(sampler::build(config))
         .with_resource(resource)
         .with_span_processor(batch::BatchProcessor::new(
             exporter,
@@ -149,15 +170,18 @@ pub fn disabled(_config: &Config) -> Pipeline {
 /// Builds the pipeline for `config`. Must run inside a tokio runtime (tonic's channel needs one).
 pub fn build(config: &Config) -> Result<Pipeline, ExportError> {
     let ty = config.reporting.trace_reporter_type;
+    let to = destination(config);
     Ok(match ty {
-        TraceReporterType::Logging => with_exporter(logging::LoggingExporter::default(), config),
-        TraceReporterType::None => with_exporter(NoopExporter, config),
+        TraceReporterType::Logging => {
+            with_exporter_to(logging::LoggingExporter::default(), config, "stdout".into())
+        }
+        TraceReporterType::None => with_exporter_to(NoopExporter, config, "nowhere".into()),
         #[cfg(feature = "otlp-grpc")]
-        TraceReporterType::Otlp => with_exporter(otlp::grpc(config)?, config),
+        TraceReporterType::Otlp => with_exporter_to(otlp::grpc(config)?, config, to),
         #[cfg(not(feature = "otlp-grpc"))]
         TraceReporterType::Otlp => return Err(missing("otlp-grpc", ty)),
         #[cfg(feature = "otlp-http")]
-        TraceReporterType::OtlpHttp => with_exporter(otlp::http(config)?, config),
+        TraceReporterType::OtlpHttp => with_exporter_to(otlp::http(config)?, config, to),
         #[cfg(not(feature = "otlp-http"))]
         TraceReporterType::OtlpHttp => return Err(missing("otlp-http", ty)),
         #[cfg(feature = "zipkin")]
@@ -166,7 +190,7 @@ pub fn build(config: &Config) -> Result<Pipeline, ExportError> {
             let client = http_client::build(&config.reporting, config.rustagent.export_timeout)?;
             let exporter =
                 zipkin::ZipkinExporter::new(client, config.reporting.effective_endpoint(), headers);
-            with_exporter(exporter, config)
+            with_exporter_to(exporter, config, to)
         }
         #[cfg(not(feature = "zipkin"))]
         TraceReporterType::Zipkin => return Err(missing("zipkin", ty)),

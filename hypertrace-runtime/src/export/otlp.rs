@@ -1,4 +1,8 @@
 //! OTLP reporters: gRPC (tonic) and HTTP/protobuf (blocking reqwest), from `opentelemetry-otlp`.
+//!
+//! Both use opentelemetry-otlp's retry policy inside one attempt (it honours gRPC `RetryInfo` and
+//! HTTP `Retry-After` exactly, within `rustagent.export_timeout`); the batch processor retries the
+//! batch beyond that while its queue has room. `rustagent.compression` gzips the requests.
 
 use opentelemetry_otlp::WithExportConfig;
 #[cfg(feature = "otlp-http")]
@@ -41,7 +45,12 @@ pub fn grpc(config: &Config) -> Result<opentelemetry_otlp::SpanExporter, ExportE
         .with_tonic()
         .with_endpoint(endpoint(config))
         .with_timeout(config.rustagent.export_timeout)
+        .with_retry_policy(opentelemetry_otlp::RetryPolicy::recommended())
         .with_metadata(metadata);
+    let builder = match compression(config) {
+        Some(c) => builder.with_compression(c),
+        None => builder,
+    };
     #[cfg(feature = "tls")]
     let builder = {
         use tonic::transport::{Certificate, ClientTlsConfig};
@@ -60,17 +69,39 @@ pub fn grpc(config: &Config) -> Result<opentelemetry_otlp::SpanExporter, ExportE
         .map_err(|e| ExportError::new(format!("OTLP/gRPC exporter: {e}")))
 }
 
+/// `None` for no compression. (opentelemetry-otlp then also looks at the process's
+/// `OTEL_EXPORTER_OTLP_*COMPRESSION`, which our configuration has already read the same way.)
+fn compression(config: &Config) -> Option<opentelemetry_otlp::Compression> {
+    match config.rustagent.compression {
+        crate::config::Compression::Gzip => Some(opentelemetry_otlp::Compression::Gzip),
+        crate::config::Compression::None => None,
+    }
+}
+
+/// The OTLP/HTTP exporter, over [`super::otlp_http_client::DetailedClient`].
 #[cfg(feature = "otlp-http")]
-pub fn http(config: &Config) -> Result<opentelemetry_otlp::SpanExporter, ExportError> {
+pub fn http(
+    config: &Config,
+) -> Result<super::otlp_http_client::WithDetail<opentelemetry_otlp::SpanExporter>, ExportError> {
     let headers = super::checked_http_headers(&config.reporting)?;
     let client = super::http_client::build(&config.reporting, config.rustagent.export_timeout)?;
-    opentelemetry_otlp::SpanExporter::builder()
+    let endpoint = endpoint(config);
+    let client = super::otlp_http_client::DetailedClient::new(client, endpoint.clone());
+    let detail = client.detail();
+    let builder = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-        .with_endpoint(endpoint(config))
+        .with_endpoint(endpoint)
         .with_timeout(config.rustagent.export_timeout)
+        .with_retry_policy(opentelemetry_otlp::RetryPolicy::recommended())
         .with_headers(headers.into_iter().collect())
-        .with_http_client(client)
+        .with_http_client(client);
+    let builder = match compression(config) {
+        Some(c) => builder.with_compression(c),
+        None => builder,
+    };
+    let exporter = builder
         .build()
-        .map_err(|e| ExportError::new(format!("OTLP/HTTP exporter: {e}")))
+        .map_err(|e| ExportError::new(format!("OTLP/HTTP exporter: {e}")))?;
+    Ok(super::otlp_http_client::WithDetail::new(exporter, detail))
 }

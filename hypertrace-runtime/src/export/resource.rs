@@ -1,4 +1,4 @@
-//! The resource every span carries (CONTRACT §5.4).
+//! The resource every span carries.
 
 use opentelemetry::KeyValue;
 use opentelemetry_sdk::Resource;
@@ -7,6 +7,8 @@ use crate::config::Config;
 
 /// `service.name`, a per-process `service.instance.id`, the SDK identity, host and process, then
 /// `resource_attributes` (which already include `OTEL_RESOURCE_ATTRIBUTES`, see `config::env`).
+/// `service.name` is always `service_name`: the loader has already decided between it and a
+/// `service.name` resource attribute, and one set in code is not allowed to contradict it.
 pub fn build(config: &Config) -> Resource {
     let mut attrs = vec![
         KeyValue::new("service.name", config.service_name.clone()),
@@ -24,6 +26,7 @@ pub fn build(config: &Config) -> Resource {
         config
             .resource_attributes
             .iter()
+            .filter(|(k, _)| k.as_str() != "service.name")
             .map(|(k, v)| KeyValue::new(k.clone(), v.clone())),
     );
     // builder_empty: the SDK's default detectors would read OTEL_SERVICE_NAME and
@@ -53,7 +56,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn has_contract_attributes_and_user_ones_win() {
+    fn has_contract_attributes_and_service_name_wins() {
         let mut c = Config::defaults("svc");
         c.resource_attributes
             .insert("deployment.environment".into(), "prod".into());
@@ -67,7 +70,7 @@ mod tests {
         assert_eq!(get("telemetry.sdk.name").as_deref(), Some("hypertrace"));
         assert_eq!(get("telemetry.sdk.language").as_deref(), Some("rust"));
         assert_eq!(get("deployment.environment").as_deref(), Some("prod"));
-        assert_eq!(get("service.name").as_deref(), Some("override"));
+        assert_eq!(get("service.name").as_deref(), Some("svc"));
         let id = get("service.instance.id").unwrap();
         assert_eq!((id.len(), &id[14..15]), (36, "4"), "{id}");
         assert_ne!(id, get_other_instance_id(&c));

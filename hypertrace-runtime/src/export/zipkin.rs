@@ -109,20 +109,36 @@ impl SpanExporter for ZipkinExporter {
             req = req.header(k.as_str(), v.as_str());
         }
         // The error text names the endpoint and status only, never header values (they hold tokens).
+        // Its shape is the one `retry::classify` reads: a transport failure is a "network error",
+        // a refusal names its status code and the server's `Retry-After`.
         let resp = req.send().map_err(|e| {
+            let e = e.without_url();
+            let mut detail = e.to_string();
+            let mut next = std::error::Error::source(&e);
+            while let Some(src) = next {
+                detail.push_str(": ");
+                detail.push_str(&src.to_string());
+                next = src.source();
+            }
             OTelSdkError::InternalFailure(format!(
-                "zipkin export to {}: {}",
-                self.endpoint,
-                e.without_url()
+                "zipkin export to {} failed: network error ({detail})",
+                self.endpoint
             ))
         })?;
         if resp.status().is_success() {
             Ok(())
         } else {
+            let after = resp
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(super::retry::parse_retry_after)
+                .map(|d| format!(" (retry after {}s)", d.as_secs()))
+                .unwrap_or_default();
             Err(OTelSdkError::InternalFailure(format!(
-                "zipkin export to {}: HTTP {}",
+                "zipkin export to {} failed with status code: {}{after}",
                 self.endpoint,
-                resp.status()
+                resp.status().as_u16()
             )))
         }
     }

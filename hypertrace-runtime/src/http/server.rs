@@ -16,7 +16,7 @@ use super::{attributes, failure};
 use crate::agent::Agent;
 use crate::capture::body::BodyCapture;
 use crate::capture::content_type::{capture_kind, content_encoding, response_capture_kind};
-use crate::capture::headers::record_headers;
+use crate::capture::headers::record_headers_configured;
 use crate::capture::policy::{CapturePolicy, Overrides};
 use crate::propagation::HeaderExtractor;
 use crate::span::body::{expects_continue, EndSpan, RecordRequestBody, Tee};
@@ -102,10 +102,10 @@ fn capture_request(
 /// The request headers as attributes.
 pub(crate) fn request_headers<B>(agent: &Agent, req: &Request<B>) -> Vec<KeyValue> {
     let mut headers = Vec::with_capacity(req.headers().len());
-    record_headers(
+    record_headers_configured(
         "http.request.header.",
         req.headers(),
-        &agent.config.rustagent.redact_headers,
+        &agent.config,
         &mut headers,
     );
     headers
@@ -152,10 +152,10 @@ pub(crate) fn finish<B: http_body::Body<Data = bytes::Bytes>>(
     let mut attrs = Vec::with_capacity(16);
     attributes::status(status.as_u16(), cfg.semconv.http, &mut attrs);
     if policy.response_headers {
-        record_headers(
+        record_headers_configured(
             "http.response.header.",
             resp.headers(),
-            &cfg.rustagent.redact_headers,
+            &agent.config,
             &mut attrs,
         );
     }
