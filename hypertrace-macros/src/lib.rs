@@ -7,6 +7,7 @@
 //! and generate the code; `errors.rs` collects the errors so that all of them are reported at once.
 
 mod args;
+mod body_scan;
 mod errors;
 mod handler;
 mod item;

@@ -9,6 +9,8 @@
 //! - `client/` (feature `reqwest`): CLIENT spans for outgoing reqwest calls, same capture rules.
 //! - `agent.rs`: the installed agent (config, tracer, propagator, pipeline), swappable.
 //! - `init.rs`: what `#[hypertrace::main]` runs at start and at exit.
+//! - `main_lifecycle.rs`: the generated `main` in one call: runtime, agent, body, flush, in order.
+//! - `signal_watcher.rs`: SIGINT/SIGTERM for apps that don't handle them: flush, then die of it.
 
 mod agent;
 pub mod capture;
@@ -18,7 +20,10 @@ pub mod config;
 pub mod export;
 pub mod http;
 mod init;
+mod macro_checks;
+mod main_lifecycle;
 pub mod propagation;
+mod signal_watcher;
 mod subscriber;
 
 pub use agent::{current as current_agent, Agent, Guard};
@@ -31,7 +36,9 @@ pub use subscriber::otel_layer;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::http::handler::{run_handler, HandlerOptions};
-    pub use crate::init::{init_main, MainOptions};
+    pub use crate::init::{init_main, Flavor, MainOptions};
+    pub use crate::macro_checks::{assert_handler_struct, HandlerStruct};
+    pub use crate::main_lifecycle::run_main;
     pub use axum;
     pub use tokio;
 }
