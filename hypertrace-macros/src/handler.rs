@@ -51,7 +51,7 @@
 //! };
 //!
 //! // Valid in an `impl` block too, where it fails with the macro's message (see `macro_checks.rs`).
-//! fn __hypertrace_handler_probe_create_user() { let create_user = loop {}; assert_handler_struct(create_user); }
+//! fn __hypertrace_handler_probe_create_user() { let create_user = unreachable!(); assert_handler_struct(create_user); }
 //! ```
 //! The user's function is kept unchanged (same name, so `#[tracing::instrument]` and
 //! `#[axum::debug_handler]` on it keep working and naming it) as an item of the block.
@@ -419,7 +419,7 @@ fn expand_handler(func: &FnItem, options: &HandlerOptions) -> TokenStream {
         #[doc(hidden)]
         #[allow(dead_code, deprecated, non_snake_case, unreachable_code, unused_variables, clippy::diverging_sub_expression)]
         fn #probe_name() {
-            let #ident = loop {};
+            let #ident = ::core::unreachable!();
             ::hypertrace::__private::assert_handler_struct(#ident);
         }
     };

@@ -220,6 +220,8 @@ fn expand_main(func: &FnItem, options: &MainOptions) -> TokenStream {
     quote! {
         #(#attrs)*
         #vis #sig {
+            // `#[tokio::main] async fn main() {}` is not linted by `unused_async` either.
+            #[allow(clippy::unused_async)]
             #inner_sig #body
 
             ::hypertrace::__private::run_main(
