@@ -4,6 +4,12 @@
 //! runtime and returns its value.
 //!
 //! The compile-fail side (misuse is an error on the right token) is `tests/ui.rs`.
+//!
+//! Under clippy (`.ci/run` runs `cargo clippy --test macro_expansion`), annotated handlers get no
+//! more lints than the same plain functions: `hello` below has no `.await`, which
+//! `clippy::unused_async` does not flag on a plain axum handler (it is used as a value) and must
+//! not flag here either.
+#![deny(clippy::unused_async)]
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -305,6 +311,45 @@ async fn the_handler_struct_can_be_called_through_axums_handler_trait() {
         .await
         .unwrap();
     assert_eq!(&body[..], b"hello");
+}
+
+/// Handlers stay callable for the app's own tests.
+#[tokio::test]
+async fn handlers_are_called_directly_in_unit_tests() {
+    // Private handlers: called as the plain function was.
+    assert_eq!(hello().await, "hello");
+    assert_eq!(bytes_len(Bytes::from_static(b"abc")).await, "3");
+    assert_eq!(
+        create_user(
+            State(AppState {
+                greeting: "hi".into()
+            }),
+            Json(NewUser { name: "".into() })
+        )
+        .await
+        .err(),
+        Some((StatusCode::UNPROCESSABLE_ENTITY, "empty name".to_owned()))
+    );
+    // Any handler, `pub` ones included: `direct`.
+    assert_eq!(
+        greet::direct(
+            State(AppState {
+                greeting: "hello".into()
+            }),
+            Path("ada".into())
+        )
+        .await,
+        "hello, ada"
+    );
+    let response = inspect::direct(
+        Tenant("acme".into()),
+        HeaderMap::new(),
+        Query(HashMap::new()),
+        "body".into(),
+    )
+    .await
+    .into_response();
+    assert_eq!(response.status(), StatusCode::OK);
 }
 
 mod app {

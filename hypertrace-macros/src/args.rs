@@ -24,6 +24,7 @@ pub(crate) mod kw {
     syn::custom_keyword!(tracing_subscriber);
     syn::custom_keyword!(flavor);
     syn::custom_keyword!(worker_threads);
+    syn::custom_keyword!(signal_watcher);
     // #[hypertrace::handler]
     syn::custom_keyword!(name);
     syn::custom_keyword!(request_headers);
@@ -40,6 +41,7 @@ const MAIN_KEYS: &[&str] = &[
     "tracing_subscriber",
     "flavor",
     "worker_threads",
+    "signal_watcher",
 ];
 const HANDLER_KEYS: &[&str] = &[
     "name",
@@ -404,6 +406,7 @@ pub(crate) struct MainOptions {
     pub(crate) tracing_subscriber: Option<Setting<bool>>,
     pub(crate) flavor: Option<Setting<Flavor>>,
     pub(crate) worker_threads: Option<Setting<usize>>,
+    pub(crate) signal_watcher: Option<Setting<bool>>,
 }
 
 impl Options for MainOptions {
@@ -423,6 +426,7 @@ impl Options for MainOptions {
             tracing_subscriber => tracing_subscriber, "tracing_subscriber = false", boolean;
             flavor => flavor, "flavor = \"current_thread\"", flavor;
             worker_threads => worker_threads, "worker_threads = 4", positive_int;
+            signal_watcher => signal_watcher, "signal_watcher = false", boolean;
         )
     }
 }

@@ -17,32 +17,44 @@
 //! #[derive(Clone, Copy, Debug)]
 //! pub struct create_user;
 //!
-//! impl<__S, __M> Handler<(__M, create_user), __S> for create_user
-//! where
-//!     __S: Send + Sync + 'static,
-//!     State<Db>: FromRequestParts<__S> + Send,    // spanned on the user's types, so an extractor that
-//!     Json<NewUser>: FromRequest<__S, __M> + Send, // doesn't implement the trait is pointed at
-//! {
-//!     type Future = Pin<Box<dyn Future<Output = Response> + Send>>;
-//!     fn call(self, __ht_req: Request, __ht_state: __S) -> Self::Future {
-//!         async fn create_user(State(db): State<Db>, Json(u): Json<NewUser>) -> Result<..> { body }
-//!         static __HT_OPTIONS: HandlerOptions = HandlerOptions { request_body: Some(false), .. };
-//!         Box::pin(run_handler(&__HT_OPTIONS, __ht_req, move |__ht_req| async move {
-//!             let (mut __ht_parts, __ht_body) = __ht_req.into_parts();
-//!             let __ht_arg0 = match <State<Db> as FromRequestParts<__S>>::from_request_parts(&mut __ht_parts, &__ht_state).await {
-//!                 Ok(value) => value,
-//!                 Err(rejection) => return IntoResponse::into_response(rejection),
-//!             };
-//!             let __ht_req = Request::from_parts(__ht_parts, __ht_body);
-//!             let __ht_arg1 = match <Json<NewUser> as FromRequest<__S, __M>>::from_request(__ht_req, &__ht_state).await { .. };
-//!             let __ht_response = create_user(__ht_arg0, __ht_arg1).await;
-//!             IntoResponse::into_response(__ht_response) // spanned on the return type
-//!         }))
+//! const _: () = {
+//!     #[allow(clippy::unused_async)]
+//!     async fn create_user(State(db): State<Db>, Json(u): Json<NewUser>) -> Result<..> { body }
+//!
+//!     impl<__S, __M> Handler<(__M, create_user), __S> for create_user
+//!     where
+//!         __S: Send + Sync + 'static,
+//!         State<Db>: FromRequestParts<__S> + Send,    // spanned on the user's types, so an extractor that
+//!         Json<NewUser>: FromRequest<__S, __M> + Send, // doesn't implement the trait is pointed at
+//!     {
+//!         type Future = Pin<Box<dyn Future<Output = Response> + Send>>;
+//!         fn call(self, __ht_req: Request, __ht_state: __S) -> Self::Future {
+//!             static __HT_OPTIONS: HandlerOptions = HandlerOptions { request_body: Some(false), .. };
+//!             Box::pin(run_handler(&__HT_OPTIONS, __ht_req, move |__ht_req| async move {
+//!                 let (mut __ht_parts, __ht_body) = __ht_req.into_parts();
+//!                 let __ht_arg0 = match <State<Db> as FromRequestParts<__S>>::from_request_parts(&mut __ht_parts, &__ht_state).await {
+//!                     Ok(value) => value,
+//!                     Err(rejection) => return IntoResponse::into_response(rejection),
+//!                 };
+//!                 let __ht_req = Request::from_parts(__ht_parts, __ht_body);
+//!                 let __ht_arg1 = match <Json<NewUser> as FromRequest<__S, __M>>::from_request(__ht_req, &__ht_state).await { .. };
+//!                 let __ht_response = create_user(__ht_arg0, __ht_arg1).await;
+//!                 IntoResponse::into_response(__ht_response) // spanned on the return type
+//!             }))
+//!         }
 //!     }
-//! }
+//!
+//!     // For the app's tests: `create_user::direct(state, json).await` calls the function itself.
+//!     impl create_user { pub async fn direct(__ht_arg0: State<Db>, __ht_arg1: Json<NewUser>) -> Result<..> { .. } }
+//!     // (A private handler also dereferences to a function pointer: `create_user(state, json).await`.)
+//!     impl HandlerStruct for create_user {}
+//! };
+//!
+//! // Valid in an `impl` block too, where it fails with the macro's message (see `macro_checks.rs`).
+//! fn __hypertrace_handler_probe_create_user() { let create_user = unreachable!(); assert_handler_struct(create_user); }
 //! ```
 //! The user's function is kept unchanged (same name, so `#[tracing::instrument]` and
-//! `#[axum::debug_handler]` on it keep working and naming it) as an item nested in `call`.
+//! `#[axum::debug_handler]` on it keep working and naming it) as an item of the block.
 
 use proc_macro2::{Delimiter, Group, Ident, TokenStream};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
@@ -50,8 +62,15 @@ use syn::spanned::Spanned;
 use syn::{Attribute, FnArg, ReturnType, Type};
 
 use crate::args::{self, option_tokens, value, Args, HandlerOptions, HANDLER_ATTRIBUTE};
+use crate::body_scan;
 use crate::errors::{token_stream_with_error, Ctxt};
 use crate::item::{self, contains_impl_trait, FnItem};
+
+/// An associated function can't be a handler: the macro turns the function into a struct, which an
+/// `impl` block can't hold. Also said in the README for the case the macro can't see (no `Self`).
+fn in_impl_block_message(name: &Ident) -> String {
+    format!("{HANDLER_ATTRIBUTE} goes on a free function, and this one is inside an `impl` block (it uses `Self`): move `{name}` out of the `impl` (to the module, or a `mod` of its own), write the type's name instead of `Self`, and route it as `get({name})` instead of `get(Type::{name})`")
+}
 
 /// axum implements `Handler` for functions of up to 16 extractors; so do we.
 const MAX_EXTRACTORS: usize = 16;
@@ -161,6 +180,19 @@ fn check_signature(cx: &Ctxt, func: &FnItem) -> bool {
                 ),
                 _ => {}
             },
+        }
+    }
+    // A receiver has been reported above. Without one, `Self` is what shows that the function is an
+    // associated function: reported here, instead of rustc's errors about the generated struct.
+    let has_receiver = matches!(sig.inputs.first(), Some(FnArg::Receiver(_)));
+    if !has_receiver {
+        let self_type = body_scan::self_type(&sig.to_token_stream())
+            .or_else(|| body_scan::self_type(&func.body.stmts));
+        if let Some(self_type) = self_type {
+            error(
+                self_type.to_token_stream(),
+                in_impl_block_message(&sig.ident),
+            );
         }
     }
     if sig.inputs.len() > MAX_EXTRACTORS {
@@ -360,9 +392,6 @@ fn expand_handler(func: &FnItem, options: &HandlerOptions) -> TokenStream {
         >>;
 
         fn call(self, __ht_req: #axum::extract::Request, #state_param: __S) -> Self::Future {
-            #(#on_fn)*
-            #sig #body
-
             static __HT_OPTIONS: ::hypertrace::__private::HandlerOptions =
                 ::hypertrace::__private::HandlerOptions {
                     name: #name,
@@ -378,12 +407,121 @@ fn expand_handler(func: &FnItem, options: &HandlerOptions) -> TokenStream {
     let mut impl_body = Group::new(Delimiter::Brace, impl_body);
     impl_body.set_span(sig.paren_token.span.close());
 
+    let direct_call = direct_call(func, &types, &arg_idents);
+
+    // Inside an `impl` block, rustc rejects the struct (and only says so in its own words); this
+    // function is valid there too, and its check then fails with the macro's message. `let #ident`
+    // is a pattern naming the unit struct where the struct exists, and else a new variable of the
+    // diverging expression's fallback type, which isn't a handler struct.
+    let probe_name = format_ident!("__hypertrace_handler_probe_{}", ident);
+    let probe = quote_spanned! {ident.span()=>
+        #(#on_impl)*
+        #[doc(hidden)]
+        #[allow(dead_code, deprecated, non_snake_case, unreachable_code, unused_variables, clippy::diverging_sub_expression)]
+        fn #probe_name() {
+            let #ident = ::core::unreachable!();
+            ::hypertrace::__private::assert_handler_struct(#ident);
+        }
+    };
+
+    // The user's function sits in the block with the impls: under its own name (so that
+    // `#[tracing::instrument]` and `#[axum::debug_handler]` on it keep working and naming it), which
+    // in the block's value namespace shadows the struct's value, while `add` as a type is still the
+    // struct. (A plain axum handler isn't linted by `unused_async` because it is used as a value;
+    // this one is called, so the lint is silenced to match.)
     quote! {
         #(#on_struct)*
         #struct_decl
 
         #(#on_impl)*
-        #impl_header #impl_body
+        #[allow(deprecated)]
+        const _: () = {
+            #(#on_fn)*
+            #[allow(clippy::unused_async)]
+            #sig #body
+
+            #impl_header #impl_body
+
+            #direct_call
+
+            impl ::hypertrace::__private::HandlerStruct for #ident {}
+        };
+
+        #probe
+    }
+}
+
+/// The user's function, called directly (no span: there is no request), for the app's own tests.
+///
+/// `add::direct(Path((2, 3))).await`, for every handler: same arguments, same output.
+///
+/// `add(Path((2, 3))).await` too, when the handler is private to its module (the usual case for the
+/// handlers a module routes and tests): a call auto-dereferences its callee, and the struct
+/// dereferences to a function pointer that calls the user's function, boxing its future (whose
+/// type can't be named; an `impl Trait` return type can't be either, so that call then gives the
+/// `axum::response::Response` it makes). For a `pub` or `pub(crate)` handler the pointer's type would
+/// name the argument types in a public impl, which rustc rejects (E0446) as soon as one of them is
+/// less visible than the handler, so those get `direct` only.
+fn direct_call(func: &FnItem, types: &[&Type], arg_idents: &[Ident]) -> TokenStream {
+    let axum = quote!(::hypertrace::__private::axum);
+    let vis = &func.vis;
+    let ident = &func.sig.ident;
+    let direct_output = match &func.sig.output {
+        ReturnType::Default => TokenStream::new(),
+        ReturnType::Type(arrow, ty) => quote!(#arrow #ty),
+    };
+    let direct = quote! {
+        impl #ident {
+            /// Calls the handler's function directly, as the unannotated function would be called:
+            /// no request, so no span. For the app's tests.
+            #[allow(dead_code, private_interfaces, clippy::unused_async)]
+            #vis async fn direct(#(#arg_idents: #types),*) #direct_output {
+                #ident(#(#arg_idents),*).await
+            }
+        }
+    };
+    if !matches!(vis, syn::Visibility::Inherited) {
+        return direct;
+    }
+    let (output, call) = match &func.sig.output {
+        ReturnType::Default => (quote!(()), quote!(#ident(#(#arg_idents),*))),
+        ReturnType::Type(_, ty) if contains_impl_trait(ty) => (
+            quote!(#axum::response::Response),
+            quote!(async move {
+                #axum::response::IntoResponse::into_response(#ident(#(#arg_idents),*).await)
+            }),
+        ),
+        ReturnType::Type(_, ty) => (quote!(#ty), quote!(#ident(#(#arg_idents),*))),
+    };
+    let fn_type = quote! {
+        fn(#(#types),*) -> ::core::pin::Pin<::std::boxed::Box<
+            dyn ::core::future::Future<Output = #output> + ::core::marker::Send + 'static,
+        >>
+    };
+    // Spanned on the name, like the future in `call`: a future that isn't `Send` is reported on the
+    // handler.
+    let boxed = quote_spanned! {ident.span()=> ::std::boxed::Box::pin(#call) };
+    quote! {
+        #direct
+
+        #[allow(clippy::type_complexity)]
+        const __HT_DIRECT: #fn_type = {
+            fn __ht_direct(#(#arg_idents: #types),*) -> ::core::pin::Pin<::std::boxed::Box<
+                dyn ::core::future::Future<Output = #output> + ::core::marker::Send + 'static,
+            >> {
+                #boxed
+            }
+            __ht_direct
+        };
+
+        impl ::core::ops::Deref for #ident {
+            #[allow(clippy::type_complexity)]
+            type Target = #fn_type;
+
+            fn deref(&self) -> &Self::Target {
+                &__HT_DIRECT
+            }
+        }
     }
 }
 
@@ -395,6 +533,42 @@ mod tests {
         let out = expand(args, item);
         assert!(!out.to_string().contains("compile_error"), "{out}");
         syn::parse2(out).unwrap()
+    }
+
+    /// The items of the `const _: () = { .. };` block that holds the function and the impls.
+    fn block_items(file: &syn::File) -> (&syn::ItemConst, Vec<&syn::Item>) {
+        let syn::Item::Const(block) = &file.items[1] else {
+            panic!("no const block")
+        };
+        let syn::Expr::Block(expr) = &*block.expr else {
+            panic!("not a block")
+        };
+        let items = expr
+            .block
+            .stmts
+            .iter()
+            .filter_map(|stmt| match stmt {
+                syn::Stmt::Item(item) => Some(item),
+                _ => None,
+            })
+            .collect();
+        (block, items)
+    }
+
+    fn handler_impl<'a>(items: &[&'a syn::Item]) -> &'a syn::ItemImpl {
+        items
+            .iter()
+            .find_map(|item| match item {
+                syn::Item::Impl(imp)
+                    if imp.trait_.as_ref().is_some_and(|(_, path, _)| {
+                        path.segments.last().unwrap().ident == "Handler"
+                    }) =>
+                {
+                    Some(imp)
+                }
+                _ => None,
+            })
+            .expect("no Handler impl")
     }
 
     #[test]
@@ -416,9 +590,8 @@ mod tests {
         ] {
             let file = expand_ok(TokenStream::new(), item);
             assert!(matches!(&file.items[0], syn::Item::Struct(s) if s.ident == "h"));
-            let syn::Item::Impl(imp) = &file.items[1] else {
-                panic!("no impl")
-            };
+            let (_, items) = block_items(&file);
+            let imp = handler_impl(&items);
             let params = imp.generics.params.len();
             let arity = imp.generics.where_clause.as_ref().unwrap().predicates.len() - 1;
             // `__M` only when there is a last extractor to constrain it.
@@ -447,15 +620,20 @@ mod tests {
             .map(|a| a.path().to_token_stream().to_string())
             .collect();
         assert!(names.starts_with(&["doc".into(), "cfg".into(), "allow".into()]));
-        let syn::Item::Impl(imp) = &file.items[1] else {
-            panic!()
-        };
-        assert!(imp.attrs.iter().any(|a| a.path().is_ident("cfg")));
-        let text = imp.to_token_stream().to_string();
+        let (block, _) = block_items(&file);
+        assert!(block.attrs.iter().any(|a| a.path().is_ident("cfg")));
+        let text = block.to_token_stream().to_string();
         assert!(
-            text.contains("# [tracing :: instrument] async fn h"),
+            text.contains(
+                "# [tracing :: instrument] # [allow (clippy :: unused_async)] async fn h"
+            ),
             "{text}"
         );
+        // The probe comes and goes with the struct too.
+        let syn::Item::Fn(probe) = &file.items[2] else {
+            panic!("no probe")
+        };
+        assert!(probe.attrs.iter().any(|a| a.path().is_ident("cfg")));
     }
 
     #[test]
@@ -470,6 +648,54 @@ mod tests {
         assert!(text.contains("name : :: core :: option :: Option :: Some (\"n\")"));
         assert!(text.contains("request_body : :: core :: option :: Option :: Some (false)"));
         assert!(text.contains("response_body : :: core :: option :: Option :: None"));
+    }
+
+    #[test]
+    fn a_private_handler_dereferences_to_a_function_and_every_handler_has_direct() {
+        let private = expand_ok(
+            TokenStream::new(),
+            quote!(
+                async fn h(a: A) -> R {
+                    x
+                }
+            ),
+        );
+        let public = expand_ok(
+            TokenStream::new(),
+            quote!(
+                pub async fn h(a: A) -> impl IntoResponse {
+                    x
+                }
+            ),
+        );
+        let derefs = |file: &syn::File| {
+            let (_, items) = block_items(file);
+            items.iter().any(|item| {
+                matches!(item, syn::Item::Impl(imp) if imp.trait_.as_ref().is_some_and(|(_, p, _)| p.segments.last().unwrap().ident == "Deref"))
+            })
+        };
+        let direct = |file: &syn::File| {
+            let (_, items) = block_items(file);
+            items.iter().any(|item| {
+                matches!(item, syn::Item::Impl(imp) if imp.trait_.is_none()
+                    && imp.to_token_stream().to_string().contains("async fn direct (__ht_arg0 : A)"))
+            })
+        };
+        assert!(derefs(&private) && direct(&private));
+        assert!(!derefs(&public) && direct(&public));
+    }
+
+    #[test]
+    fn self_marks_an_associated_function() {
+        let out = expand(
+            TokenStream::new(),
+            quote!(
+                async fn h(State(s): State<Self>) {}
+            ),
+        )
+        .to_string();
+        assert!(out.starts_with("async fn h"), "{out}");
+        assert!(out.contains("inside an `impl` block"), "{out}");
     }
 
     #[test]

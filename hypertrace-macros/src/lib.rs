@@ -7,6 +7,7 @@
 //! and generate the code; `errors.rs` collects the errors so that all of them are reported at once.
 
 mod args;
+mod body_scan;
 mod errors;
 mod handler;
 mod item;
@@ -41,6 +42,10 @@ use proc_macro::TokenStream;
 /// | `tracing_subscriber` | bool: install the global tracing subscriber; `false` for apps that install their own (add `hypertrace::otel_layer()` to it) | `true` |
 /// | `flavor` | `"multi_thread"` or `"current_thread"`: the tokio runtime | `"multi_thread"` |
 /// | `worker_threads` | integer ≥ 1, with `multi_thread` only | the number of CPUs |
+/// | `signal_watcher` | bool: on SIGINT/SIGTERM that the app doesn't handle, export the finished spans, then die of the signal as without the agent | `true`, or `false` when `main`'s body handles signals (`with_graceful_shutdown`, `tokio::signal`, ...) |
+///
+/// A `tracing_subscriber::fmt::init()` (or any global subscriber installation) in the body is an
+/// error unless `tracing_subscriber = false` is given: it would fail at start.
 ///
 /// ```ignore
 /// #[hypertrace::main(service_name = "checkout", flavor = "current_thread")]
@@ -68,14 +73,15 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 /// let app = Router::new().route("/users", post(create_user)).with_state(db);
 /// ```
 ///
-/// The name `create_user` becomes a unit struct implementing axum's `Handler` for every router state,
-/// so the function can no longer be called directly as `create_user(..)` (call it through axum:
-/// `Handler::call(create_user, request, state)`).
+/// The name `create_user` becomes a unit struct implementing axum's `Handler` for every router state.
+/// The app's tests call the function itself (no span) as `create_user::direct(..)`, or as before,
+/// `create_user(..)`, when the handler is private to its module. Handlers are free functions: on an
+/// associated function in an `impl` block this is an error.
 ///
 /// When an extractor doesn't fit, rustc reports that `create_user` doesn't implement `Handler` at the
 /// `post(create_user)` that uses it, as it does for a plain axum handler: the state type isn't known
-/// where the handler is defined. Add `#[axum::debug_handler]` below this attribute (axum's `macros`
-/// feature) to have the offending extractor pointed at.
+/// where the handler is defined. Add `#[axum::debug_handler]` (axum's `macros` feature; above or
+/// below this attribute) to have the offending extractor pointed at.
 ///
 /// # Options
 ///

@@ -1,5 +1,6 @@
-//! `#[hypertrace::main]`: checks `async fn main()` and turns it into a plain `fn main()` that builds the
-//! tokio runtime, starts the agent, runs the body, and flushes the agent before the runtime goes away.
+//! `#[hypertrace::main]`: checks `async fn main()` and turns it into a plain `fn main()` whose body is
+//! one call into the runtime, which builds the tokio runtime, starts the agent, runs the body, and
+//! flushes the agent before the runtime goes away (`hypertrace-runtime/src/main_lifecycle.rs`).
 //!
 //! ```text
 //! #[hypertrace::main(service_name = "checkout")]
@@ -9,26 +10,23 @@
 //! ```text
 //! fn main() -> Result<(), Box<dyn Error>> {
 //!     async fn main() -> Result<(), Box<dyn Error>> { body }
-//!     let __ht_runtime = Builder::new_multi_thread().enable_all().build().expect(..);
-//!     let __ht_guard = {
-//!         let _enter = __ht_runtime.enter();
-//!         init_main(MainOptions { service_name: Some("checkout"), .., package_name: env!("CARGO_PKG_NAME") })
-//!     };
-//!     let __ht_output = __ht_runtime.block_on(main());
-//!     drop(__ht_guard);
-//!     __ht_output
+//!     run_main(MainOptions { service_name: Some("checkout"), .., signal_watcher: true }, main())
 //! }
 //! ```
 //! The user's function is kept whole as a nested `async fn`, so rustc type-checks the body exactly as
 //! the body of an `async fn main` (a wrong tail expression is reported on it, "expected because of
-//! return type" on the user's return type; a `?` that can't convert on the `?`). The guard is declared
-//! after the runtime, so it is dropped (the export flushed) before the runtime, also when the body panics.
+//! return type" on the user's return type; a `?` that can't convert on the `?`).
+//!
+//! The macro also reads the body (`body_scan.rs`): an installation of the app's own tracing
+//! subscriber is an error that says the fix (it would panic at start), and signal handling of the
+//! app's own turns the agent's signal watcher off.
 
 use proc_macro2::{Literal, TokenStream};
 use quote::{quote, ToTokens};
-use syn::{Attribute, ReturnType, Type};
+use syn::Attribute;
 
 use crate::args::{self, option_tokens, value, Args, Flavor, MainOptions, MAIN_ATTRIBUTE};
+use crate::body_scan;
 use crate::errors::{token_stream_with_error, Ctxt};
 use crate::item::{self, FnItem};
 
@@ -43,6 +41,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         }
     };
     let shape = check_signature(&cx, &func);
+    check_body(&cx, &func, &options);
     // `#[tokio::main]` next to this attribute has been reported; emitting it again would only add
     // tokio's own error about the (now non-async) function.
     let mut func = func;
@@ -84,6 +83,23 @@ fn check_options(cx: &Ctxt, options: &MainOptions) {
         cx.error_at(
             workers.key_span,
             "`worker_threads` sets the size of the multi-threaded runtime, but `flavor = \"current_thread\"` runs everything on the main thread: remove `worker_threads`, or use `flavor = \"multi_thread\"`",
+        );
+    }
+}
+
+/// The app's own subscriber installation in `main`'s body would panic at start, once the agent has
+/// installed its own: unless `tracing_subscriber = false` says the app keeps its own, that is an
+/// error on the call, with both fixes.
+fn check_body(cx: &Ctxt, func: &FnItem, options: &MainOptions) {
+    if value(options.tracing_subscriber.as_ref()) == Some(false) {
+        return;
+    }
+    if let Some(call) = body_scan::subscriber_init(&func.body.stmts) {
+        cx.error_spanned_by(
+            &call,
+            format!(
+                "{MAIN_ATTRIBUTE} installs the global tracing subscriber already, so this `{call}` would fail at start (`SetGlobalDefaultError`): to keep your own subscriber, write `#[hypertrace::main(tracing_subscriber = false)]` and add `hypertrace::otel_layer()` to it (`tracing_subscriber::registry().with(hypertrace::otel_layer()).with(tracing_subscriber::fmt::layer()).init()`) so that `tracing` spans and events inside handlers reach the request spans; or remove this line to keep the agent's subscriber (logs on stderr, filtered by `RUST_LOG`)"
+            ),
         );
     }
 }
@@ -188,51 +204,38 @@ fn expand_main(func: &FnItem, options: &MainOptions) -> TokenStream {
     let mut sig = func.sig.clone();
     sig.asyncness = None;
 
-    let builder = match value(options.flavor.as_ref()).unwrap_or(Flavor::MultiThread) {
-        Flavor::MultiThread => quote!(new_multi_thread()),
-        Flavor::CurrentThread => quote!(new_current_thread()),
+    let flavor = match value(options.flavor.as_ref()).unwrap_or(Flavor::MultiThread) {
+        Flavor::MultiThread => quote!(MultiThread),
+        Flavor::CurrentThread => quote!(CurrentThread),
     };
-    let worker_threads = value(options.worker_threads.as_ref()).map(|n| {
-        let n = Literal::usize_unsuffixed(n);
-        quote!(.worker_threads(#n))
-    });
+    let worker_threads =
+        option_tokens(value(options.worker_threads.as_ref()).map(Literal::usize_unsuffixed));
     let service_name = option_tokens(value(options.service_name.as_ref()));
     let config_file = option_tokens(value(options.config.as_ref()));
     let tracing_subscriber = value(options.tracing_subscriber.as_ref()).unwrap_or(true);
-
-    let run = match &func.sig.output {
-        ReturnType::Type(_, ty) if matches!(**ty, Type::Never(_)) => {
-            quote!(__ht_runtime.block_on(#ident()))
-        }
-        _ => quote! {
-            let __ht_output = __ht_runtime.block_on(#ident());
-            ::core::mem::drop(__ht_guard);
-            __ht_output
-        },
-    };
+    // The app that handles SIGINT/SIGTERM in `main` itself keeps them to itself.
+    let signal_watcher = value(options.signal_watcher.as_ref())
+        .unwrap_or_else(|| !body_scan::handles_signals(&func.body.stmts));
 
     quote! {
         #(#attrs)*
         #vis #sig {
+            // `#[tokio::main] async fn main() {}` is not linted by `unused_async` either.
+            #[allow(clippy::unused_async)]
             #inner_sig #body
 
-            #[allow(clippy::expect_used)]
-            let __ht_runtime = ::hypertrace::__private::tokio::runtime::Builder::#builder
-                #worker_threads
-                .enable_all()
-                .build()
-                .expect("hypertrace: failed to build the tokio runtime");
-            // Declared after the runtime: dropped (the export flushed) before it, on unwinding too.
-            let __ht_guard = {
-                let _enter = __ht_runtime.enter();
-                ::hypertrace::__private::init_main(::hypertrace::__private::MainOptions {
+            ::hypertrace::__private::run_main(
+                ::hypertrace::__private::MainOptions {
                     service_name: #service_name,
                     config_file: #config_file,
                     tracing_subscriber: #tracing_subscriber,
                     package_name: ::core::env!("CARGO_PKG_NAME"),
-                })
-            };
-            #run
+                    flavor: ::hypertrace::__private::Flavor::#flavor,
+                    worker_threads: #worker_threads,
+                    signal_watcher: #signal_watcher,
+                },
+                #ident(),
+            )
         }
     }
 }
@@ -242,7 +245,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn builds_the_runtime_then_the_agent_then_drops_the_guard_first() {
+    fn the_body_is_kept_and_handed_to_run_main_with_the_options() {
         let out = expand(
             quote!(flavor = "current_thread", service_name = "s"),
             quote!(
@@ -259,14 +262,65 @@ mod tests {
         let text = main.block.to_token_stream().to_string();
         let order = [
             "async fn main ()",
-            "new_current_thread ()",
-            "init_main",
+            "run_main",
             "service_name : :: core :: option :: Option :: Some (\"s\")",
-            "block_on (main ())",
-            "drop (__ht_guard)",
+            "flavor : :: hypertrace :: __private :: Flavor :: CurrentThread",
+            "worker_threads : :: core :: option :: Option :: None",
+            "signal_watcher : true",
+            "} , main () ,)",
         ];
         let positions: Vec<usize> = order.iter().map(|p| text.find(p).unwrap()).collect();
         assert!(positions.windows(2).all(|w| w[0] < w[1]), "{text}");
+    }
+
+    fn signal_watcher_of(args: TokenStream, item: TokenStream) -> bool {
+        let text = expand(args, item).to_string();
+        assert!(!text.contains("compile_error"), "{text}");
+        if text.contains("signal_watcher : true") {
+            true
+        } else {
+            assert!(text.contains("signal_watcher : false"), "{text}");
+            false
+        }
+    }
+
+    #[test]
+    fn the_signal_watcher_is_off_when_main_handles_signals_or_says_so() {
+        let plain = quote!(
+            async fn main() {
+                axum::serve(l, app).await.unwrap();
+            }
+        );
+        let graceful = quote!(
+            async fn main() {
+                axum::serve(l, app)
+                    .with_graceful_shutdown(async {
+                        tokio::signal::ctrl_c().await.ok();
+                    })
+                    .await
+                    .unwrap();
+            }
+        );
+        assert!(signal_watcher_of(TokenStream::new(), plain.clone()));
+        assert!(!signal_watcher_of(TokenStream::new(), graceful.clone()));
+        assert!(!signal_watcher_of(quote!(signal_watcher = false), plain));
+        assert!(signal_watcher_of(quote!(signal_watcher = true), graceful));
+    }
+
+    #[test]
+    fn the_apps_own_subscriber_is_an_error_unless_kept_on_purpose() {
+        let item = quote!(
+            async fn main() {
+                tracing_subscriber::fmt::init();
+            }
+        );
+        let text = expand(TokenStream::new(), item.clone()).to_string();
+        assert_eq!(text.matches("compile_error").count(), 1, "{text}");
+        assert!(text.contains("tracing_subscriber = false"), "{text}");
+        // Next to the error, the expansion: the rest of the program still type-checks.
+        assert!(text.contains("run_main"), "{text}");
+        let text = expand(quote!(tracing_subscriber = false), item).to_string();
+        assert!(!text.contains("compile_error"), "{text}");
     }
 
     #[test]

@@ -6,22 +6,42 @@ use opentelemetry::KeyValue;
 use crate::agent::{Agent, Guard};
 use crate::config::ConfigBuilder;
 
-/// EX_CONFIG from sysexits.h: the exit status for an invalid configuration (CONTRACT §4).
+/// EX_CONFIG from sysexits.h: the exit status for an invalid configuration.
 pub const EXIT_CONFIG: i32 = 78;
 
-/// The options of `#[hypertrace::main(...)]`.
+/// The options of `#[hypertrace::main(...)]`, as the macro resolved them.
+#[derive(Clone, Debug)]
 pub struct MainOptions {
+    /// `service_name = "..."`: the default service name (the config file and `HT_SERVICE_NAME` win).
     pub service_name: Option<&'static str>,
+    /// `config = "..."`: the agent-config file, as `HT_CONFIG_FILE`.
     pub config_file: Option<&'static str>,
+    /// `tracing_subscriber = false` turns off the global subscriber the agent installs.
     pub tracing_subscriber: bool,
     /// The binary's cargo package name, the default service name.
     pub package_name: &'static str,
+    /// `flavor = "..."`: the tokio runtime to build.
+    pub flavor: Flavor,
+    /// `worker_threads = N`, with the multi-threaded runtime only.
+    pub worker_threads: Option<usize>,
+    /// Whether to watch SIGINT/SIGTERM for an app that does not handle them (see `signal_watcher`):
+    /// `signal_watcher = ...` when given, else `false` when `main`'s body handles signals itself.
+    pub signal_watcher: bool,
+}
+
+/// The tokio runtime flavor `#[hypertrace::main]` builds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    /// `flavor = "multi_thread"` (the default), as `#[tokio::main]`.
+    MultiThread,
+    /// `flavor = "current_thread"`: everything on the main thread.
+    CurrentThread,
 }
 
 /// Loads the config, installs exporter, propagators and (unless turned off) the subscriber.
 /// An invalid config prints one line to stderr and exits with status 78.
-pub fn init_main(opts: MainOptions) -> Guard {
-    match try_init(&opts) {
+pub fn init_main(opts: &MainOptions) -> Guard {
+    match try_init(opts) {
         Ok(guard) => guard,
         Err(msg) => {
             eprintln!("hypertrace: {msg}");
@@ -45,8 +65,12 @@ fn try_init(opts: &MainOptions) -> Result<Guard, String> {
     let startup_span = config.enabled && config.telemetry.startup_span_enabled;
     let agent = Agent::from_config(config).map_err(|e| format!("invalid configuration: {e}"))?;
     let guard = agent.install();
-    if opts.tracing_subscriber && !crate::subscriber::install() {
-        eprintln!("hypertrace: warning: a tracing subscriber was already installed; add `hypertrace::otel_layer()` to it, or use `#[hypertrace::main(tracing_subscriber = false)]`");
+    if opts.tracing_subscriber {
+        if crate::subscriber::install() {
+            hint_on_second_subscriber();
+        } else {
+            eprintln!("hypertrace: warning: a tracing subscriber was already installed; add `hypertrace::otel_layer()` to it, or use `#[hypertrace::main(tracing_subscriber = false)]`");
+        }
     }
     if startup_span {
         let agent = guard.agent();
@@ -64,6 +88,31 @@ fn try_init(opts: &MainOptions) -> Result<Guard, String> {
     Ok(guard)
 }
 
+/// The app's own `tracing_subscriber::fmt::init()` (or `set_global_default`), when `main`'s body
+/// doesn't show it to the macro (it is in a helper function), panics with a message that names
+/// neither hypertrace nor the fix; this adds the fix after that panic's usual report. Every other
+/// panic is reported exactly as before.
+fn hint_on_second_subscriber() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        previous(info);
+        let payload = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if is_second_subscriber_panic(payload) {
+            eprintln!("hypertrace: #[hypertrace::main] had already installed the global tracing subscriber; to keep your own, use `#[hypertrace::main(tracing_subscriber = false)]` and add `hypertrace::otel_layer()` to your subscriber");
+        }
+    }));
+}
+
+fn is_second_subscriber_panic(message: &str) -> bool {
+    message.contains("SetGlobalDefaultError")
+        || message.contains("global default trace dispatcher has already been set")
+}
+
 /// Resolves on Ctrl-C or SIGTERM: pass it to axum's `with_graceful_shutdown`.
 ///
 /// The handlers are installed when this is called, not when the future is first polled, so a
@@ -77,6 +126,9 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'stat
             signal(SignalKind::interrupt()).ok(),
             signal(SignalKind::terminate()).ok(),
         );
+        // While this future lives (and once it has fired), the app handles the signals itself: the
+        // agent's signal watcher leaves them alone.
+        let handled = crate::signal_watcher::AppHandlesSignals::new();
         async move {
             let recv = |s: Option<tokio::signal::unix::Signal>| async move {
                 match s {
@@ -90,6 +142,7 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'stat
                 _ = recv(int) => {},
                 _ = recv(term) => {},
             }
+            handled.fired();
         }
     }
     #[cfg(not(unix))]
@@ -97,5 +150,22 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'stat
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_the_second_subscriber_panics_only() {
+        // tracing-subscriber's `init()` and tracing's `set_global_default(..).expect(..)`.
+        assert!(is_second_subscriber_panic(
+            "Unable to install global subscriber: SetGlobalDefaultError { _no_construct: () }"
+        ));
+        assert!(is_second_subscriber_panic(
+            "setting default subscriber failed: a global default trace dispatcher has already been set"
+        ));
+        assert!(!is_second_subscriber_panic("index out of bounds"));
     }
 }

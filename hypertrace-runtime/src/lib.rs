@@ -12,7 +12,10 @@
 //! - `http/`: the axum/tower glue for incoming requests: layer, response future, handler entry,
 //!   HTTP attributes and failure rule.
 //! - `client/` (feature `reqwest`): CLIENT spans for outgoing reqwest calls, same capture rules.
-//! - `subscriber.rs`, `init.rs`: the tracing subscriber, and what `#[hypertrace::main]` runs.
+//! - `subscriber.rs`: the tracing subscriber `#[hypertrace::main]` installs, and `otel_layer`.
+//! - `init.rs`: what `#[hypertrace::main]` runs at start and at exit.
+//! - `main_lifecycle.rs`: the generated `main` in one call: runtime, agent, body, flush, in order.
+//! - `signal_watcher.rs`: SIGINT/SIGTERM for apps that don't handle them: flush, then die of it.
 #![warn(missing_docs, unreachable_pub)]
 #![forbid(unsafe_code)]
 
@@ -24,7 +27,10 @@ pub mod config;
 mod export;
 pub mod http;
 mod init;
+mod macro_checks;
+mod main_lifecycle;
 pub mod propagation;
+mod signal_watcher;
 pub mod span;
 mod subscriber;
 
@@ -39,7 +45,9 @@ pub use subscriber::otel_layer;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::http::handler::{run_handler, HandlerOptions};
-    pub use crate::init::{init_main, MainOptions};
+    pub use crate::init::{init_main, Flavor, MainOptions};
+    pub use crate::macro_checks::{assert_handler_struct, HandlerStruct};
+    pub use crate::main_lifecycle::run_main;
     pub use axum;
     pub use tokio;
 }

@@ -1,0 +1,10 @@
+struct Api;
+
+impl Api {
+    #[hypertrace::handler]
+    async fn health() -> &'static str {
+        "ok"
+    }
+}
+
+fn main() {}
