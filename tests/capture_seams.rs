@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::Instrument;
 
-use support::{agent, attr, attr_str, client, has, init_tracing, serve};
+use support::{agent, attr, attr_str, client, get_text, has, init_tracing, serve};
 
 #[hypertrace::handler(request_body = false)]
 async fn login(Json(v): Json<Value>) -> Json<Value> {
@@ -145,14 +145,7 @@ async fn the_target_is_the_uri_the_client_sent_under_nest_and_nest_service() {
         .nest("/layered", api.layer(hypertrace::layer()));
     let addr = serve(app).await;
     for path in ["/api/users/1?x=1", "/svc/users/2", "/layered/users/3"] {
-        let body = client()
-            .get(format!("http://{addr}{path}"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let body = get_text(format!("http://{addr}{path}")).await;
         assert!(body.starts_with("user "), "{body}");
     }
     let spans = t.wait_spans(3);
@@ -202,14 +195,7 @@ async fn the_server_span_is_the_entry_span_even_inside_an_app_middleware_span() 
         }
         let app = app.layer(middleware::from_fn(app_middleware_span));
         let addr = serve(app).await;
-        client()
-            .get(format!("http://{addr}/t"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        get_text(format!("http://{addr}/t")).await;
         let spans = t.wait_spans(3);
         let find = |name: &str| spans.iter().find(|s| s.name == name).unwrap();
         let server = find("GET /t");
@@ -391,14 +377,7 @@ async fn user_crates_whose_names_start_like_export_crates_are_traced() {
     }
     let t = agent(|_| {});
     let addr = serve(Router::new().route("/h", get(h))).await;
-    client()
-        .get(format!("http://{addr}/h"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    get_text(format!("http://{addr}/h")).await;
     let spans = t.wait_spans(2);
     assert!(spans.iter().any(|s| s.name == "hyperloop work"));
     std::thread::sleep(Duration::from_millis(100));

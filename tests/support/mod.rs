@@ -113,6 +113,18 @@ pub async fn serve(app: axum::Router) -> SocketAddr {
     addr
 }
 
+/// GET `url` with the test client and the body as text.
+pub async fn get_text(url: String) -> String {
+    client()
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 pub fn attr(span: &SpanData, key: &str) -> Option<Value> {
     span.attributes
         .iter()

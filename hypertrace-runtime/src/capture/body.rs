@@ -125,6 +125,41 @@ impl BodyCapture {
         self
     }
 
+    /// The capture of a request body with these headers, as the configuration says, when its content
+    /// type is one that is captured.
+    pub fn for_request(cfg: &crate::config::Config, headers: &http::HeaderMap) -> Option<Self> {
+        let kind = super::capture_kind(
+            headers.get(http::header::CONTENT_TYPE),
+            &cfg.data_capture.allowed_content_types,
+        )?;
+        Some(BodyCapture::configured(
+            cfg,
+            kind,
+            super::content_encoding(headers),
+        ))
+    }
+
+    /// The capture of a response body with these headers and status, as the configuration says,
+    /// when its content type is one that is captured (`text/plain` too for an error response, under
+    /// `rustagent.capture_error_text_bodies`).
+    pub fn for_response(
+        cfg: &crate::config::Config,
+        headers: &http::HeaderMap,
+        status: http::StatusCode,
+    ) -> Option<Self> {
+        let kind = super::response_capture_kind(
+            headers.get(http::header::CONTENT_TYPE),
+            status,
+            &cfg.data_capture.allowed_content_types,
+            cfg.rustagent.capture_error_text_bodies,
+        )?;
+        Some(BodyCapture::configured(
+            cfg,
+            kind,
+            super::content_encoding(headers),
+        ))
+    }
+
     /// A capture as the configuration says: `data_capture.body_max_size_bytes`, and the values of
     /// `rustagent.redact_body_fields` redacted. Every entry point builds its captures here.
     pub fn configured(

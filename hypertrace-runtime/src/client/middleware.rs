@@ -17,7 +17,7 @@ use reqwest_middleware::{Middleware, Next};
 use super::Route;
 use crate::agent::{self, Agent};
 use crate::capture::body::{capture_bytes, BodyCapture};
-use crate::capture::content_type::{capture_kind, content_encoding, response_capture_kind};
+use crate::capture::content_type::{capture_kind, content_encoding};
 use crate::capture::headers::record_headers_configured;
 use crate::capture::policy::{CapturePolicy, Overrides};
 use crate::config::{PropagationFormat, Semconv};
@@ -241,7 +241,6 @@ fn instrument_response(
     resp: Response,
 ) -> Response {
     let cfg = &agent.config;
-    let dc = &cfg.data_capture;
     let status = resp.status();
     let mut attrs = Vec::with_capacity(16);
     attributes::status(status.as_u16(), cfg.semconv.http, &mut attrs);
@@ -257,13 +256,7 @@ fn instrument_response(
     // Decompressed by reqwest (its gzip/brotli/deflate features)? Then it removed the
     // Content-Encoding header too, and the capture sees identity bytes.
     let capture = if policy.response_body {
-        response_capture_kind(
-            resp.headers().get(CONTENT_TYPE),
-            status,
-            &dc.allowed_content_types,
-            cfg.rustagent.capture_error_text_bodies,
-        )
-        .map(|kind| BodyCapture::configured(cfg, kind, content_encoding(resp.headers())))
+        BodyCapture::for_response(cfg, resp.headers(), status)
     } else {
         None
     };

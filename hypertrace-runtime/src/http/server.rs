@@ -15,7 +15,6 @@ use opentelemetry::{Context, KeyValue};
 use super::{attributes, failure};
 use crate::agent::Agent;
 use crate::capture::body::BodyCapture;
-use crate::capture::content_type::{capture_kind, content_encoding, response_capture_kind};
 use crate::capture::headers::record_headers_configured;
 use crate::capture::policy::{CapturePolicy, Overrides};
 use crate::propagation::HeaderExtractor;
@@ -119,14 +118,9 @@ pub(crate) fn tee_request_body(
     shared: &Arc<Shared>,
     req: Request<Body>,
 ) -> Request<Body> {
-    let dc = &agent.config.data_capture;
-    let Some(kind) = capture_kind(
-        req.headers().get(http::header::CONTENT_TYPE),
-        &dc.allowed_content_types,
-    ) else {
+    let Some(capture) = BodyCapture::for_request(&agent.config, req.headers()) else {
         return req;
     };
-    let capture = BodyCapture::configured(&agent.config, kind, content_encoding(req.headers()));
     let done = RecordRequestBody {
         cx: cx.clone(),
         shared: shared.clone(),
@@ -146,7 +140,6 @@ pub(crate) fn finish<B: http_body::Body<Data = bytes::Bytes>>(
     resp: Response<B>,
 ) -> Response<ResponseBody<B>> {
     let cfg = &agent.config;
-    let dc = &cfg.data_capture;
     let policy = span.policy();
     let status = resp.status();
     let mut attrs = Vec::with_capacity(16);
@@ -160,13 +153,7 @@ pub(crate) fn finish<B: http_body::Body<Data = bytes::Bytes>>(
         );
     }
     let capture = if policy.response_body {
-        response_capture_kind(
-            resp.headers().get(http::header::CONTENT_TYPE),
-            status,
-            &dc.allowed_content_types,
-            cfg.rustagent.capture_error_text_bodies,
-        )
-        .map(|kind| BodyCapture::configured(cfg, kind, content_encoding(resp.headers())))
+        BodyCapture::for_response(cfg, resp.headers(), status)
     } else {
         None
     };
