@@ -16,7 +16,8 @@
 
 use super::error::REDACTED;
 use super::{
-    Config, ConfigError, ConfigSource, MetricReporterType, PropagationFormat, TraceReporterType,
+    Config, ConfigError, ConfigSource, MetricReporterType, PropagationFormat, StatementCapture,
+    TraceReporterType,
 };
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -29,6 +30,7 @@ pub(crate) enum EnumValue {
     Propagation(PropagationFormat),
     Trace(TraceReporterType),
     Metric(MetricReporterType),
+    SqlStatement(StatementCapture),
 }
 
 impl EnumValue {
@@ -88,6 +90,19 @@ pub(crate) const METRIC_REPORTER_TYPE: EnumSpec = EnumSpec {
             _ => return None,
         };
         Some(EnumValue::Metric(t))
+    },
+};
+
+pub(crate) const SQL_STATEMENT: EnumSpec = EnumSpec {
+    accepted: "full, sanitized, off",
+    parse: |s| {
+        let c = match s.to_ascii_lowercase().as_str() {
+            "full" => StatementCapture::Full,
+            "sanitized" => StatementCapture::Sanitized,
+            "off" => StatementCapture::Off,
+            _ => return None,
+        };
+        Some(EnumValue::SqlStatement(c))
     },
 };
 
@@ -260,6 +275,8 @@ pub(crate) static FIELDS: &[Field] = &[
     field!("rustagent.scheduled_delay_ms", Kind::DurationMs, Duration(d) => |c| c.rustagent.scheduled_delay = d),
     field!("rustagent.export_timeout_ms", Kind::DurationMs, Duration(d) => |c| c.rustagent.export_timeout = d),
     field!("rustagent.shutdown_timeout_ms", Kind::DurationMs, Duration(d) => |c| c.rustagent.shutdown_timeout = d),
+    field!("rustagent.sql.statement", Kind::Enum(SQL_STATEMENT), Enum(e) => |c|
+        if let EnumValue::SqlStatement(s) = e { c.rustagent.sql.statement = s }),
 ];
 
 /// Sections of other agents (and removed parts of the schema) that are accepted and ignored.
@@ -692,6 +709,34 @@ mod tests {
             e.expected.contains("METRIC_REPORTER_TYPE_PROMETHEUS"),
             "{e:?}"
         );
+    }
+
+    #[test]
+    fn sql_statement_modes() {
+        let f = field("rustagent.sql.statement");
+        assert_eq!(f.env_var(), "HT_RUSTAGENT_SQL_STATEMENT");
+        for (raw, want) in [
+            ("full", StatementCapture::Full),
+            ("SANITIZED", StatementCapture::Sanitized),
+            (" Off ", StatementCapture::Off),
+        ] {
+            let mut cfg = Config::defaults("svc");
+            (f.set)(&mut cfg, f.parse(Raw::Env(raw)).unwrap().unwrap());
+            assert_eq!(cfg.rustagent.sql.statement, want, "{raw:?}");
+        }
+        assert_eq!(
+            Config::defaults("svc").rustagent.sql.statement,
+            StatementCapture::Full
+        );
+        let e = outcome("rustagent.sql.statement", Raw::Env("obfuscated")).unwrap_err();
+        assert_eq!(
+            e,
+            Invalid {
+                got: "\"obfuscated\"".into(),
+                expected: "one of full, sanitized, off".into()
+            }
+        );
+        assert!(is_err("rustagent.sql.statement", Raw::File(&json!(true))));
     }
 
     #[test]

@@ -164,6 +164,30 @@ pub struct RustAgent {
     pub export_timeout: Duration,
     /// How long shutdown may wait for the last export before giving up.
     pub shutdown_timeout: Duration,
+    /// The SQL spans (`hypertrace::sqlx`).
+    pub sql: Sql,
+}
+
+/// The `rustagent.sql` section: what the SQL spans record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sql {
+    /// Whether and how the statement text goes on the span (`db.statement` / `db.query.text`).
+    pub statement: StatementCapture,
+}
+
+/// `rustagent.sql.statement`: how much of a SQL statement a span records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum StatementCapture {
+    /// The statement as the application wrote it: with its `$1`/`?` placeholders, never the values
+    /// bound to them; literals written into the text are kept.
+    #[default]
+    Full,
+    /// Literals (strings, numbers) replaced by `?`, comments dropped: for applications that write
+    /// values into the SQL text. The database's error message is sanitized the same way.
+    Sanitized,
+    /// No statement text (the span name and `db.operation` still come from it); the database's
+    /// error message is sanitized as for `Sanitized`.
+    Off,
 }
 
 pub const DEFAULT_BODY_MAX_SIZE_BYTES: usize = 131_072;
@@ -223,6 +247,9 @@ impl Config {
                 scheduled_delay: Duration::from_millis(1000),
                 export_timeout: Duration::from_secs(10),
                 shutdown_timeout: Duration::from_secs(5),
+                sql: Sql {
+                    statement: StatementCapture::Full,
+                },
             },
         }
     }

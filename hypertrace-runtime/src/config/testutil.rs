@@ -171,6 +171,12 @@ pub(crate) const CASES: &[Case] = &[
     case("rustagent.shutdown_timeout_ms", r#""1500""#, "1500", |c| {
         c.rustagent.shutdown_timeout = Duration::from_millis(1500)
     }),
+    case(
+        "rustagent.sql.statement",
+        r#""Sanitized""#,
+        "sanitized",
+        |c| c.rustagent.sql.statement = super::StatementCapture::Sanitized,
+    ),
 ];
 
 /// The defaults with the case's change applied.
