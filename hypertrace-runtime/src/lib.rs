@@ -7,6 +7,7 @@
 //! - `capture/`: pure capture rules: headers (§3.4) and bodies (§3.5).
 //! - `http/`: the axum/tower glue: the server span, its attributes (§3.3), body wrappers.
 //! - `client/` (feature `reqwest`): CLIENT spans for outgoing reqwest calls, same capture rules.
+//! - `sqlx/` (features `sqlx-postgres`, `sqlx-mysql`): CLIENT spans for sqlx queries.
 //! - `agent.rs`: the installed agent (config, tracer, propagator, pipeline), swappable.
 //! - `init.rs`: what `#[hypertrace::main]` runs at start and at exit.
 
@@ -19,6 +20,8 @@ pub mod export;
 pub mod http;
 mod init;
 pub mod propagation;
+#[cfg(any(feature = "sqlx-postgres", feature = "sqlx-mysql"))]
+pub mod sqlx;
 mod subscriber;
 
 pub use agent::{current as current_agent, Agent, Guard};

@@ -15,7 +15,8 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::{EnvFilter, Registry};
 
 /// What the OpenTelemetry layer sees: INFO and above, minus the crates that carry the export
-/// itself (their spans would be exported, producing more export: a feedback loop).
+/// itself (their spans would be exported, producing more export: a feedback loop), and minus
+/// sqlx's per-statement log (`sqlx::query`), which the SQL spans already say as spans.
 fn otel_filter() -> Targets {
     Targets::new().with_default(LevelFilter::INFO).with_targets(
         [
@@ -28,6 +29,7 @@ fn otel_filter() -> Targets {
             "opentelemetry",
             "opentelemetry_sdk",
             "opentelemetry_otlp",
+            "sqlx::query",
         ]
         .map(|t| (t, LevelFilter::OFF)),
     )
