@@ -264,20 +264,29 @@ pub(crate) fn sanitize(sql: &str, dialect: Dialect) -> String {
     out
 }
 
-/// A database's error message with its single-quoted parts replaced by `?`: MySQL quotes the
-/// offending value there (`Duplicate entry 'ada@example.com' for key 'email'`).
+/// A database's error message with its quoted parts replaced by `?`: MySQL quotes the offending
+/// value there (`Duplicate entry 'ada@example.com' for key 'email'`), PostgreSQL too
+/// (`invalid input syntax for type bigint: "abc"`). MySQL's syntax errors quote the rest of the
+/// statement, quotes and all (`near 'WHERE name = 'x'' at line 1`): that whole part goes.
+/// Best effort: a message is free text.
 pub(crate) fn sanitize_message(msg: &str) -> String {
-    let mut out = String::with_capacity(msg.len());
+    let (msg, tail) = match (msg.find(" near '"), msg.rfind("' at line ")) {
+        (Some(a), Some(b)) if b > a => (&msg[..a], format!(" near ?{}", &msg[b + 1..])),
+        _ => (msg, String::new()),
+    };
+    let mut out = String::with_capacity(msg.len() + tail.len());
     let mut rest = msg;
-    while let Some(i) = rest.find('\'') {
+    while let Some(i) = rest.find(['\'', '"']) {
+        let q = rest.as_bytes()[i] as char;
         out.push_str(&rest[..i]);
         out.push('?');
-        rest = match rest[i + 1..].find('\'') {
+        rest = match rest[i + 1..].find(q) {
             Some(j) => &rest[i + 1 + j + 1..],
             None => "",
         };
     }
     out.push_str(rest);
+    out.push_str(&tail);
     out
 }
 
@@ -578,14 +587,24 @@ mod tests {
 
     #[test]
     fn messages_lose_their_quoted_values() {
-        assert_eq!(
-            sanitize_message("Duplicate entry 'ada@example.com' for key 'users.email'"),
-            "Duplicate entry ? for key ?"
-        );
-        assert_eq!(
-            sanitize_message("duplicate key value violates unique constraint \"users_email_key\""),
-            "duplicate key value violates unique constraint \"users_email_key\""
-        );
-        assert_eq!(sanitize_message("near 'x"), "near ?");
+        let cases = [
+            (
+                "Duplicate entry 'ada@example.com' for key 'users.email'",
+                "Duplicate entry ? for key ?",
+            ),
+            (
+                "invalid input syntax for type bigint: \"s3cret\"",
+                "invalid input syntax for type bigint: ?",
+            ),
+            (
+                "You have an error in your SQL syntax; check the manual near 'WHERE name = 's3cret'' at line 1",
+                "You have an error in your SQL syntax; check the manual near ? at line 1",
+            ),
+            ("near 'x", "near ?"),
+            ("no quotes at all", "no quotes at all"),
+        ];
+        for (msg, want) in cases {
+            assert_eq!(sanitize_message(msg), want, "{msg}");
+        }
     }
 }
