@@ -308,3 +308,43 @@ fn error_type(err: &sqlx::Error) -> &'static str {
         _ => "sqlx::Error",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_sdk::trace::SdkTracerProvider;
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    /// A subscriber whose OpenTelemetry layer does not activate the contexts of the spans it
+    /// enters: the current OpenTelemetry context stays empty, the `tracing` span is the parent.
+    #[test]
+    fn parent_is_the_tracing_span_when_its_context_is_not_activated() {
+        let provider = SdkTracerProvider::builder().build();
+        let layer = tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("test"))
+            .with_context_activation(false);
+        let subscriber = tracing_subscriber::registry().with(layer);
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("work");
+            let _entered = span.enter();
+            assert!(!Context::current().has_active_span());
+            let want = span.context().span().span_context().span_id();
+            assert!(want != opentelemetry::trace::SpanId::INVALID);
+            assert_eq!(parent_context().span().span_context().span_id(), want);
+        });
+    }
+
+    /// An attached OpenTelemetry context (an annotated handler's) is the parent, and with no
+    /// context and no span there is none.
+    #[test]
+    fn parent_is_the_attached_context_or_none() {
+        assert!(!parent_context().has_active_span());
+        let provider = SdkTracerProvider::builder().build();
+        let tracer = provider.tracer("test");
+        let cx = Context::current_with_span(tracer.start("request"));
+        let want = cx.span().span_context().span_id();
+        let _attached = cx.attach();
+        assert_eq!(parent_context().span().span_context().span_id(), want);
+    }
+}
