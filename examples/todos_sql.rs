@@ -7,8 +7,8 @@
 //!
 //! By default it serves on a free port of 127.0.0.1, sends itself a round of requests (create,
 //! list, read, update in a transaction, delete, read a missing one), prints every span as one JSON
-//! line on stdout (LOGGING reporter, `examples/todos_sql.yaml`), then a summary of the traces on
-//! stderr, and exits. With `TODOS_ADDR=127.0.0.1:8080` it serves there until Ctrl-C instead.
+//! line on stdout (LOGGING reporter, `examples/todos_sql.yaml`), each request's status on stderr,
+//! and exits. With `TODOS_ADDR=127.0.0.1:8080` it serves there until Ctrl-C instead.
 
 use std::collections::HashMap;
 use std::error::Error;
@@ -22,11 +22,20 @@ use hypertrace::sqlx::sqlx::{self, postgres::PgConnectOptions};
 use hypertrace::sqlx::PgPool;
 use serde::{Deserialize, Serialize};
 
-#[derive(Serialize, sqlx::FromRow)]
+#[derive(Serialize)]
 struct Todo {
     id: i64,
     title: String,
     done: bool,
+}
+
+/// A row as sqlx decodes it (a tuple: the `FromRow` derive would need sqlx's macros).
+type TodoRow = (i64, String, bool);
+
+impl From<TodoRow> for Todo {
+    fn from((id, title, done): TodoRow) -> Self {
+        Todo { id, title, done }
+    }
 }
 
 #[derive(Deserialize)]
@@ -51,32 +60,33 @@ async fn create(
     State(db): State<PgPool>,
     Json(new): Json<NewTodo>,
 ) -> ApiResult<(StatusCode, Json<Todo>)> {
-    let todo = sqlx::query_as::<_, Todo>(
+    let todo = sqlx::query_as::<_, TodoRow>(
         "INSERT INTO todos (title) VALUES ($1) RETURNING id, title, done",
     )
     .bind(new.title)
     .fetch_one(&db)
     .await
     .map_err(internal)?;
-    Ok((StatusCode::CREATED, Json(todo)))
+    Ok((StatusCode::CREATED, Json(todo.into())))
 }
 
 #[hypertrace::handler]
 async fn list(State(db): State<PgPool>) -> ApiResult<Json<Vec<Todo>>> {
-    let todos = sqlx::query_as::<_, Todo>("SELECT id, title, done FROM todos ORDER BY id")
+    let todos = sqlx::query_as::<_, TodoRow>("SELECT id, title, done FROM todos ORDER BY id")
         .fetch_all(&db)
         .await
         .map_err(internal)?;
-    Ok(Json(todos))
+    Ok(Json(todos.into_iter().map(Todo::from).collect()))
 }
 
 /// In a `#[tracing::instrument]` function: its span sits between the request's and the query's.
 #[tracing::instrument(skip(db))]
 async fn find(db: &PgPool, id: i64) -> Result<Option<Todo>, sqlx::Error> {
-    sqlx::query_as::<_, Todo>("SELECT id, title, done FROM todos WHERE id = $1")
+    sqlx::query_as::<_, TodoRow>("SELECT id, title, done FROM todos WHERE id = $1")
         .bind(id)
         .fetch_optional(db)
         .await
+        .map(|row| row.map(Todo::from))
 }
 
 #[hypertrace::handler(name = "GET /todos/{id}")]
@@ -95,8 +105,8 @@ async fn update(
     Json(change): Json<Change>,
 ) -> ApiResult<Json<Todo>> {
     let mut tx = db.begin().await.map_err(internal)?;
-    let Some(mut todo) =
-        sqlx::query_as::<_, Todo>("SELECT id, title, done FROM todos WHERE id = $1 FOR UPDATE")
+    let Some(row) =
+        sqlx::query_as::<_, TodoRow>("SELECT id, title, done FROM todos WHERE id = $1 FOR UPDATE")
             .bind(id)
             .fetch_optional(&mut tx)
             .await
@@ -105,6 +115,7 @@ async fn update(
         tx.rollback().await.map_err(internal)?;
         return Err((StatusCode::NOT_FOUND, format!("no todo {id}")));
     };
+    let mut todo = Todo::from(row);
     todo.title = change.title.unwrap_or(todo.title);
     todo.done = change.done.unwrap_or(todo.done);
     sqlx::query("UPDATE todos SET title = $1, done = $2 WHERE id = $3")
@@ -196,13 +207,16 @@ async fn main() -> Result<(), Box<dyn Error>> {
     });
     eprintln!("todos_sql: service on {base}; spans follow on stdout");
     let http = reqwest::Client::builder().no_proxy().build()?;
-    let created: serde_json::Value = http
-        .post(format!("{base}/todos"))
-        .json(&serde_json::json!({ "title": "write the SQL spans" }))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let created: serde_json::Value = serde_json::from_str(
+        &http
+            .post(format!("{base}/todos"))
+            .header("content-type", "application/json")
+            .body(r#"{"title":"write the SQL spans"}"#)
+            .send()
+            .await?
+            .text()
+            .await?,
+    )?;
     let id = created["id"].as_i64().ok_or("no id in the created todo")?;
     let calls = [
         ("GET", format!("{base}/todos"), None),
@@ -219,7 +233,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
     for (method, url, body) in calls {
         let mut req = http.request(method.parse()?, &url);
         if let Some(b) = body {
-            req = req.json(&b);
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_string());
         }
         let status = req.send().await?.status();
         eprintln!(

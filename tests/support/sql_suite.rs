@@ -13,6 +13,8 @@
 /// - `serial`: the DDL of an auto-increment primary key;
 /// - `syntax_sqlstate`, `unique_sqlstate`, `unique_status`: the codes the server reports;
 /// - `leaky_failure`: a statement that fails with the literal `leaky-secret` quoted in the message.
+// `crate::` on purpose: the items are the calling test crate's (`databases`, `support`).
+#[allow(clippy::crate_in_macro_def)]
 #[macro_export]
 macro_rules! sql_suite {
     (

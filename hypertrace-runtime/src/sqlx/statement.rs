@@ -390,7 +390,7 @@ pub(crate) fn summarize(sql: &str, dialect: Dialect) -> Summary {
                 .take_while(|t| is_kw(t, "ONLY") || is_kw(t, "IGNORE"))
                 .count();
             table_name(&rest[skip..])
-                .filter(|(_, used)| !rest.get(skip + used).is_some_and(|t| t.1 == ","))
+                .filter(|(_, used)| rest.get(skip + used).is_none_or(|t| t.1 != ","))
                 .map(|(n, _)| n)
         }
         "DELETE" => {
