@@ -183,10 +183,11 @@ pub enum StatementCapture {
     #[default]
     Full,
     /// Literals (strings, numbers) replaced by `?`, comments dropped: for applications that write
-    /// values into the SQL text. The database's error message is sanitized the same way.
+    /// values into the SQL text. The quoted parts of the database's error message are replaced
+    /// by `?` too (MySQL quotes the offending value there).
     Sanitized,
     /// No statement text (the span name and `db.operation` still come from it); the database's
-    /// error message is sanitized as for `Sanitized`.
+    /// error message loses its quoted parts, as for `Sanitized`.
     Off,
 }
 

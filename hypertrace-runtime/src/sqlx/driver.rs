@@ -20,7 +20,9 @@ pub struct Endpoint {
     pub host: String,
     /// `None` for a Unix socket.
     pub port: Option<u16>,
+    /// The database connected to, when the options name one.
     pub database: Option<String>,
+    /// The user name the connections log in with.
     pub user: String,
 }
 
