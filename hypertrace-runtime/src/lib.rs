@@ -12,6 +12,7 @@
 //! - `http/`: the axum/tower glue for incoming requests: layer, response future, handler entry,
 //!   HTTP attributes and failure rule.
 //! - `client/` (feature `reqwest`): CLIENT spans for outgoing reqwest calls, same capture rules.
+//! - `sqlx/` (features `sqlx-postgres`, `sqlx-mysql`): CLIENT spans for sqlx queries.
 //! - `subscriber.rs`: the tracing subscriber `#[hypertrace::main]` installs, and `otel_layer`.
 //! - `init.rs`: what `#[hypertrace::main]` runs at start and at exit.
 //! - `main_lifecycle.rs`: the generated `main` in one call: runtime, agent, body, flush, in order.
@@ -32,6 +33,8 @@ mod main_lifecycle;
 pub mod propagation;
 mod signal_watcher;
 pub mod span;
+#[cfg(any(feature = "sqlx-postgres", feature = "sqlx-mysql"))]
+pub mod sqlx;
 mod subscriber;
 
 pub use agent::{current as current_agent, Agent, Guard};

@@ -38,11 +38,18 @@ fn in_crate(target: &str, krate: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
 }
 
-/// What the OpenTelemetry layer sees: INFO and above, minus the export crates.
+/// Targets that say again what a span of the agent already says: sqlx's per-statement log
+/// (`sqlx::query`), which the SQL spans record as spans.
+const REPEATED_TARGETS: [&str; 1] = ["sqlx::query"];
+
+/// What the OpenTelemetry layer sees: INFO and above, minus the export crates and the repeated
+/// targets.
 fn otel_filter() -> tracing_subscriber::filter::FilterFn {
     tracing_subscriber::filter::FilterFn::new(|meta| {
+        let target = meta.target();
         *meta.level() <= LevelFilter::INFO
-            && !EXPORT_CRATES.iter().any(|k| in_crate(meta.target(), k))
+            && !EXPORT_CRATES.iter().any(|k| in_crate(target, k))
+            && !REPEATED_TARGETS.iter().any(|t| in_crate(target, t))
     })
 }
 

@@ -17,7 +17,7 @@
 use super::error::REDACTED;
 use super::{
     Compression, Config, ConfigError, ConfigSource, MetricReporterType, PropagationFormat,
-    TraceReporterType, TracesSampler,
+    StatementCapture, TraceReporterType, TracesSampler,
 };
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -32,6 +32,7 @@ pub(crate) enum EnumValue {
     Metric(MetricReporterType),
     Sampler(TracesSampler),
     Compression(Compression),
+    SqlStatement(StatementCapture),
 }
 
 impl EnumValue {
@@ -118,6 +119,19 @@ pub(crate) const COMPRESSION: EnumSpec = EnumSpec {
         "gzip" => Some(EnumValue::Compression(Compression::Gzip)),
         "none" => Some(EnumValue::Compression(Compression::None)),
         _ => None,
+    },
+};
+
+pub(crate) const SQL_STATEMENT: EnumSpec = EnumSpec {
+    accepted: "full, sanitized, off",
+    parse: |s| {
+        let c = match s.to_ascii_lowercase().as_str() {
+            "full" => StatementCapture::Full,
+            "sanitized" => StatementCapture::Sanitized,
+            "off" => StatementCapture::Off,
+            _ => return None,
+        };
+        Some(EnumValue::SqlStatement(c))
     },
 };
 
@@ -210,6 +224,7 @@ pub(crate) enum Setter {
     MetricReporter(fn(&mut Config, MetricReporterType)),
     Sampler(fn(&mut Config, TracesSampler)),
     Compression(fn(&mut Config, Compression)),
+    SqlStatement(fn(&mut Config, StatementCapture)),
     /// A number from 0 to 1.
     Ratio(fn(&mut Config, f64)),
 }
@@ -230,6 +245,7 @@ impl Setter {
             Setter::MetricReporter(_) => Kind::Enum(METRIC_REPORTER_TYPE),
             Setter::Sampler(_) => Kind::Enum(TRACES_SAMPLER),
             Setter::Compression(_) => Kind::Enum(COMPRESSION),
+            Setter::SqlStatement(_) => Kind::Enum(SQL_STATEMENT),
             Setter::Ratio(_) => Kind::Ratio,
         }
     }
@@ -253,6 +269,7 @@ impl Setter {
             (Setter::MetricReporter(set), V::Enum(EnumValue::Metric(t))) => set(cfg, t),
             (Setter::Sampler(set), V::Enum(EnumValue::Sampler(t))) => set(cfg, t),
             (Setter::Compression(set), V::Enum(EnumValue::Compression(t))) => set(cfg, t),
+            (Setter::SqlStatement(set), V::Enum(EnumValue::SqlStatement(t))) => set(cfg, t),
             (Setter::Ratio(set), V::Ratio(r)) => set(cfg, r),
             // `kind` pairs each setter with the parser of its type; the unit test
             // `every_setter_takes_what_its_parser_produces` checks every field.
@@ -389,6 +406,7 @@ pub(crate) static FIELDS: &[Field] = &[
     field!("rustagent.traces_sampler", Sampler, |c, t| c.rustagent.traces_sampler = t),
     field!("rustagent.traces_sampler_arg", Ratio, |c, r| c.rustagent.traces_sampler_arg = r),
     field!("rustagent.compression", Compression, |c, t| c.rustagent.compression = t),
+    field!("rustagent.sql.statement", SqlStatement, |c, t| c.rustagent.sql.statement = t),
 ];
 
 /// Sections of other agents (and removed parts of the schema) that are accepted and ignored.
@@ -858,6 +876,34 @@ mod tests {
             e.expected.contains("METRIC_REPORTER_TYPE_PROMETHEUS"),
             "{e:?}"
         );
+    }
+
+    #[test]
+    fn sql_statement_modes() {
+        let f = field("rustagent.sql.statement");
+        assert_eq!(f.env_var(), "HT_RUSTAGENT_SQL_STATEMENT");
+        for (raw, want) in [
+            ("full", StatementCapture::Full),
+            ("SANITIZED", StatementCapture::Sanitized),
+            (" Off ", StatementCapture::Off),
+        ] {
+            let mut cfg = Config::defaults("svc");
+            f.store(&mut cfg, f.parse(Raw::Env(raw)).unwrap().unwrap());
+            assert_eq!(cfg.rustagent.sql.statement, want, "{raw:?}");
+        }
+        assert_eq!(
+            Config::defaults("svc").rustagent.sql.statement,
+            StatementCapture::Full
+        );
+        let e = outcome("rustagent.sql.statement", Raw::Env("obfuscated")).unwrap_err();
+        assert_eq!(
+            e,
+            Invalid {
+                got: "\"obfuscated\"".into(),
+                expected: "one of full, sanitized, off".into()
+            }
+        );
+        assert!(is_err("rustagent.sql.statement", Raw::File(&json!(true))));
     }
 
     #[test]

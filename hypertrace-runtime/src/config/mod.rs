@@ -226,6 +226,31 @@ pub struct RustAgent {
     pub traces_sampler_arg: f64,
     /// Compression of OTLP export requests (`OTEL_EXPORTER_OTLP_COMPRESSION`).
     pub compression: Compression,
+    /// The SQL spans (`hypertrace::sqlx`).
+    pub sql: Sql,
+}
+
+/// The `rustagent.sql` section: what the SQL spans record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sql {
+    /// Whether and how the statement text goes on the span (`db.statement` / `db.query.text`).
+    pub statement: StatementCapture,
+}
+
+/// `rustagent.sql.statement`: how much of a SQL statement a span records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum StatementCapture {
+    /// The statement as the application wrote it: with its `$1`/`?` placeholders, never the values
+    /// bound to them; literals written into the text are kept.
+    #[default]
+    Full,
+    /// Literals (strings, numbers) replaced by `?`, comments dropped: for applications that write
+    /// values into the SQL text. The quoted parts of the database's error message are replaced
+    /// by `?` too (MySQL quotes the offending value there).
+    Sanitized,
+    /// No statement text (the span name and `db.operation` still come from it); the database's
+    /// error message loses its quoted parts, as for `Sanitized`.
+    Off,
 }
 
 /// The sampler of the tracer provider: the names of `OTEL_TRACES_SAMPLER`.
@@ -345,6 +370,9 @@ impl Config {
                 traces_sampler: TracesSampler::ParentBasedAlwaysOn,
                 traces_sampler_arg: 1.0,
                 compression: Compression::None,
+                sql: Sql {
+                    statement: StatementCapture::Full,
+                },
             },
             semconv: SemconvOptIn::default(),
         }

@@ -201,6 +201,12 @@ pub(crate) const CASES: &[Case] = &[
     case("rustagent.compression", r#""gzip""#, "GZIP", |c| {
         c.rustagent.compression = Compression::Gzip
     }),
+    case(
+        "rustagent.sql.statement",
+        r#""Sanitized""#,
+        "sanitized",
+        |c| c.rustagent.sql.statement = super::StatementCapture::Sanitized,
+    ),
 ];
 
 /// The defaults with the case's change applied.

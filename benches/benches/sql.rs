@@ -1,0 +1,188 @@
+//! Per-query cost of `hypertrace::sqlx` next to plain sqlx, against a real PostgreSQL server on
+//! loopback (`scripts/start-databases.sh postgres`, or `DATABASE_URL`):
+//!
+//!     cargo bench --features sql --bench sql
+//!
+//! One connection, one statement per iteration (`SELECT $1::int4`, `fetch_one`, on a current-thread
+//! runtime), in four variants, one after the other in the same process:
+//! - `a-plain`: `sqlx::PgPool`, no agent;
+//! - `b-hypertrace`: `hypertrace::sqlx::PgPool`, agent enabled: a CLIENT span per query, exported
+//!   through the agent's batch processor into an exporter that encodes OTLP protobuf and drops it;
+//! - `c-hypertrace-disabled`: the same pool with `enabled: false`;
+//! - `d-hypertrace-sanitized`: as `b`, with `rustagent.sql.statement: sanitized`.
+//!
+//! The round trip to the server dominates and varies with the machine's load: compare the variants
+//! of one run (BENCHMARKS.md gives the differences and ratios), never numbers of different runs.
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use hypertrace::sqlx::sqlx::{self, postgres::PgConnectOptions, postgres::PgPoolOptions};
+use hypertrace::sqlx::PgPool;
+use hypertrace_benches::EncodingExporter;
+
+const SQL: &str = "SELECT $1::int4 AS n";
+
+fn options() -> Option<PgConnectOptions> {
+    if let Ok(url) = std::env::var("DATABASE_URL") {
+        return Some(url.parse().expect("DATABASE_URL"));
+    }
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../.databases/env");
+    let text = std::fs::read_to_string(path).ok()?;
+    let vars: HashMap<&str, &str> = text.lines().filter_map(|l| l.split_once('=')).collect();
+    Some(
+        PgConnectOptions::new()
+            .host(vars.get("HT_TEST_PG_HOST")?)
+            .port(vars.get("HT_TEST_PG_PORT")?.parse().ok()?)
+            .username(vars.get("HT_TEST_PG_USER")?)
+            .password(vars.get("HT_TEST_PG_PASSWORD")?)
+            .database(vars.get("HT_TEST_PG_DATABASE")?),
+    )
+}
+
+fn sql(c: &mut Criterion) {
+    let Some(options) = options() else {
+        eprintln!("sql bench: SKIPPED, NOT RUN: no PostgreSQL server; run scripts/start-databases.sh postgres (or set DATABASE_URL)");
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let plain: sqlx::PgPool = rt
+        .block_on(
+            PgPoolOptions::new()
+                .max_connections(1)
+                .connect_with(options),
+        )
+        .expect("connect");
+    let instrumented = PgPool::from(plain.clone()).with_semconv_opt_in(None);
+    let mut group = c.benchmark_group("sql");
+
+    group.bench_function("a-plain", |b| {
+        b.iter(|| {
+            let n: i32 = rt
+                .block_on(sqlx::query_scalar(SQL).bind(7).fetch_one(&plain))
+                .unwrap();
+            black_box(n)
+        })
+    });
+
+    for (name, enabled, sanitized) in [
+        ("b-hypertrace", true, false),
+        ("c-hypertrace-disabled", false, false),
+        ("d-hypertrace-sanitized", true, true),
+    ] {
+        let mut config = hypertrace::Config::defaults("bench");
+        config.enabled = enabled;
+        if sanitized {
+            config.rustagent.sql.statement = hypertrace::config::StatementCapture::Sanitized;
+        }
+        let exporter = EncodingExporter::new();
+        let stats = exporter.stats.clone();
+        let guard = hypertrace::Agent::with_exporter(config, exporter).install();
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let n: i32 = rt
+                    .block_on(sqlx::query_scalar(SQL).bind(7).fetch_one(&instrumented))
+                    .unwrap();
+                black_box(n)
+            })
+        });
+        guard.flush();
+        let exported = stats.spans.load(std::sync::atomic::Ordering::Relaxed);
+        let dropped = guard.agent().stats();
+        eprintln!("  {name}: {exported} spans exported; {dropped:?}");
+        assert_eq!(enabled, exported > 0, "{name}: spans only when enabled");
+        drop(guard);
+    }
+    group.finish();
+    interleaved(&rt, &plain, &instrumented);
+}
+
+/// CPU time of this process so far, all threads (the export thread's encoding included), in ns:
+/// the first field of each thread's `/proc/self/task/*/schedstat`.
+fn process_cpu_ns() -> u64 {
+    std::fs::read_dir("/proc/self/task")
+        .map(|dir| {
+            dir.filter_map(|e| e.ok())
+                .filter_map(|e| std::fs::read_to_string(e.path().join("schedstat")).ok())
+                .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// The same comparison, robust to a loaded machine: rounds of `N` queries per variant, the
+/// variants alternating within each round, wall time and process CPU time per block. Prints the
+/// median per-query wall time of each variant and the CPU per query, with the differences to
+/// plain sqlx.
+fn interleaved(rt: &tokio::runtime::Runtime, plain: &sqlx::PgPool, instrumented: &PgPool) {
+    const ROUNDS: usize = 15;
+    const N: u32 = 1000;
+    let variants = ["a-plain", "b-hypertrace", "c-hypertrace-disabled"];
+    let mut wall: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
+    let mut cpu = vec![0u64; variants.len()];
+    for _ in 0..ROUNDS {
+        for (v, name) in variants.iter().enumerate() {
+            // Each variant with its agent installed; a fresh agent per block, shut down after it
+            // (outside the timed part).
+            let guard = (v > 0).then(|| {
+                let mut config = hypertrace::Config::defaults("bench");
+                config.enabled = *name == "b-hypertrace";
+                hypertrace::Agent::with_exporter(config, EncodingExporter::new()).install()
+            });
+            let (t0, c0) = (std::time::Instant::now(), process_cpu_ns());
+            rt.block_on(async {
+                for i in 0..N {
+                    let q = sqlx::query_scalar(SQL).bind(i as i32);
+                    let n: i32 = if v == 0 {
+                        q.fetch_one(plain).await
+                    } else {
+                        q.fetch_one(instrumented).await
+                    }
+                    .unwrap();
+                    black_box(n);
+                }
+            });
+            if let Some(g) = &guard {
+                g.flush();
+            }
+            cpu[v] += process_cpu_ns() - c0;
+            wall[v].push(t0.elapsed().as_secs_f64() * 1e6 / f64::from(N));
+            drop(guard);
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        v[v.len() / 2]
+    };
+    let total = f64::from(N) * ROUNDS as f64;
+    let base_wall = median(&mut wall[0].clone());
+    let base_cpu = cpu[0] as f64 / total / 1000.0;
+    eprintln!("interleaved: {ROUNDS} rounds x {N} queries per variant");
+    for (v, name) in variants.iter().enumerate() {
+        let w = median(&mut wall[v]);
+        let c = cpu[v] as f64 / total / 1000.0;
+        eprintln!(
+            "  {name:<24} wall {w:7.1} µs/query (median of rounds, {:+.1} µs, x{:.3})   cpu {c:6.1} µs/query ({:+.1} µs, x{:.3})",
+            w - base_wall,
+            w / base_wall,
+            c - base_cpu,
+            c / base_cpu
+        );
+    }
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(2))
+        .measurement_time(Duration::from_secs(6))
+        .sample_size(60)
+        .noise_threshold(0.03)
+}
+
+criterion_group! { name = benches; config = config(); targets = sql }
+criterion_main!(benches);
