@@ -21,10 +21,12 @@ pub use hypertrace_runtime::{
 /// The configuration model: [`Config`] and the types of its sections.
 pub mod config {
     pub use hypertrace_runtime::config::{
-        check_file_permissions, Config, ConfigBuilder, ConfigError, ConfigSource, ConfigWarning,
-        DataCapture, MetricReporterType, Problem, PropagationFormat, Reporting, RustAgent, Semconv,
-        SemconvOptIn, Switch, Telemetry, TraceReporterType, DEFAULT_ALLOWED_CONTENT_TYPES,
+        check_file_permissions, Compression, Config, ConfigBuilder, ConfigError, ConfigSource,
+        ConfigWarning, DataCapture, MetricReporterType, Problem, PropagationFormat, Reporting,
+        RustAgent, Semconv, SemconvOptIn, Sql, StatementCapture, Switch, Telemetry,
+        TraceReporterType, TracesSampler, DEFAULT_ALLOWED_CONTENT_TYPES,
         DEFAULT_BODY_MAX_PROCESSING_SIZE_BYTES, DEFAULT_BODY_MAX_SIZE_BYTES,
+        DEFAULT_MAX_HEADER_VALUE_BYTES, DEFAULT_MAX_QUEUE_BYTES, DEFAULT_REDACT_BODY_FIELDS,
         DEFAULT_REDACT_HEADERS,
     };
 }
@@ -43,6 +45,9 @@ pub mod http {
 
 #[cfg(feature = "reqwest")]
 pub use hypertrace_runtime::client;
+
+#[cfg(any(feature = "sqlx-postgres", feature = "sqlx-mysql"))]
+pub use hypertrace_runtime::sqlx;
 
 /// The pure capture rules, exposed for the property tests; not a stable API.
 #[doc(hidden)]
