@@ -7,6 +7,7 @@
 //! - `capture/`: pure capture rules: headers (§3.4) and bodies (§3.5).
 //! - `http/`: the axum/tower glue: the server span, its attributes (§3.3), body wrappers.
 //! - `client/` (feature `reqwest`): CLIENT spans for outgoing reqwest calls, same capture rules.
+//! - `grpc/` (feature `grpc`): SERVER/CLIENT spans for tonic calls: metadata, status, messages.
 //! - `agent.rs`: the installed agent (config, tracer, propagator, pipeline), swappable.
 //! - `init.rs`: what `#[hypertrace::main]` runs at start and at exit.
 
@@ -16,6 +17,8 @@ pub mod capture;
 pub mod client;
 pub mod config;
 pub mod export;
+#[cfg(feature = "grpc")]
+pub mod grpc;
 pub mod http;
 mod init;
 pub mod propagation;

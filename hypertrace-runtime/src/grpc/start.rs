@@ -1,0 +1,107 @@
+//! The synchronous prelude of both layers: decide whether a call is instrumented, start its span
+//! with the request metadata, and prepare the request and response captures.
+
+use std::borrow::Cow;
+use std::sync::{Arc, Mutex};
+
+use http::Request;
+use opentelemetry::Context;
+
+use super::body::Call;
+use super::future::Pending;
+use super::message::{Encoding, MessageCapture};
+use super::metadata;
+use super::options::Options;
+use super::span::{self, split_path, Side};
+use crate::agent::{self, Agent};
+
+/// What the layer does with one request.
+pub(crate) enum Start {
+    /// Not a gRPC call, an excluded method, or no agent: passed through as is.
+    Pass,
+    /// `enabled: false`: no span, but the caller's context is current in the call.
+    Context(Context),
+    /// A span: its context, the shared call state, what the response head needs.
+    Span {
+        cx: Context,
+        call: Arc<Call>,
+        pending: Pending,
+    },
+}
+
+/// A gRPC request (`content-type: application/grpc`, `application/grpc+proto`, ...).
+pub(crate) fn is_grpc<B>(req: &Request<B>) -> bool {
+    req.headers()
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|ct| ct.as_bytes().starts_with(b"application/grpc"))
+}
+
+/// Starts the call. `parent` gives the parent context once the agent is known.
+pub(crate) fn start<B>(
+    opts: &Options,
+    side: Side,
+    req: &Request<B>,
+    parent: impl FnOnce(&Agent) -> Context,
+) -> Start {
+    let path = req.uri().path();
+    if opts.excluded(path) {
+        return Start::Pass;
+    }
+    let Some(agent) = agent::current() else {
+        return Start::Pass;
+    };
+    let parent = parent(&agent);
+    if !agent.config.enabled {
+        return Start::Context(parent);
+    }
+    let dc = &agent.config.data_capture;
+    let redact: Arc<[String]> = agent.config.rustagent.redact_headers.as_slice().into();
+
+    let (name, service, method) = match split_path(path) {
+        Some((service, method)) => (Cow::Owned(path[1..].to_owned()), service, method),
+        // Not a gRPC path: the span is still there, named for what it is.
+        None => (Cow::Owned(path.to_owned()), "", ""),
+    };
+    let mut attrs = Vec::with_capacity(16 + req.headers().len());
+    span::start_attributes(service, method, opts.semconv, &mut attrs);
+    // On the client, the metadata is recorded after the injection (by the client layer).
+    if side == Side::Server && opts.request_metadata.unwrap_or(dc.rpc_metadata.request) {
+        metadata::request(req, &redact, &mut attrs);
+    }
+    let cx = span::start(&agent, side, name, &parent, attrs);
+
+    let types = opts.descriptors.method(path);
+    let limit = dc.body_max_size_bytes;
+    let request = opts.request_body.unwrap_or(dc.rpc_body.request).then(|| {
+        let encoding =
+            Encoding::from_header(req.headers().get("grpc-encoding").map(|v| v.as_bytes()));
+        MessageCapture::new(
+            limit,
+            encoding,
+            types.map(|m| (m.input.clone(), m.client_streaming)),
+        )
+    });
+    let response_body = opts
+        .response_body
+        .unwrap_or(dc.rpc_body.response)
+        .then(|| (types.map(|m| (m.output.clone(), m.server_streaming)), limit));
+    let call = Arc::new(Call {
+        cx: cx.clone(),
+        side,
+        semconv: opts.semconv,
+        redact,
+        response_metadata: opts.response_metadata.unwrap_or(dc.rpc_metadata.response),
+        request: Mutex::new(request),
+    });
+    let pending = Pending {
+        call: call.clone(),
+        response_body,
+    };
+    Start::Span { cx, call, pending }
+}
+
+/// Whether the client records request metadata.
+pub(crate) fn client_request_metadata(opts: &Options, agent: &Agent) -> bool {
+    opts.request_metadata
+        .unwrap_or(agent.config.data_capture.rpc_metadata.request)
+}
