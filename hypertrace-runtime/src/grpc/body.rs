@@ -6,6 +6,7 @@ use std::fmt::Display;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::HeaderMap;
@@ -16,7 +17,7 @@ use opentelemetry::{Context, KeyValue};
 use super::message::MessageCapture;
 use super::metadata;
 use super::span::{self, RpcSemconv, Side};
-use super::status::{GrpcStatus, CANCELLED, UNKNOWN};
+use super::status::{GrpcStatus, CANCELLED, DEADLINE_EXCEEDED, UNKNOWN};
 
 /// What the two bodies of one call share: the span, and the request's capture (a request stream
 /// may still be open when the response ends, and then what it sent so far is recorded).
@@ -27,6 +28,8 @@ pub(crate) struct Call {
     pub redact: Arc<[String]>,
     pub response_metadata: bool,
     pub request: Mutex<Option<MessageCapture>>,
+    /// From `grpc-timeout`: a call abandoned after it was given up for lost, not cancelled.
+    pub deadline: Option<Instant>,
 }
 
 pub(crate) const REQUEST_BODY: &str = "rpc.request.body";
@@ -52,6 +55,17 @@ impl Call {
         capture.finish(REQUEST_BODY, &mut attrs);
         if !attrs.is_empty() {
             self.cx.span().set_attributes(attrs);
+        }
+    }
+
+    /// The status of a call abandoned before its end: DEADLINE_EXCEEDED once its deadline has
+    /// passed (tonic's server drops the call then), else CANCELLED.
+    pub(crate) fn abandoned(&self) -> GrpcStatus {
+        match self.deadline {
+            Some(d) if Instant::now() >= d => {
+                GrpcStatus::new(DEADLINE_EXCEEDED, "the deadline (grpc-timeout) expired")
+            }
+            _ => GrpcStatus::new(CANCELLED, "the call was cancelled"),
         }
     }
 
@@ -157,7 +171,7 @@ impl ResponseState {
             (None, None, None) if complete => {
                 GrpcStatus::new(UNKNOWN, "the response ended without a grpc-status")
             }
-            (None, None, None) => GrpcStatus::new(CANCELLED, "the call was cancelled"),
+            (None, None, None) => self.call.abandoned(),
         };
         self.call.end(&status, attrs);
     }

@@ -16,7 +16,7 @@ use super::body::{Call, ResponseBody, ResponseState};
 use super::message::{Encoding, MessageCapture};
 use super::metadata;
 use super::span::Side;
-use super::status::{GrpcStatus, CANCELLED};
+use super::status::GrpcStatus;
 
 /// What the response head needs once it arrives.
 pub(crate) struct Pending {
@@ -40,7 +40,7 @@ pin_project_lite::pin_project! {
         fn drop(this: Pin<&mut Self>) {
             if let Some(p) = this.project().pending.take() {
                 // Dropped before the response head came: the caller gave up.
-                p.call.end(&GrpcStatus::new(CANCELLED, "the call was cancelled"), Vec::new());
+                p.call.end(&p.call.abandoned(), Vec::new());
             }
         }
     }

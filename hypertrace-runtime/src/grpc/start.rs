@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use http::Request;
 use opentelemetry::Context;
@@ -13,6 +14,7 @@ use super::message::{Encoding, MessageCapture};
 use super::metadata;
 use super::options::Options;
 use super::span::{self, split_path, Side};
+use super::status::parse_timeout;
 use crate::agent::{self, Agent};
 
 /// What the layer does with one request.
@@ -92,6 +94,11 @@ pub(crate) fn start<B>(
         redact,
         response_metadata: opts.response_metadata.unwrap_or(dc.rpc_metadata.response),
         request: Mutex::new(request),
+        deadline: req
+            .headers()
+            .get("grpc-timeout")
+            .and_then(|v| parse_timeout(v.as_bytes()))
+            .and_then(|t| Instant::now().checked_add(t)),
     });
     let pending = Pending {
         call: call.clone(),

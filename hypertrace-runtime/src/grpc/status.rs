@@ -19,6 +19,27 @@ pub(crate) const OK: i32 = 0;
 pub(crate) const CANCELLED: i32 = 1;
 /// What the body's failure is recorded as.
 pub(crate) const UNKNOWN: i32 = 2;
+/// The call outlived its `grpc-timeout`.
+pub(crate) const DEADLINE_EXCEEDED: i32 = 4;
+
+/// `grpc-timeout` (`1-8 digits` and a unit: `H`, `M`, `S`, `m`, `u`, `n`) as a duration.
+pub(crate) fn parse_timeout(v: &[u8]) -> Option<std::time::Duration> {
+    use std::time::Duration;
+    let (unit, digits) = v.split_last()?;
+    if digits.is_empty() || digits.len() > 8 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    Some(match unit {
+        b'H' => Duration::from_secs(n * 3600),
+        b'M' => Duration::from_secs(n * 60),
+        b'S' => Duration::from_secs(n),
+        b'm' => Duration::from_millis(n),
+        b'u' => Duration::from_micros(n),
+        b'n' => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
 
 impl GrpcStatus {
     /// The status in `headers` (`grpc-status`, `grpc-message`), if they carry one.
@@ -148,5 +169,16 @@ mod tests {
         assert_eq!(code_name(4), "DEADLINE_EXCEEDED");
         assert_eq!(code_name(99), "_OTHER");
         assert_eq!(GrpcStatus::from_http(StatusCode::NOT_FOUND).code, 12);
+    }
+
+    #[test]
+    fn timeouts() {
+        use std::time::Duration;
+        assert_eq!(parse_timeout(b"50m"), Some(Duration::from_millis(50)));
+        assert_eq!(parse_timeout(b"2S"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_timeout(b"1H"), Some(Duration::from_secs(3600)));
+        for bad in [&b""[..], b"m", b"123456789m", b"5x", b"-1S"] {
+            assert_eq!(parse_timeout(bad), None);
+        }
     }
 }
