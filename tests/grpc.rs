@@ -481,7 +481,8 @@ async fn malformed_frames_get_the_same_answer_as_without_the_agent() {
     let mut framed_good = vec![0];
     framed_good.extend_from_slice(&(good.len() as u32).to_be_bytes());
     framed_good.extend_from_slice(&good);
-    let cases: Vec<(&str, Vec<(&str, &str)>, Vec<u8>)> = vec![
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<u8>);
+    let cases: Vec<Case> = vec![
         ("a frame cut short", vec![], vec![0, 0, 0, 0, 100, 1, 2, 3]),
         (
             "not protobuf",

@@ -96,11 +96,13 @@ mod tests {
 
     #[test]
     fn exclusion_by_method_or_service() {
-        let mut o = Options::default();
-        o.excluded = Arc::new(vec![
-            "/grpc.health.v1.Health/Check".into(),
-            "pkg.Admin".into(),
-        ]);
+        let o = Options {
+            excluded: Arc::new(vec![
+                "/grpc.health.v1.Health/Check".into(),
+                "pkg.Admin".into(),
+            ]),
+            ..Options::default()
+        };
         assert!(o.excluded("/grpc.health.v1.Health/Check"));
         assert!(!o.excluded("/grpc.health.v1.Health/Watch"));
         assert!(o.excluded("/pkg.Admin/Anything"));
