@@ -49,6 +49,9 @@ pub use hypertrace_runtime::client;
 #[cfg(any(feature = "sqlx-postgres", feature = "sqlx-mysql"))]
 pub use hypertrace_runtime::sqlx;
 
+#[cfg(feature = "grpc")]
+pub use hypertrace_runtime::grpc;
+
 /// The pure capture rules, exposed for the property tests; not a stable API.
 #[doc(hidden)]
 pub use hypertrace_runtime::capture;

@@ -12,6 +12,7 @@
 //! - `http/`: the axum/tower glue for incoming requests: layer, response future, handler entry,
 //!   HTTP attributes and failure rule.
 //! - `client/` (feature `reqwest`): CLIENT spans for outgoing reqwest calls, same capture rules.
+//! - `grpc/` (feature `grpc`): SERVER/CLIENT spans for tonic calls: metadata, status, messages.
 //! - `sqlx/` (features `sqlx-postgres`, `sqlx-mysql`): CLIENT spans for sqlx queries.
 //! - `subscriber.rs`: the tracing subscriber `#[hypertrace::main]` installs, and `otel_layer`.
 //! - `init.rs`: what `#[hypertrace::main]` runs at start and at exit.
@@ -26,6 +27,8 @@ pub mod capture;
 pub mod client;
 pub mod config;
 mod export;
+#[cfg(feature = "grpc")]
+pub mod grpc;
 pub mod http;
 mod init;
 mod macro_checks;

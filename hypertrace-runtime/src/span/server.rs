@@ -102,6 +102,34 @@ impl ServerScope {
     }
 }
 
+/// Starts a span of `kind` under `parent`, with `attrs`: the one place every entry point starts
+/// its span. A SERVER span remembers the `tracing` span an app's middleware had entered around the
+/// request ([`ServerScope`]).
+pub(crate) fn start_span(
+    agent: &Agent,
+    kind: SpanKind,
+    name: Cow<'static, str>,
+    parent: &Context,
+    attrs: Vec<KeyValue>,
+) -> Context {
+    let server = kind == SpanKind::Server;
+    let span = agent
+        .tracer
+        .span_builder(name)
+        .with_kind(kind)
+        .with_attributes(attrs)
+        .start_with_context(&agent.tracer, parent);
+    let cx = parent.with_span(span);
+    if !server {
+        return cx;
+    }
+    // Only when there is an outer span: a context value costs an allocation.
+    match tracing::Span::current().id() {
+        Some(outer) => cx.with_value(ServerScope { outer }),
+        None => cx,
+    }
+}
+
 /// A started SERVER span. Dropping it unfinished is the *cancel* phase.
 #[derive(Debug)]
 pub(crate) struct ServerSpan {
@@ -123,17 +151,7 @@ impl ServerSpan {
         attrs: Vec<KeyValue>,
         policy: CapturePolicy,
     ) -> ServerSpan {
-        let span = agent
-            .tracer
-            .span_builder(name)
-            .with_kind(SpanKind::Server)
-            .with_attributes(attrs)
-            .start_with_context(&agent.tracer, parent);
-        let mut cx = parent.with_span(span);
-        // Only when there is an outer span: a context value costs an allocation.
-        if let Some(outer) = tracing::Span::current().id() {
-            cx = cx.with_value(ServerScope { outer });
-        }
+        let cx = start_span(agent, SpanKind::Server, name, parent, attrs);
         let sampled = cx.span().span_context().is_sampled();
         ServerSpan {
             cx,
