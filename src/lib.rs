@@ -41,7 +41,7 @@ pub mod http {
     pub use hypertrace_runtime::http::ResponseBody;
 }
 
-#[cfg(feature = "reqwest")]
+#[cfg(any(feature = "reqwest", feature = "reqwest012"))]
 pub use hypertrace_runtime::client;
 
 /// The pure capture rules, exposed for the property tests; not a stable API.

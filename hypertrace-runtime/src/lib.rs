@@ -11,7 +11,8 @@
 //! - `span/`: the span lifecycle every entry point shares (server phases, body tee, exceptions).
 //! - `http/`: the axum/tower glue for incoming requests: layer, response future, handler entry,
 //!   HTTP attributes and failure rule.
-//! - `client/` (feature `reqwest`): CLIENT spans for outgoing reqwest calls, same capture rules.
+//! - `client/` (features `reqwest`, `reqwest012`): CLIENT spans for outgoing reqwest calls (0.13, 0.12),
+//!   same capture rules.
 //! - `subscriber.rs`: the tracing subscriber `#[hypertrace::main]` installs, and `otel_layer`.
 //! - `init.rs`: what `#[hypertrace::main]` runs at start and at exit.
 //! - `main_lifecycle.rs`: the generated `main` in one call: runtime, agent, body, flush, in order.
@@ -21,7 +22,7 @@
 
 mod agent;
 pub mod capture;
-#[cfg(feature = "reqwest")]
+#[cfg(any(feature = "reqwest", feature = "reqwest012"))]
 pub mod client;
 pub mod config;
 mod export;
