@@ -16,6 +16,9 @@
 //!
 //! Behind the cargo feature `reqwest012` (not in the default set).
 
+// The 0.13 client's middleware source, on purpose a second time: here its `super::reqwest` and
+// `super::reqwest_middleware` are the 0.12 / 0.4 crates, so one source serves both versions.
+#[allow(clippy::duplicate_mod)]
 #[path = "middleware.rs"]
 mod middleware;
 
