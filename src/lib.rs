@@ -43,7 +43,7 @@ pub mod http {
     pub use hypertrace_runtime::http::ResponseBody;
 }
 
-#[cfg(feature = "reqwest")]
+#[cfg(any(feature = "reqwest", feature = "reqwest012"))]
 pub use hypertrace_runtime::client;
 
 #[cfg(any(feature = "sqlx-postgres", feature = "sqlx-mysql"))]

@@ -11,7 +11,8 @@
 //! - `span/`: the span lifecycle every entry point shares (server phases, body tee, exceptions).
 //! - `http/`: the axum/tower glue for incoming requests: layer, response future, handler entry,
 //!   HTTP attributes and failure rule.
-//! - `client/` (feature `reqwest`): CLIENT spans for outgoing reqwest calls, same capture rules.
+//! - `client/` (features `reqwest`, `reqwest012`): CLIENT spans for outgoing reqwest calls (0.13, 0.12),
+//!   same capture rules.
 //! - `grpc/` (feature `grpc`): SERVER/CLIENT spans for tonic calls: metadata, status, messages.
 //! - `sqlx/` (features `sqlx-postgres`, `sqlx-mysql`): CLIENT spans for sqlx queries.
 //! - `subscriber.rs`: the tracing subscriber `#[hypertrace::main]` installs, and `otel_layer`.
@@ -23,7 +24,7 @@
 
 mod agent;
 pub mod capture;
-#[cfg(feature = "reqwest")]
+#[cfg(any(feature = "reqwest", feature = "reqwest012"))]
 pub mod client;
 pub mod config;
 mod export;

@@ -11,10 +11,12 @@ use opentelemetry::context::FutureExt as _;
 use opentelemetry::propagation::{TextMapCompositePropagator, TextMapPropagator};
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue};
-use reqwest::{Request, Response, ResponseBuilderExt as _, Url};
-use reqwest_middleware::{Middleware, Next};
-
-use super::Route;
+// Through the parent module, not the crates by name: this file is compiled once per supported
+// reqwest version (`client` for 0.13, `client::reqwest012` for 0.12), each parent naming its own
+// `reqwest` and `reqwest_middleware`.
+use super::reqwest::{Request, Response, ResponseBuilderExt as _, Url};
+use super::reqwest_middleware::{Middleware, Next};
+use super::{reqwest, reqwest_middleware, Route};
 use crate::agent::{self, Agent};
 use crate::capture::body::{capture_bytes, BodyCapture};
 use crate::capture::content_type::{capture_kind, content_encoding};

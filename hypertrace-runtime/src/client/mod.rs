@@ -17,18 +17,28 @@
 //!     .await?;
 //! ```
 //!
-//! Behind the cargo feature `reqwest` (not in the default set).
+//! Behind the cargo feature `reqwest` (not in the default set). Apps still on reqwest 0.12
+//! (reqwest-middleware 0.4) get the same instrumentation from [`reqwest012`], behind the feature
+//! `reqwest012`; the two features can be on together, and [`Route`] serves both.
 
+#[cfg(feature = "reqwest")]
 mod middleware;
+#[cfg(feature = "reqwest012")]
+pub mod reqwest012;
 
+#[cfg(feature = "reqwest")]
 pub use middleware::HypertraceMiddleware;
 /// The crates this module's API is made of, so an app needs no version of its own to match ours.
+#[cfg(feature = "reqwest")]
 pub use reqwest;
+#[cfg(feature = "reqwest")]
 pub use reqwest_middleware;
+#[cfg(feature = "reqwest")]
 pub use reqwest_middleware::{ClientWithMiddleware, RequestBuilder};
 
 /// An instrumented client: what [`instrumented`] and [`new`] return. Cheap to clone (an `Arc`
 /// inside), like `reqwest::Client`: keep one in the app state and clone it into handlers.
+#[cfg(feature = "reqwest")]
 pub type Client = ClientWithMiddleware;
 
 /// The route template of an outgoing call, given as a request extension; the span is then named
@@ -47,6 +57,7 @@ pub struct Route(pub &'static str);
 /// To combine it with other middleware (retries, auth), add [`HypertraceMiddleware`] to your own
 /// `reqwest_middleware::ClientBuilder`: added last, it sits closest to the network and records one
 /// span per attempt; added first, one span for the whole exchange.
+#[cfg(feature = "reqwest")]
 pub fn instrumented(client: reqwest::Client) -> ClientWithMiddleware {
     reqwest_middleware::ClientBuilder::new(client)
         .with(HypertraceMiddleware::new())
@@ -54,6 +65,7 @@ pub fn instrumented(client: reqwest::Client) -> ClientWithMiddleware {
 }
 
 /// An instrumented default `reqwest::Client` (`instrumented(reqwest::Client::new())`).
+#[cfg(feature = "reqwest")]
 pub fn new() -> ClientWithMiddleware {
     instrumented(reqwest::Client::new())
 }
