@@ -7,7 +7,7 @@ use crate::agent::{Agent, Guard};
 use crate::config::ConfigBuilder;
 
 /// EX_CONFIG from sysexits.h: the exit status for an invalid configuration.
-pub const EXIT_CONFIG: i32 = 78;
+pub(crate) const EXIT_CONFIG: i32 = 78;
 
 /// The options of `#[hypertrace::main(...)]`, as the macro resolved them.
 #[derive(Clone, Debug)]

@@ -39,6 +39,7 @@ pub struct B3Propagator {
 }
 
 impl B3Propagator {
+    /// The B3 propagator (extracts single or multi header, injects both).
     pub fn new() -> Self {
         B3Propagator {
             fields: [B3_SINGLE, B3_TRACE_ID, B3_SPAN_ID, B3_SAMPLED].map(String::from),

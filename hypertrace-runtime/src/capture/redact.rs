@@ -25,7 +25,9 @@ pub const REDACTED: &str = "[REDACTED]";
 /// The syntax of a body whose keys are scanned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Syntax {
+    /// A JSON document.
     Json,
+    /// `application/x-www-form-urlencoded`.
     Form,
 }
 

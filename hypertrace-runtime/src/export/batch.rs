@@ -35,7 +35,7 @@ const LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The batch processor's limits.
 #[derive(Clone, Debug)]
-pub struct BatchSettings {
+pub(crate) struct BatchSettings {
     /// Spans waiting for export at most (`rustagent.max_queue_size`).
     pub max_queue_size: usize,
     /// Spans per export at most (`rustagent.max_export_batch_size`).
@@ -55,7 +55,7 @@ pub struct BatchSettings {
 
 impl BatchSettings {
     /// The settings of `config.rustagent`, for the reporter at `destination`.
-    pub fn from_config(config: &crate::config::Config, destination: String) -> Self {
+    pub(crate) fn from_config(config: &crate::config::Config, destination: String) -> Self {
         let r = &config.rustagent;
         BatchSettings {
             max_queue_size: r.max_queue_size,
@@ -118,7 +118,7 @@ struct Shared {
 }
 
 /// The span processor: see the module documentation.
-pub struct BatchProcessor {
+pub(crate) struct BatchProcessor {
     shared: Arc<Shared>,
     /// Receives once when the worker thread has exported its last batch.
     done: Mutex<Option<mpsc::Receiver<()>>>,
@@ -134,7 +134,7 @@ impl std::fmt::Debug for BatchProcessor {
 
 impl BatchProcessor {
     /// Starts the export thread for `exporter`.
-    pub fn new<E: SpanExporter + 'static>(
+    pub(crate) fn new<E: SpanExporter + 'static>(
         exporter: E,
         settings: BatchSettings,
         stats: Arc<ExportStats>,

@@ -6,7 +6,7 @@ use opentelemetry::{Array, Value};
 use serde_json::Value as Json;
 
 /// An attribute value as JSON, keeping its type (LOGGING keeps `http.status_code` an integer).
-pub fn typed(v: &Value) -> Json {
+pub(crate) fn typed(v: &Value) -> Json {
     match v {
         Value::Bool(b) => Json::Bool(*b),
         Value::I64(i) => Json::from(*i),
@@ -28,7 +28,9 @@ pub fn typed(v: &Value) -> Json {
     }
 }
 
-pub fn attributes<'a>(kvs: impl IntoIterator<Item = (&'a opentelemetry::Key, &'a Value)>) -> Json {
+pub(crate) fn attributes<'a>(
+    kvs: impl IntoIterator<Item = (&'a opentelemetry::Key, &'a Value)>,
+) -> Json {
     Json::Object(
         kvs.into_iter()
             .map(|(k, v)| (k.as_str().to_owned(), typed(v)))
@@ -36,14 +38,14 @@ pub fn attributes<'a>(kvs: impl IntoIterator<Item = (&'a opentelemetry::Key, &'a
     )
 }
 
-pub fn epoch_micros(t: SystemTime) -> u64 {
+pub(crate) fn epoch_micros(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_micros() as u64)
         .unwrap_or(0)
 }
 
 /// RFC 3339 UTC with microseconds, as in the Hypertrace sample span (`2021-03-12T01:30:25.440868Z`).
-pub fn rfc3339(t: SystemTime) -> String {
+pub(crate) fn rfc3339(t: SystemTime) -> String {
     let us = epoch_micros(t);
     let secs = us / 1_000_000;
     let (days, rem) = (secs / 86_400, secs % 86_400);

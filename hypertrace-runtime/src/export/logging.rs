@@ -11,7 +11,7 @@ use serde_json::{json, Value as Json};
 use super::json::{attributes, rfc3339};
 
 #[derive(Debug, Default)]
-pub struct LoggingExporter {
+pub(crate) struct LoggingExporter {
     resource: Json,
 }
 
@@ -26,7 +26,7 @@ fn kind(k: &SpanKind) -> &'static str {
 }
 
 /// The JSON object for one span.
-pub fn span_json(span: &SpanData, resource: &Json) -> Json {
+pub(crate) fn span_json(span: &SpanData, resource: &Json) -> Json {
     let ctx = &span.span_context;
     let status = match &span.status {
         Status::Unset => json!({ "status_code": "UNSET" }),

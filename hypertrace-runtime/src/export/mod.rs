@@ -1,21 +1,21 @@
 //! Export: the reporter chosen by `reporting.trace_reporter_type`, behind our bounded batch
 //! processor, with the resource of `resource.rs` and the sampler of `sampler.rs`.
 
-pub mod batch;
+pub(crate) mod batch;
 #[cfg(any(feature = "otlp-http", feature = "zipkin"))]
 mod http_client;
-pub mod json;
-pub mod logging;
+pub(crate) mod json;
+pub(crate) mod logging;
 #[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
 mod otlp;
 #[cfg(feature = "otlp-http")]
 mod otlp_http_client;
-pub mod resource;
-pub mod retry;
-pub mod sampler;
-pub mod size;
+pub(crate) mod resource;
+pub(crate) mod retry;
+pub(crate) mod sampler;
+pub(crate) mod size;
 #[cfg(feature = "zipkin")]
-pub mod zipkin;
+pub(crate) mod zipkin;
 
 use std::fmt;
 use std::sync::Arc;
@@ -30,6 +30,7 @@ pub use batch::ExportStats;
 pub struct ExportError(String);
 
 impl ExportError {
+    /// An error with this message.
     pub fn new(msg: impl Into<String>) -> Self {
         ExportError(msg.into())
     }
@@ -47,7 +48,7 @@ impl std::error::Error for ExportError {}
     not(any(feature = "otlp-grpc", feature = "otlp-http", feature = "zipkin")),
     allow(dead_code)
 )]
-pub fn export_headers(reporting: &Reporting) -> Vec<(String, String)> {
+pub(crate) fn export_headers(reporting: &Reporting) -> Vec<(String, String)> {
     let mut h = reporting.headers.clone();
     if let Some(token) = &reporting.token {
         if !h
@@ -85,10 +86,14 @@ pub(crate) fn checked_http_headers(
 
 /// The PEM bytes of `reporting.cert_file`, read once at start-up.
 #[cfg_attr(
-    not(any(feature = "otlp-grpc", feature = "otlp-http", feature = "zipkin")),
+    not(any(
+        all(feature = "otlp-grpc", feature = "tls"),
+        feature = "otlp-http",
+        feature = "zipkin"
+    )),
     allow(dead_code)
 )]
-pub fn read_cert(reporting: &Reporting) -> Result<Option<Vec<u8>>, ExportError> {
+pub(crate) fn read_cert(reporting: &Reporting) -> Result<Option<Vec<u8>>, ExportError> {
     match &reporting.cert_file {
         None => Ok(None),
         Some(p) => std::fs::read(p)
@@ -98,13 +103,13 @@ pub fn read_cert(reporting: &Reporting) -> Result<Option<Vec<u8>>, ExportError> 
 }
 
 /// The installed pipeline: the provider (kept to shut it down) and the export counters.
-pub struct Pipeline {
+pub(crate) struct Pipeline {
     pub provider: SdkTracerProvider,
     pub stats: Arc<ExportStats>,
 }
 
 /// The pipeline around an exporter of the application's own (`Agent::with_exporter`).
-pub fn with_exporter<E: SpanExporter + 'static>(exporter: E, config: &Config) -> Pipeline {
+pub(crate) fn with_exporter<E: SpanExporter + 'static>(exporter: E, config: &Config) -> Pipeline {
     with_exporter_to(exporter, config, "the application's exporter".into())
 }
 
@@ -160,7 +165,7 @@ fn missing(feature: &str, ty: TraceReporterType) -> ExportError {
 }
 
 /// `enabled: false`: a provider without processors, so spans are never recorded or sent.
-pub fn disabled(_config: &Config) -> Pipeline {
+pub(crate) fn disabled(_config: &Config) -> Pipeline {
     Pipeline {
         provider: SdkTracerProvider::builder().build(),
         stats: Arc::new(ExportStats::default()),
@@ -168,8 +173,13 @@ pub fn disabled(_config: &Config) -> Pipeline {
 }
 
 /// Builds the pipeline for `config`. Must run inside a tokio runtime (tonic's channel needs one).
-pub fn build(config: &Config) -> Result<Pipeline, ExportError> {
+pub(crate) fn build(config: &Config) -> Result<Pipeline, ExportError> {
     let ty = config.reporting.trace_reporter_type;
+    // Unused when no network reporter is built in.
+    #[cfg_attr(
+        not(any(feature = "otlp-grpc", feature = "otlp-http", feature = "zipkin")),
+        allow(unused_variables)
+    )]
     let to = destination(config);
     Ok(match ty {
         TraceReporterType::Logging => {

@@ -23,7 +23,7 @@ fn endpoint(config: &Config) -> String {
 }
 
 #[cfg(feature = "otlp-grpc")]
-pub fn grpc(config: &Config) -> Result<opentelemetry_otlp::SpanExporter, ExportError> {
+pub(super) fn grpc(config: &Config) -> Result<opentelemetry_otlp::SpanExporter, ExportError> {
     use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
 
     let mut metadata = MetadataMap::new();
@@ -80,7 +80,7 @@ fn compression(config: &Config) -> Option<opentelemetry_otlp::Compression> {
 
 /// The OTLP/HTTP exporter, over [`super::otlp_http_client::DetailedClient`].
 #[cfg(feature = "otlp-http")]
-pub fn http(
+pub(super) fn http(
     config: &Config,
 ) -> Result<super::otlp_http_client::WithDetail<opentelemetry_otlp::SpanExporter>, ExportError> {
     let headers = super::checked_http_headers(&config.reporting)?;

@@ -19,14 +19,14 @@ use opentelemetry_sdk::Resource;
 use prost::Message;
 
 /// The last transport error's text, shared between the client and the exporter wrapper.
-pub type Detail = Arc<Mutex<Option<String>>>;
+pub(super) type Detail = Arc<Mutex<Option<String>>>;
 
 /// Seconds since the epoch of the last partial-success line (at most one per 10 s).
 static PARTIAL_LOGGED_AT: AtomicU64 = AtomicU64::new(0);
 
 /// reqwest's blocking client, keeping failure detail and reading partial success.
 #[derive(Debug)]
-pub struct DetailedClient {
+pub(super) struct DetailedClient {
     inner: reqwest::blocking::Client,
     endpoint: String,
     detail: Detail,
@@ -34,7 +34,7 @@ pub struct DetailedClient {
 
 impl DetailedClient {
     /// Wraps `inner`, which sends to `endpoint` (named in log lines).
-    pub fn new(inner: reqwest::blocking::Client, endpoint: String) -> Self {
+    pub(super) fn new(inner: reqwest::blocking::Client, endpoint: String) -> Self {
         DetailedClient {
             inner,
             endpoint,
@@ -43,7 +43,7 @@ impl DetailedClient {
     }
 
     /// The slot where the last transport error is kept.
-    pub fn detail(&self) -> Detail {
+    pub(super) fn detail(&self) -> Detail {
         self.detail.clone()
     }
 }
@@ -64,7 +64,7 @@ fn chain(err: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// The rejected count of a partial-success response, if it rejected anything.
-pub fn partial_success(body: &[u8]) -> Option<(i64, String)> {
+pub(super) fn partial_success(body: &[u8]) -> Option<(i64, String)> {
     let resp = ExportTraceServiceResponse::decode(body).ok()?;
     let p = resp.partial_success?;
     (p.rejected_spans > 0 || !p.error_message.is_empty())
@@ -110,14 +110,14 @@ fn log_partial(endpoint: &str, rejected: i64, msg: &str) {
 
 /// An exporter whose failures carry the transport error that [`DetailedClient`] kept.
 #[derive(Debug)]
-pub struct WithDetail<E> {
+pub(super) struct WithDetail<E> {
     inner: E,
     detail: Detail,
 }
 
 impl<E> WithDetail<E> {
     /// `inner` sends through the client that fills `detail`.
-    pub fn new(inner: E, detail: Detail) -> Self {
+    pub(super) fn new(inner: E, detail: Detail) -> Self {
         WithDetail { inner, detail }
     }
 }

@@ -9,7 +9,7 @@ use crate::config::Config;
 /// `resource_attributes` (which already include `OTEL_RESOURCE_ATTRIBUTES`, see `config::env`).
 /// `service.name` is always `service_name`: the loader has already decided between it and a
 /// `service.name` resource attribute, and one set in code is not allowed to contradict it.
-pub fn build(config: &Config) -> Resource {
+pub(crate) fn build(config: &Config) -> Resource {
     let mut attrs = vec![
         KeyValue::new("service.name", config.service_name.clone()),
         KeyValue::new("service.instance.id", uuid_v4()),

@@ -18,16 +18,16 @@ use std::time::Duration;
 use opentelemetry_sdk::error::OTelSdkError;
 
 /// The first wait after a failed attempt; it doubles per attempt up to [`MAX_BACKOFF`].
-pub const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
+pub(crate) const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
 /// The longest wait between two attempts at one batch (a server's `Retry-After` may ask for more,
 /// up to [`MAX_SERVER_DELAY`]).
-pub const MAX_BACKOFF: Duration = Duration::from_secs(2);
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// A server-provided delay beyond this is cut to it, so one reply cannot stall export for long.
-pub const MAX_SERVER_DELAY: Duration = Duration::from_secs(30);
+pub(crate) const MAX_SERVER_DELAY: Duration = Duration::from_secs(30);
 
 /// What to do with a batch whose export failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Retry {
+pub(crate) enum Retry {
     /// Permanent: drop it (counted and logged).
     No,
     /// Transient: try again after the backoff, or at least after the server's delay.
@@ -35,7 +35,7 @@ pub enum Retry {
 }
 
 /// Classifies an export error.
-pub fn classify(err: &OTelSdkError) -> Retry {
+pub(crate) fn classify(err: &OTelSdkError) -> Retry {
     match err {
         OTelSdkError::AlreadyShutdown => Retry::No,
         OTelSdkError::Timeout(_) => Retry::After(None),
@@ -45,7 +45,7 @@ pub fn classify(err: &OTelSdkError) -> Retry {
 
 /// The text of an export failure: `... gRPC code: Unavailable ...`, `... status code: 503 ...`
 /// (optionally `... retry after 2s`), or `... network error ...`.
-pub fn classify_message(msg: &str) -> Retry {
+pub(crate) fn classify_message(msg: &str) -> Retry {
     let hint = server_delay(msg);
     if let Some(code) = word_after(msg, "gRPC code: ") {
         // opentelemetry-otlp appends an error chain after the code only when tonic made the
@@ -92,7 +92,8 @@ fn server_delay(msg: &str) -> Option<Duration> {
 }
 
 /// Parses a `Retry-After` header: delay-seconds, or an HTTP date (RFC 9110 §10.2.3).
-pub fn parse_retry_after(value: &str) -> Option<Duration> {
+#[cfg_attr(not(feature = "zipkin"), allow(dead_code))] // the Zipkin reporter
+pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
     let value = value.trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs).min(MAX_SERVER_DELAY));
@@ -107,6 +108,7 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
 }
 
 /// IMF-fixdate only (`Sun, 06 Nov 1994 08:49:37 GMT`), the one form servers must send.
+#[cfg_attr(not(feature = "zipkin"), allow(dead_code))] // the Zipkin reporter
 fn parse_http_date(s: &str) -> Option<std::time::SystemTime> {
     let parts: Vec<&str> = s.split_whitespace().collect();
     let [_, day, month, year, time, "GMT"] = parts.as_slice() else {
@@ -142,7 +144,7 @@ fn parse_http_date(s: &str) -> Option<std::time::SystemTime> {
 /// The wait before attempt `attempt + 1` (attempt 0 failed first): exponential, capped, with
 /// "equal jitter" (half fixed, half random) so that many agents behind one collector that came back
 /// do not all retry in the same millisecond. At least the server's delay when it gave one.
-pub fn backoff(attempt: u32, server: Option<Duration>, random: u64) -> Duration {
+pub(crate) fn backoff(attempt: u32, server: Option<Duration>, random: u64) -> Duration {
     let exp = INITIAL_BACKOFF
         .saturating_mul(1u32.checked_shl(attempt.min(16)).unwrap_or(u32::MAX))
         .min(MAX_BACKOFF);
@@ -161,7 +163,7 @@ pub fn backoff(attempt: u32, server: Option<Duration>, random: u64) -> Duration 
 }
 
 /// A random number for the jitter, from the standard library's per-process random hash keys.
-pub fn random() -> u64 {
+pub(crate) fn random() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(

@@ -10,7 +10,7 @@ use opentelemetry_sdk::trace::Sampler;
 use crate::config::{Config, TracesSampler};
 
 /// The SDK sampler for `config`.
-pub fn build(config: &Config) -> Sampler {
+pub(crate) fn build(config: &Config) -> Sampler {
     let ratio = config.rustagent.traces_sampler_arg;
     match config.rustagent.traces_sampler {
         TracesSampler::AlwaysOn => Sampler::AlwaysOn,

@@ -14,7 +14,7 @@ const SPAN_OVERHEAD: usize = std::mem::size_of::<SpanData>() + 64;
 const KV_OVERHEAD: usize = std::mem::size_of::<KeyValue>();
 
 /// The estimated bytes `span` holds.
-pub fn span_bytes(span: &SpanData) -> usize {
+pub(crate) fn span_bytes(span: &SpanData) -> usize {
     let mut n = SPAN_OVERHEAD + span.name.len() + attrs(&span.attributes);
     if let opentelemetry::trace::Status::Error { description } = &span.status {
         n += description.len();

@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value as Json};
 use super::json::epoch_micros;
 
 #[derive(Debug)]
-pub struct ZipkinExporter {
+pub(crate) struct ZipkinExporter {
     client: reqwest::blocking::Client,
     endpoint: String,
     headers: Vec<(String, String)>,
@@ -21,7 +21,7 @@ pub struct ZipkinExporter {
 
 impl ZipkinExporter {
     /// The service name comes later, from the resource (`set_resource`).
-    pub fn new(
+    pub(crate) fn new(
         client: reqwest::blocking::Client,
         endpoint: String,
         headers: Vec<(String, String)>,
@@ -43,7 +43,7 @@ fn tag_value(v: &Value) -> String {
     }
 }
 
-pub fn span_json(span: &SpanData, service_name: &str) -> Json {
+pub(crate) fn span_json(span: &SpanData, service_name: &str) -> Json {
     let ctx = &span.span_context;
     let mut tags = Map::new();
     for kv in &span.attributes {

@@ -41,7 +41,7 @@ fn shared(s: &str) -> Value {
 }
 
 impl Meta {
-    pub fn new<DB: InstrumentedDatabase>(endpoint: Endpoint, semconv: DbSemconv) -> Meta {
+    pub(crate) fn new<DB: InstrumentedDatabase>(endpoint: Endpoint, semconv: DbSemconv) -> Meta {
         let mut attrs = Vec::with_capacity(10);
         let ep = &endpoint;
         if semconv.old {
@@ -121,7 +121,7 @@ pub(crate) struct QuerySpan {
 
 impl QuerySpan {
     /// Starts the span as a child of [`parent_context`].
-    pub fn start(agent: &Agent, meta: &Meta, call: Call<'_>) -> QuerySpan {
+    pub(super) fn start(agent: &Agent, meta: &Meta, call: Call<'_>) -> QuerySpan {
         let mode = agent.config.rustagent.sql.statement;
         let sc = meta.semconv;
         let mut attrs = Vec::with_capacity(meta.attrs.len() + 6);
@@ -185,20 +185,20 @@ impl QuerySpan {
         }
     }
 
-    pub fn row(&mut self) {
+    pub(super) fn row(&mut self) {
         self.returned += 1;
     }
 
-    pub fn rows(&mut self, n: u64) {
+    pub(super) fn rows(&mut self, n: u64) {
         self.returned += n;
     }
 
-    pub fn affected(&mut self, n: u64) {
+    pub(super) fn affected(&mut self, n: u64) {
         *self.affected.get_or_insert(0) += n;
     }
 
     /// Status Error with the database's message, its codes, and an `exception` event.
-    pub fn error(&mut self, err: &sqlx::Error) {
+    pub(super) fn error(&mut self, err: &sqlx::Error) {
         let span = self.cx.span();
         let (ty, msg) = match err {
             sqlx::Error::Database(db) => {
@@ -240,7 +240,7 @@ impl QuerySpan {
     }
 
     /// Records the rows and ends the span.
-    pub fn end(mut self) {
+    pub(super) fn end(mut self) {
         self.finish();
     }
 

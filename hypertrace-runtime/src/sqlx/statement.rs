@@ -301,7 +301,7 @@ pub(crate) struct Summary {
 
 impl Summary {
     /// `"{operation} {table}"`, else `"{operation}"`, else `None`.
-    pub fn name(&self) -> Option<String> {
+    pub(super) fn name(&self) -> Option<String> {
         match (&self.operation, &self.table) {
             (Some(op), Some(t)) => Some(format!("{op} {t}")),
             (Some(op), None) => Some(op.clone()),
