@@ -13,6 +13,8 @@
 //!   HTTP attributes and failure rule.
 //! - `client/` (feature `reqwest`): CLIENT spans for outgoing reqwest calls, same capture rules.
 //! - `subscriber.rs`, `init.rs`: the tracing subscriber, and what `#[hypertrace::main]` runs.
+//! - `metrics/`: request-duration histograms and the agent's own and the process's metrics,
+//!   exported by `reporting.metric_reporter_type` (OTLP, Prometheus, logging).
 #![warn(missing_docs, unreachable_pub)]
 #![forbid(unsafe_code)]
 
@@ -24,6 +26,7 @@ pub mod config;
 mod export;
 pub mod http;
 mod init;
+pub mod metrics;
 pub mod propagation;
 pub mod span;
 mod subscriber;

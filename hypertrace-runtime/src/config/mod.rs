@@ -208,6 +208,9 @@ pub struct RustAgent {
     pub export_timeout: Duration,
     /// How long shutdown may wait for the last export before giving up.
     pub shutdown_timeout: Duration,
+    /// How often metrics are exported (OTLP, LOGGING) or collected for the Prometheus page
+    /// between scrapes (`OTEL_METRIC_EXPORT_INTERVAL`).
+    pub metric_export_interval: Duration,
 }
 
 /// Default of `data_capture.body_max_size_bytes` (128 KiB).
@@ -271,6 +274,7 @@ impl Config {
                 scheduled_delay: Duration::from_millis(1000),
                 export_timeout: Duration::from_secs(10),
                 shutdown_timeout: Duration::from_secs(5),
+                metric_export_interval: Duration::from_secs(60),
             },
             semconv: SemconvOptIn::default(),
         }

@@ -171,6 +171,9 @@ pub(crate) const CASES: &[Case] = &[
     case("rustagent.shutdown_timeout_ms", r#""1500""#, "1500", |c| {
         c.rustagent.shutdown_timeout = Duration::from_millis(1500)
     }),
+    case("rustagent.metric_export_interval_ms", "5000", "5000", |c| {
+        c.rustagent.metric_export_interval = Duration::from_millis(5000)
+    }),
 ];
 
 /// The defaults with the case's change applied.

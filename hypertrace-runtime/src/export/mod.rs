@@ -3,7 +3,7 @@
 
 pub mod batch;
 #[cfg(any(feature = "otlp-http", feature = "zipkin"))]
-mod http_client;
+pub(crate) mod http_client;
 pub mod json;
 pub mod logging;
 #[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
@@ -96,6 +96,8 @@ pub fn read_cert(reporting: &Reporting) -> Result<Option<Vec<u8>>, ExportError> 
 pub struct Pipeline {
     pub provider: SdkTracerProvider,
     pub stats: Arc<ExportStats>,
+    /// The spans' resource, which the metrics share (one `service.instance.id`).
+    pub resource: opentelemetry_sdk::Resource,
 }
 
 pub fn with_exporter<E: SpanExporter + 'static>(mut exporter: E, config: &Config) -> Pipeline {
@@ -109,14 +111,18 @@ pub fn with_exporter<E: SpanExporter + 'static>(mut exporter: E, config: &Config
         shutdown_timeout: config.rustagent.shutdown_timeout,
     };
     let provider = SdkTracerProvider::builder()
-        .with_resource(resource)
+        .with_resource(resource.clone())
         .with_span_processor(batch::BatchProcessor::new(
             exporter,
             settings,
             stats.clone(),
         ))
         .build();
-    Pipeline { provider, stats }
+    Pipeline {
+        provider,
+        stats,
+        resource,
+    }
 }
 
 /// An exporter that discards (reporter type NONE): spans are still created and propagated.
@@ -139,10 +145,11 @@ fn missing(feature: &str, ty: TraceReporterType) -> ExportError {
 }
 
 /// `enabled: false`: a provider without processors, so spans are never recorded or sent.
-pub fn disabled(_config: &Config) -> Pipeline {
+pub fn disabled(config: &Config) -> Pipeline {
     Pipeline {
         provider: SdkTracerProvider::builder().build(),
         stats: Arc::new(ExportStats::default()),
+        resource: resource::build(config),
     }
 }
 
