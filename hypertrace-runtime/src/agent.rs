@@ -94,9 +94,7 @@ impl Agent {
         if crate::metrics::needs_runtime(&self.config) && self.export_runtime.is_none() {
             self.export_runtime = Some(export_runtime()?);
         }
-        let build = || {
-            Metrics::build(&self.config, self.resource.clone(), self.stats.clone())
-        };
+        let build = || Metrics::build(&self.config, self.resource.clone(), self.stats.clone());
         let metrics = match &self.export_runtime {
             Some(rt) => {
                 let _enter = rt.enter();
@@ -150,7 +148,9 @@ impl Agent {
     /// The address the PROMETHEUS reporter's own endpoint listens on (the port actually bound,
     /// also when `metric_endpoint` asked for port 0).
     pub fn prometheus_address(&self) -> Option<std::net::SocketAddr> {
-        self.metrics.as_deref().and_then(Metrics::prometheus_address)
+        self.metrics
+            .as_deref()
+            .and_then(Metrics::prometheus_address)
     }
 
     /// Makes this the process's agent: the handler macro and the layer use it, the OpenTelemetry

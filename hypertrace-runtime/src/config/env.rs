@@ -427,22 +427,33 @@ mod tests {
             ("none", T::None),
             ("otlp", T::Otlp),
         ] {
-            let cfg = load_with(None, &[("OTEL_METRICS_EXPORTER", value)]).unwrap().0;
+            let cfg = load_with(None, &[("OTEL_METRICS_EXPORTER", value)])
+                .unwrap()
+                .0;
             assert_eq!(cfg.reporting.metric_reporter_type, want, "{value}");
         }
         let cfg = load_with(None, &[("OTEL_METRIC_EXPORT_INTERVAL", "1500")])
             .unwrap()
             .0;
-        assert_eq!(cfg.rustagent.metric_export_interval, Duration::from_millis(1500));
+        assert_eq!(
+            cfg.rustagent.metric_export_interval,
+            Duration::from_millis(1500)
+        );
         let both = [
             ("OTEL_METRICS_EXPORTER", "prometheus"),
-            ("HT_REPORTING_METRIC_REPORTER_TYPE", "METRIC_REPORTER_TYPE_LOGGING"),
+            (
+                "HT_REPORTING_METRIC_REPORTER_TYPE",
+                "METRIC_REPORTER_TYPE_LOGGING",
+            ),
             ("OTEL_METRIC_EXPORT_INTERVAL", "1500"),
             ("HT_RUSTAGENT_METRIC_EXPORT_INTERVAL_MS", "250"),
         ];
         let cfg = load_with(None, &both).unwrap().0;
         assert_eq!(cfg.reporting.metric_reporter_type, T::Logging);
-        assert_eq!(cfg.rustagent.metric_export_interval, Duration::from_millis(250));
+        assert_eq!(
+            cfg.rustagent.metric_export_interval,
+            Duration::from_millis(250)
+        );
     }
 
     #[test]

@@ -423,10 +423,9 @@ pub(crate) static FIELDS: &[Field] = &[
         .rustagent
         .shutdown_timeout =
         d),
-    field!("rustagent.metric_export_interval_ms", DurationMs, |c, d| c
-        .rustagent
-        .metric_export_interval =
-        d),
+    field!("rustagent.metric_export_interval_ms", DurationMs, |c, d| {
+        c.rustagent.metric_export_interval = d
+    }),
 ];
 
 /// Sections of other agents (and removed parts of the schema) that are accepted and ignored.

@@ -18,9 +18,9 @@ use crate::capture::body::BodyCapture;
 use crate::capture::content_type::{capture_kind, content_encoding};
 use crate::capture::headers::record_headers;
 use crate::capture::policy::{CapturePolicy, Overrides};
+use crate::metrics::ServerTimer;
 use crate::propagation::HeaderExtractor;
 use crate::span::body::{EndSpan, RecordRequestBody, Tee};
-use crate::metrics::ServerTimer;
 use crate::span::server::{ServerSpan, Shared};
 
 /// The body of a response that went through the layer or an annotated handler.

@@ -95,7 +95,11 @@ impl Routes {
             return None;
         }
         let shared: Arc<str> = Arc::from(route);
-        Some(map.entry(route.into()).or_insert(Value::from(shared)).clone())
+        Some(
+            map.entry(route.into())
+                .or_insert(Value::from(shared))
+                .clone(),
+        )
     }
 }
 
@@ -237,7 +241,10 @@ impl Metrics {
         error_type: Option<&'static str>,
     ) {
         let mut attrs = Vec::with_capacity(6);
-        attrs.push(KeyValue::new(METHOD, method_value(method_index(call.method))));
+        attrs.push(KeyValue::new(
+            METHOD,
+            method_value(method_index(call.method)),
+        ));
         attrs.push(KeyValue::new(SCHEME, scheme_value(call.https)));
         if let Some(h) = call.host {
             attrs.push(KeyValue::new(SERVER_ADDRESS, h.to_owned()));

@@ -37,7 +37,12 @@ pub(crate) struct Instruments {
     pub(crate) db_client_duration: Histogram<f64>,
 }
 
-fn seconds(meter: &Meter, name: &'static str, what: &'static str, bounds: &[f64]) -> Histogram<f64> {
+fn seconds(
+    meter: &Meter,
+    name: &'static str,
+    what: &'static str,
+    bounds: &[f64],
+) -> Histogram<f64> {
     meter
         .f64_histogram(name)
         .with_unit("s")

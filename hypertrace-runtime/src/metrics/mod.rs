@@ -165,7 +165,9 @@ impl Metrics {
                 server::start(addr, &listen.path, scrape.clone())
                     .map_err(|e| {
                         // Never fatal: the app runs on, and a mounted handler still serves.
-                        eprintln!("hypertrace: warning: cannot serve Prometheus metrics on {addr}: {e}");
+                        eprintln!(
+                            "hypertrace: warning: cannot serve Prometheus metrics on {addr}: {e}"
+                        );
                     })
                     .ok()
             });
@@ -248,7 +250,12 @@ fn only<'a>(attrs: &'a [KeyValue], keys: &[&str]) -> Cow<'a, [KeyValue]> {
     }
 }
 
-fn record(duration: Duration, attrs: &[KeyValue], keys: &[&str], pick: fn(&Instruments) -> &opentelemetry::metrics::Histogram<f64>) {
+fn record(
+    duration: Duration,
+    attrs: &[KeyValue],
+    keys: &[&str],
+    pick: fn(&Instruments) -> &opentelemetry::metrics::Histogram<f64>,
+) {
     if let Some(m) = crate::agent::current().and_then(|a| a.metrics.clone()) {
         pick(&m.instruments).record(duration.as_secs_f64(), &only(attrs, keys));
     }

@@ -155,7 +155,10 @@ pub(crate) mod proc {
             let (user, system) = cpu_seconds().expect("/proc/self/stat");
             assert!(user >= 0.0 && system >= 0.0);
             let rss = resident_bytes().expect("/proc/self/status");
-            assert!(rss > 1024 * 1024, "a test binary holds more than 1 MiB: {rss}");
+            assert!(
+                rss > 1024 * 1024,
+                "a test binary holds more than 1 MiB: {rss}"
+            );
         }
     }
 }

@@ -1,9 +1,9 @@
 //! The OTLP metric reporter: where it sends (gRPC or HTTP, to which URL) and the exporter, with
 //! the same TLS, token and header settings as the span export.
 
-use crate::config::{Reporting, TraceReporterType};
 #[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
 use crate::config::Config;
+use crate::config::{Reporting, TraceReporterType};
 use crate::export::ExportError;
 
 /// Where OTLP metrics go.
@@ -168,11 +168,15 @@ mod tests {
             Some(Target::Http("http://c:4318/v1/metrics".into()))
         );
         assert_eq!(
-            target(&reporting(|r| r.trace_reporter_type = TraceReporterType::Zipkin)),
+            target(&reporting(
+                |r| r.trace_reporter_type = TraceReporterType::Zipkin
+            )),
             None
         );
         assert_eq!(
-            target(&reporting(|r| r.trace_reporter_type = TraceReporterType::Logging)),
+            target(&reporting(
+                |r| r.trace_reporter_type = TraceReporterType::Logging
+            )),
             None
         );
     }

@@ -157,14 +157,7 @@ fn histogram<T: Sample>(out: &mut String, base: &str, help: &str, h: &Histogram<
                 Some(b) => b.write(&mut le),
                 None => le.push_str("+Inf"),
             }
-            sample(
-                out,
-                base,
-                "_bucket",
-                p.attributes(),
-                Some(&le),
-                cumulative,
-            );
+            sample(out, base, "_bucket", p.attributes(), Some(&le), cumulative);
         }
         sample(out, base, "_sum", p.attributes(), None, p.sum());
         sample(out, base, "_count", p.attributes(), None, p.count());
@@ -323,7 +316,10 @@ mod tests {
             name("http.server.active_requests", "{request}"),
             "http_server_active_requests"
         );
-        assert_eq!(name("hypertrace.agent.spans.dropped", "{span}"), "hypertrace_agent_spans_dropped");
+        assert_eq!(
+            name("hypertrace.agent.spans.dropped", "{span}"),
+            "hypertrace_agent_spans_dropped"
+        );
         assert_eq!(name("9lives..x-y", ""), "_9lives_x_y");
         assert_eq!(name("already_seconds", "s"), "already_seconds");
     }
