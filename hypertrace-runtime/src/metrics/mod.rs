@@ -41,7 +41,9 @@ use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::Resource;
 
-pub(crate) use self::http::{ClientCall, ServerTimer, CANCELLED, PANIC};
+#[cfg(feature = "reqwest")]
+pub(crate) use self::http::ClientCall;
+pub(crate) use self::http::{ServerTimer, CANCELLED, PANIC};
 pub use instruments::{
     DB_CLIENT_DURATION, DB_DURATION_BUCKETS, DURATION_BUCKETS, HTTP_CLIENT_DURATION,
     HTTP_SERVER_ACTIVE, HTTP_SERVER_DURATION, RPC_CLIENT_DURATION, RPC_SERVER_DURATION,
