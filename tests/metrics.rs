@@ -187,7 +187,7 @@ fn value(page: &str, name: &str, want: &[(&str, &str)]) -> Option<f64> {
         .map(|(_, _, v)| v)
 }
 
-fn series<'a>(page: &'a str, name: &str) -> Vec<BTreeMap<String, String>> {
+fn series(page: &str, name: &str) -> Vec<BTreeMap<String, String>> {
     samples(page)
         .into_iter()
         .filter(|(n, _, _)| n == name)
