@@ -52,6 +52,18 @@ pub use hypertrace_runtime::sqlx;
 #[cfg(feature = "grpc")]
 pub use hypertrace_runtime::grpc;
 
+/// Metrics: the app-mounted Prometheus page, the recording calls of the integrations that time
+/// their own calls, and the instrument names.
+pub mod metrics {
+    pub use hypertrace_runtime::metrics::{
+        db_client_operation, prometheus_handler, rpc_client_call, rpc_server_call,
+        DB_CLIENT_DURATION, DB_DURATION_BUCKETS, DEFAULT_PROMETHEUS_ENDPOINT, DURATION_BUCKETS,
+        HTTP_CLIENT_DURATION, HTTP_SERVER_ACTIVE, HTTP_SERVER_DURATION, PROCESS_CPU_TIME,
+        PROCESS_MEMORY_USAGE, PROMETHEUS_CONTENT_TYPE, RPC_CLIENT_DURATION, RPC_SERVER_DURATION,
+        SPANS_DROPPED, SPANS_EXPORTED,
+    };
+}
+
 /// The pure capture rules, exposed for the property tests; not a stable API.
 #[doc(hidden)]
 pub use hypertrace_runtime::capture;

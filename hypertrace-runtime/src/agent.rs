@@ -11,6 +11,7 @@ use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider, SpanExporter};
 
 use crate::config::Config;
 use crate::export::{self, ExportError, ExportStats, Pipeline};
+use crate::metrics::Metrics;
 
 /// A configured agent, not yet installed. Build one with [`Agent::from_config`] (the exporter the
 /// config names) or [`Agent::with_exporter`] (yours), then [`Agent::install`] it.
@@ -20,6 +21,10 @@ pub struct Agent {
     pub(crate) propagator: TextMapCompositePropagator,
     provider: SdkTracerProvider,
     stats: Arc<ExportStats>,
+    /// The spans' resource, shared by the metrics.
+    resource: opentelemetry_sdk::Resource,
+    /// `None`: metrics off (by the config, or an agent built with [`Agent::with_exporter`]).
+    pub(crate) metrics: Option<Arc<Metrics>>,
     /// The runtime that drives the gRPC exporter's connection, independent of the app's runtime
     /// (which may be single-threaded, or already unwinding when we flush).
     export_runtime: Option<tokio::runtime::Runtime>,
@@ -35,6 +40,16 @@ impl std::fmt::Debug for Agent {
 
 static CURRENT: RwLock<Option<Arc<Agent>>> = RwLock::new(None);
 
+/// The runtime of the gRPC exporters' channels.
+fn export_runtime() -> Result<tokio::runtime::Runtime, ExportError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("hypertrace-grpc")
+        .enable_all()
+        .build()
+        .map_err(|e| ExportError::new(format!("cannot start the export runtime: {e}")))
+}
+
 /// The installed agent, if any.
 pub fn current() -> Option<Arc<Agent>> {
     CURRENT.read().unwrap_or_else(|p| p.into_inner()).clone()
@@ -43,19 +58,11 @@ pub fn current() -> Option<Arc<Agent>> {
 impl Agent {
     /// Builds the exporter named by `config.reporting` behind the bounded batch processor.
     pub fn from_config(config: Config) -> Result<Agent, ExportError> {
-        let needs_runtime = config.enabled
-            && config.reporting.trace_reporter_type == crate::config::TraceReporterType::Otlp;
+        let needs_runtime = (config.enabled
+            && config.reporting.trace_reporter_type == crate::config::TraceReporterType::Otlp)
+            || crate::metrics::needs_runtime(&config);
         let export_runtime = if needs_runtime {
-            Some(
-                tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(1)
-                    .thread_name("hypertrace-grpc")
-                    .enable_all()
-                    .build()
-                    .map_err(|e| {
-                        ExportError::new(format!("cannot start the export runtime: {e}"))
-                    })?,
-            )
+            Some(export_runtime()?)
         } else {
             None
         };
@@ -67,13 +74,36 @@ impl Agent {
             None if config.enabled => export::build(&config)?,
             None => export::disabled(&config),
         };
-        Ok(Agent::assemble(config, pipeline, export_runtime))
+        Agent::assemble(config, pipeline, export_runtime).with_metrics_from_config()
     }
 
-    /// An agent exporting to `exporter` (through the same batch processor and resource).
+    /// An agent exporting spans to `exporter` (through the same batch processor and resource),
+    /// without metrics: add those that the config names with [`Agent::with_metrics_from_config`].
     pub fn with_exporter<E: SpanExporter + 'static>(config: Config, exporter: E) -> Agent {
         let pipeline = export::with_exporter(exporter, &config);
         Agent::assemble(config, pipeline, None)
+    }
+
+    /// Adds the metrics that `reporting.metric_reporter_type` and `telemetry.metrics_enabled`
+    /// ask for (what [`Agent::from_config`] does), replacing any already built. Fails like
+    /// `from_config` for a metric endpoint or exporter that cannot be built.
+    pub fn with_metrics_from_config(mut self) -> Result<Agent, ExportError> {
+        if let Some(old) = self.metrics.take() {
+            old.shutdown();
+        }
+        if crate::metrics::needs_runtime(&self.config) && self.export_runtime.is_none() {
+            self.export_runtime = Some(export_runtime()?);
+        }
+        let build = || Metrics::build(&self.config, self.resource.clone(), self.stats.clone());
+        let metrics = match &self.export_runtime {
+            Some(rt) => {
+                let _enter = rt.enter();
+                build()?
+            }
+            None => build()?,
+        };
+        self.metrics = metrics.map(Arc::new);
+        Ok(self)
     }
 
     fn assemble(
@@ -88,6 +118,8 @@ impl Agent {
             tracer,
             provider: pipeline.provider,
             stats: pipeline.stats,
+            resource: pipeline.resource,
+            metrics: None,
             export_runtime,
         }
     }
@@ -107,6 +139,20 @@ impl Agent {
         &self.provider
     }
 
+    /// The OpenTelemetry meter provider behind the agent's metrics (for an app's own
+    /// instruments), when metrics are on.
+    pub fn meter_provider(&self) -> Option<&opentelemetry_sdk::metrics::SdkMeterProvider> {
+        self.metrics.as_deref().map(Metrics::provider)
+    }
+
+    /// The address the PROMETHEUS reporter's own endpoint listens on (the port actually bound,
+    /// also when `metric_endpoint` asked for port 0).
+    pub fn prometheus_address(&self) -> Option<std::net::SocketAddr> {
+        self.metrics
+            .as_deref()
+            .and_then(Metrics::prometheus_address)
+    }
+
     /// Makes this the process's agent: the handler macro and the layer use it, the OpenTelemetry
     /// globals (tracer provider, propagator) point at it. Dropping the guard flushes and shuts down.
     pub fn install(self) -> Guard {
@@ -115,6 +161,9 @@ impl Agent {
         crate::propagation::install_global(&agent.config.propagation_formats);
         if agent.config.enabled {
             opentelemetry::global::set_tracer_provider(agent.provider.clone());
+        }
+        if let Some(m) = &agent.metrics {
+            opentelemetry::global::set_meter_provider(m.provider().clone());
         }
         *CURRENT.write().unwrap_or_else(|p| p.into_inner()) = Some(agent.clone());
         Guard { agent: Some(agent) }
@@ -135,9 +184,13 @@ impl Guard {
             .expect("guard holds its agent until dropped")
     }
 
-    /// Exports everything queued so far and waits (up to the shutdown deadline).
+    /// Exports everything queued so far and waits (up to the shutdown deadline); metrics too.
     pub fn flush(&self) {
-        let _ = self.agent().provider.force_flush();
+        let agent = self.agent();
+        let _ = agent.provider.force_flush();
+        if let Some(m) = &agent.metrics {
+            m.flush();
+        }
     }
 }
 
@@ -152,8 +205,14 @@ impl Drop for Guard {
                 *cur = None;
             }
         }
-        // Blocks at most `rustagent.shutdown_timeout` (the batch processor gives up then).
-        let _ = agent.provider.shutdown();
+        // Blocks at most `rustagent.shutdown_timeout` (the batch processor gives up then); the
+        // metrics' last export runs meanwhile, bounded by the same deadline.
+        std::thread::scope(|s| {
+            if let Some(m) = &agent.metrics {
+                s.spawn(|| m.shutdown());
+            }
+            let _ = agent.provider.shutdown();
+        });
     }
 }
 

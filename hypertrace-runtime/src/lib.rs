@@ -19,6 +19,8 @@
 //! - `init.rs`: what `#[hypertrace::main]` runs at start and at exit.
 //! - `main_lifecycle.rs`: the generated `main` in one call: runtime, agent, body, flush, in order.
 //! - `signal_watcher.rs`: SIGINT/SIGTERM for apps that don't handle them: flush, then die of it.
+//! - `metrics/`: request-duration histograms and the agent's own and the process's metrics,
+//!   exported by `reporting.metric_reporter_type` (OTLP, Prometheus, logging).
 #![warn(missing_docs, unreachable_pub)]
 #![forbid(unsafe_code)]
 
@@ -34,6 +36,7 @@ pub mod http;
 mod init;
 mod macro_checks;
 mod main_lifecycle;
+pub mod metrics;
 pub mod propagation;
 mod signal_watcher;
 pub mod span;

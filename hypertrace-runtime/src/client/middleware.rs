@@ -24,6 +24,7 @@ use crate::capture::headers::record_headers_configured;
 use crate::capture::policy::{CapturePolicy, Overrides};
 use crate::config::{PropagationFormat, Semconv};
 use crate::http::{attributes, failure};
+use crate::metrics::ClientCall;
 use crate::propagation::HeaderInjector;
 use crate::span::body::{EndSpan, Tee};
 use crate::span::exception::record_exception;
@@ -154,7 +155,24 @@ impl Middleware for HypertraceMiddleware {
         }
 
         let raw_url = req.url().clone();
-        match next.run(req, extensions).with_context(cx.clone()).await {
+        let method = req.method().clone();
+        let started = std::time::Instant::now();
+        let result = next.run(req, extensions).with_context(cx.clone()).await;
+        // Until the response head arrived (or the call failed); the span goes on to the body's end.
+        if let Some(m) = &agent.metrics {
+            let call = ClientCall {
+                method: &method,
+                https: url.scheme() == "https",
+                host: url.host_str(),
+                port: url.port_or_known_default(),
+            };
+            let (status, error) = match &result {
+                Ok(resp) => (Some(resp.status().as_u16()), None),
+                Err(e) => (None, Some(error_type(e))),
+            };
+            m.http_client_call(&call, started.elapsed(), status, error);
+        }
+        match result {
             Ok(resp) => Ok(instrument_response(&agent, policy, cx, resp)),
             Err(err) => {
                 record_error(&cx, &err, &raw_url, &url);
@@ -219,6 +237,16 @@ fn error_message(err: &(dyn StdError + 'static)) -> String {
         source = s.source();
     }
     msg
+}
+
+/// `error.type` of a call that got no response: a few fixed classes, never the message.
+fn error_type(err: &reqwest_middleware::Error) -> &'static str {
+    match err {
+        reqwest_middleware::Error::Reqwest(e) if e.is_timeout() => "timeout",
+        reqwest_middleware::Error::Reqwest(e) if e.is_connect() => "connect",
+        reqwest_middleware::Error::Reqwest(_) => "reqwest::Error",
+        reqwest_middleware::Error::Middleware(_) => "reqwest_middleware::Error",
+    }
 }
 
 /// No response (connection refused, timeout, a middleware's error): status Error with the message,

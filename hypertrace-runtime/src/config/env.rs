@@ -13,6 +13,8 @@
 //! | `OTEL_EXPORTER_OTLP_HEADERS`, then `OTEL_EXPORTER_OTLP_TRACES_HEADERS` | `reporting.headers` (keys lower-cased, values percent-decoded) |
 //! | `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, else `OTEL_EXPORTER_OTLP_PROTOCOL` | `reporting.trace_reporter_type`: `grpc` is OTLP, `http/protobuf` OTLP_HTTP (not over a non-OTLP type set in code or the file) |
 //! | [`OTEL_FALLBACKS`]: compression, timeouts, the batch processor's `OTEL_BSP_*`, the sampler | the `rustagent` field each names, parsed as its `HT_*` variable would be |
+//! | `OTEL_METRICS_EXPORTER` (`otlp`, `prometheus`, `console`, `logging`, `none`; one of them) | `reporting.metric_reporter_type` |
+//! | `OTEL_METRIC_EXPORT_INTERVAL` (milliseconds) | `rustagent.metric_export_interval_ms` |
 //!
 //! The endpoint and protocol variables are resolved by the loader ([`OtelEndpoint`]), once the
 //! reporter type is known.
@@ -182,6 +184,12 @@ fn apply_otel(env: &EnvVars, cfg: &mut Config) -> Result<Option<OtelEndpoint>, C
             cfg.reporting.headers.push((key, value));
         }
     }
+    if let Some(v) = env.get("OTEL_METRICS_EXPORTER") {
+        cfg.reporting.metric_reporter_type = otel_metrics_exporter(v)?;
+    }
+    if let Some(v) = env.get("OTEL_METRIC_EXPORT_INTERVAL") {
+        cfg.rustagent.metric_export_interval = otel_millis("OTEL_METRIC_EXPORT_INTERVAL", v)?;
+    }
     if !ht_absent("reporting.endpoint") {
         return Ok(None);
     }
@@ -320,6 +328,40 @@ fn unknown_vars(env: &EnvVars) -> Vec<String> {
         .collect()
 }
 
+/// The metric reporter an `OTEL_METRICS_EXPORTER` value names (`console` is the logging one).
+fn otel_metrics_exporter(value: &str) -> Result<super::MetricReporterType, ConfigError> {
+    use super::MetricReporterType as T;
+    Ok(match value.trim().to_ascii_lowercase().as_str() {
+        "otlp" => T::Otlp,
+        "prometheus" => T::Prometheus,
+        "console" | "logging" => T::Logging,
+        "none" => T::None,
+        _ => {
+            return Err(ConfigError::value(
+                ConfigSource::Env {
+                    var: "OTEL_METRICS_EXPORTER".into(),
+                },
+                format!("{value:?}"),
+                "one of otlp, prometheus, console, none (a single exporter)",
+            ))
+        }
+    })
+}
+
+/// A whole number of milliseconds greater than 0.
+fn otel_millis(var: &str, value: &str) -> Result<std::time::Duration, ConfigError> {
+    match value.trim().parse::<u64>() {
+        Ok(ms) if ms > 0 => Ok(std::time::Duration::from_millis(ms)),
+        _ => Err(ConfigError::value(
+            ConfigSource::Env {
+                var: var.to_owned(),
+            },
+            format!("{value:?}"),
+            "a whole number of milliseconds greater than 0",
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testutil::{expected_config, load_with, CASES, SVC};
@@ -370,6 +412,9 @@ mod tests {
         ("HT_PROPAGATION_FORMATS", "B3,jaeger", &["HT_PROPAGATION_FORMATS: got \"jaeger\", expected one of TRACECONTEXT, B3"]),
         ("HT_RESOURCE_ATTRIBUTES", "a=1,b", &["HT_RESOURCE_ATTRIBUTES: got \"b\"", "key=value"]),
         ("OTEL_RESOURCE_ATTRIBUTES", "a=1,b", &["environment variable OTEL_RESOURCE_ATTRIBUTES: got \"b\"", "key=value"]),
+        ("OTEL_METRICS_EXPORTER", "otlp,prometheus", &["OTEL_METRICS_EXPORTER: got \"otlp,prometheus\"", "a single exporter"]),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "10s", &["OTEL_METRIC_EXPORT_INTERVAL: got \"10s\"", "milliseconds"]),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "0", &["OTEL_METRIC_EXPORT_INTERVAL: got \"0\""]),
     ];
 
     #[test]
@@ -471,6 +516,46 @@ mod tests {
         assert!(
             !format!("{cfg:?}").contains("abc=="),
             "header values must not reach Debug"
+        );
+    }
+
+    #[test]
+    fn otel_metric_variables_apply_unless_ht_sets_the_field() {
+        use crate::config::MetricReporterType as T;
+        use std::time::Duration;
+        for (value, want) in [
+            ("prometheus", T::Prometheus),
+            ("CONSOLE", T::Logging),
+            ("logging", T::Logging),
+            ("none", T::None),
+            ("otlp", T::Otlp),
+        ] {
+            let cfg = load_with(None, &[("OTEL_METRICS_EXPORTER", value)])
+                .unwrap()
+                .0;
+            assert_eq!(cfg.reporting.metric_reporter_type, want, "{value}");
+        }
+        let cfg = load_with(None, &[("OTEL_METRIC_EXPORT_INTERVAL", "1500")])
+            .unwrap()
+            .0;
+        assert_eq!(
+            cfg.rustagent.metric_export_interval,
+            Duration::from_millis(1500)
+        );
+        let both = [
+            ("OTEL_METRICS_EXPORTER", "prometheus"),
+            (
+                "HT_REPORTING_METRIC_REPORTER_TYPE",
+                "METRIC_REPORTER_TYPE_LOGGING",
+            ),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "1500"),
+            ("HT_RUSTAGENT_METRIC_EXPORT_INTERVAL_MS", "250"),
+        ];
+        let cfg = load_with(None, &both).unwrap().0;
+        assert_eq!(cfg.reporting.metric_reporter_type, T::Logging);
+        assert_eq!(
+            cfg.rustagent.metric_export_interval,
+            Duration::from_millis(250)
         );
     }
 

@@ -181,6 +181,10 @@ fn validate_code_values(cfg: &Config) -> Result<(), ConfigError> {
             "rustagent.shutdown_timeout_ms",
             ra.shutdown_timeout.as_millis(),
         ),
+        (
+            "rustagent.metric_export_interval_ms",
+            ra.metric_export_interval.as_millis(),
+        ),
     ];
     match positive.iter().find(|(_, v)| *v == 0) {
         Some((key, _)) => Err(ConfigError::value(

@@ -228,6 +228,9 @@ pub struct RustAgent {
     pub compression: Compression,
     /// The SQL spans (`hypertrace::sqlx`).
     pub sql: Sql,
+    /// How often metrics are exported (OTLP, LOGGING) or collected for the Prometheus page
+    /// between scrapes (`OTEL_METRIC_EXPORT_INTERVAL`).
+    pub metric_export_interval: Duration,
 }
 
 /// The `rustagent.sql` section: what the SQL spans record.
@@ -373,6 +376,7 @@ impl Config {
                 sql: Sql {
                     statement: StatementCapture::Full,
                 },
+                metric_export_interval: Duration::from_secs(60),
             },
             semconv: SemconvOptIn::default(),
         }

@@ -207,6 +207,9 @@ pub(crate) const CASES: &[Case] = &[
         "sanitized",
         |c| c.rustagent.sql.statement = super::StatementCapture::Sanitized,
     ),
+    case("rustagent.metric_export_interval_ms", "5000", "5000", |c| {
+        c.rustagent.metric_export_interval = Duration::from_millis(5000)
+    }),
 ];
 
 /// The defaults with the case's change applied.

@@ -7,7 +7,7 @@ use crate::config::Reporting;
 
 /// Builds the client on a throwaway thread: reqwest's blocking client starts its own runtime and
 /// panics when built inside an async context, which is exactly where `#[hypertrace::main]` runs.
-pub(super) fn build(
+pub(crate) fn build(
     reporting: &Reporting,
     timeout: Duration,
 ) -> Result<reqwest::blocking::Client, ExportError> {

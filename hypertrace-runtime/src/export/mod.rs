@@ -3,7 +3,7 @@
 
 pub(crate) mod batch;
 #[cfg(any(feature = "otlp-http", feature = "zipkin"))]
-mod http_client;
+pub(crate) mod http_client;
 pub(crate) mod json;
 pub(crate) mod logging;
 #[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
@@ -106,6 +106,8 @@ pub(crate) fn read_cert(reporting: &Reporting) -> Result<Option<Vec<u8>>, Export
 pub(crate) struct Pipeline {
     pub provider: SdkTracerProvider,
     pub stats: Arc<ExportStats>,
+    /// The spans' resource, which the metrics share (one `service.instance.id`).
+    pub resource: opentelemetry_sdk::Resource,
 }
 
 /// The pipeline around an exporter of the application's own (`Agent::with_exporter`).
@@ -135,14 +137,18 @@ fn with_exporter_to<E: SpanExporter + 'static>(
         // Set explicitly: the SDK would otherwise read `OTEL_TRACES_SAMPLER` from the process
         // environment behind the configuration (and `ConfigBuilder::env_vars`).
         .with_sampler(sampler::build(config))
-        .with_resource(resource)
+        .with_resource(resource.clone())
         .with_span_processor(batch::BatchProcessor::new(
             exporter,
             settings,
             stats.clone(),
         ))
         .build();
-    Pipeline { provider, stats }
+    Pipeline {
+        provider,
+        stats,
+        resource,
+    }
 }
 
 /// An exporter that discards (reporter type NONE): spans are still created and propagated.
@@ -165,10 +171,11 @@ fn missing(feature: &str, ty: TraceReporterType) -> ExportError {
 }
 
 /// `enabled: false`: a provider without processors, so spans are never recorded or sent.
-pub(crate) fn disabled(_config: &Config) -> Pipeline {
+pub(crate) fn disabled(config: &Config) -> Pipeline {
     Pipeline {
         provider: SdkTracerProvider::builder().build(),
         stats: Arc::new(ExportStats::default()),
+        resource: resource::build(config),
     }
 }
 

@@ -17,7 +17,9 @@ use opentelemetry::{Context, KeyValue};
 use super::message::MessageCapture;
 use super::metadata;
 use super::span::{self, RpcSemconv, Side};
-use super::status::{GrpcStatus, CANCELLED, DEADLINE_EXCEEDED, UNKNOWN};
+use super::status::{
+    client_error, code_name, server_error, GrpcStatus, CANCELLED, DEADLINE_EXCEEDED, UNKNOWN,
+};
 use crate::agent::Agent;
 
 /// What the two bodies of one call share: the span, and the request's capture (a request stream
@@ -32,6 +34,11 @@ pub(crate) struct Call {
     pub request: Mutex<Option<MessageCapture>>,
     /// From `grpc-timeout`: a call abandoned after it was given up for lost, not cancelled.
     pub deadline: Option<Instant>,
+    /// When the call started, for `rpc.server.call.duration` / `rpc.client.call.duration`.
+    pub started: Instant,
+    /// The duration metric's attributes known at the start (`rpc.system`, `rpc.service`,
+    /// `rpc.method`).
+    pub metric: Vec<KeyValue>,
 }
 
 pub(crate) const REQUEST_BODY: &str = "rpc.request.body";
@@ -77,6 +84,24 @@ impl Call {
             c.finish(REQUEST_BODY, &mut attrs);
         }
         span::end(&self.cx, self.side, self.semconv, status, attrs);
+        let mut metric = Vec::with_capacity(self.metric.len() + 2);
+        metric.extend(self.metric.iter().cloned());
+        metric.push(KeyValue::new(
+            "rpc.grpc.status_code",
+            i64::from(status.code),
+        ));
+        let failed = match self.side {
+            Side::Server => server_error(status.code),
+            Side::Client => client_error(status.code),
+        };
+        if failed {
+            metric.push(KeyValue::new("error.type", code_name(status.code)));
+        }
+        let duration = self.started.elapsed();
+        match self.side {
+            Side::Server => crate::metrics::rpc_server_call(duration, &metric),
+            Side::Client => crate::metrics::rpc_client_call(duration, &metric),
+        }
     }
 }
 

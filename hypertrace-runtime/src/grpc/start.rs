@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use http::Request;
-use opentelemetry::Context;
+use opentelemetry::{Context, KeyValue};
 
 use super::body::Call;
 use super::future::Pending;
@@ -66,6 +66,19 @@ pub(crate) fn start<B>(
         // Not a gRPC path: the span is still there, named for what it is.
         None => (Cow::Owned(path.to_owned()), "", ""),
     };
+    let metric = vec![
+        KeyValue::new("rpc.system", "grpc"),
+        KeyValue::new("rpc.service", service.to_owned()),
+        // A method no descriptor knows could be anything a client made up: one series for all.
+        KeyValue::new(
+            "rpc.method",
+            if opts.descriptors.method(path).is_some() || opts.descriptors.is_empty() {
+                method.to_owned()
+            } else {
+                "_OTHER".to_owned()
+            },
+        ),
+    ];
     let mut attrs = Vec::with_capacity(16 + req.headers().len());
     span::start_attributes(service, method, semconv, &mut attrs);
     let wanted = CapturePolicy::rpc(&cfg.data_capture).refine(&opts.overrides);
@@ -106,6 +119,8 @@ pub(crate) fn start<B>(
             .get("grpc-timeout")
             .and_then(|v| parse_timeout(v.as_bytes()))
             .and_then(|t| Instant::now().checked_add(t)),
+        started: Instant::now(),
+        metric,
     });
     let pending = Pending {
         call: call.clone(),

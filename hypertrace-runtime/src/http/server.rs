@@ -17,6 +17,7 @@ use crate::agent::Agent;
 use crate::capture::body::BodyCapture;
 use crate::capture::headers::record_headers_configured;
 use crate::capture::policy::{CapturePolicy, Overrides};
+use crate::metrics::ServerTimer;
 use crate::propagation::HeaderExtractor;
 use crate::span::body::{expects_continue, EndSpan, RecordRequestBody, Tee};
 use crate::span::server::{ServerSpan, Shared};
@@ -74,7 +75,14 @@ where
     let mut attrs = Vec::with_capacity(32);
     attributes::request(&req, route, cfg.semconv.http, &mut attrs);
     let policy = CapturePolicy::http(dc).refine(ov);
+    let timer = agent.metrics.as_ref().map(|m| {
+        let https = req.uri().scheme() == Some(&http::uri::Scheme::HTTPS);
+        ServerTimer::start(m.clone(), req.method(), https, route)
+    });
     let mut span = ServerSpan::start(agent, &parent, name, attrs, policy);
+    if let Some(t) = timer {
+        span.set_timer(t);
+    }
     let policy = span.policy();
     let req = capture_request(agent, &mut span, policy, req.map(Body::new));
     (span, req)
@@ -136,12 +144,15 @@ pub(crate) fn tee_request_body(
 /// rule, and the body wrapped so that the span ends with it.
 pub(crate) fn finish<B: http_body::Body<Data = bytes::Bytes>>(
     agent: &Agent,
-    span: ServerSpan,
+    mut span: ServerSpan,
     resp: Response<B>,
 ) -> Response<ResponseBody<B>> {
     let cfg = &agent.config;
     let policy = span.policy();
     let status = resp.status();
+    if let Some(t) = span.take_timer() {
+        t.respond(status.as_u16());
+    }
     let mut attrs = Vec::with_capacity(16);
     attributes::status(status.as_u16(), cfg.semconv.http, &mut attrs);
     if policy.response_headers {

@@ -22,6 +22,7 @@ use super::body::EndSpan;
 use super::exception;
 use crate::agent::Agent;
 use crate::capture::policy::{CapturePolicy, Overrides};
+use crate::metrics::ServerTimer;
 
 /// Why a span that never got a response is an error.
 pub(crate) const CANCELLED: &str =
@@ -140,6 +141,10 @@ pub(crate) struct ServerSpan {
     deferred: Vec<KeyValue>,
     /// `None` once finished or failed.
     open: bool,
+    /// The request's duration metric, when the agent has metrics: the protocol's finish phase
+    /// takes it ([`ServerSpan::take_timer`]) to record the outcome; failing records `panic`,
+    /// cancelling `cancelled`.
+    timer: Option<ServerTimer>,
 }
 
 impl ServerSpan {
@@ -162,7 +167,18 @@ impl ServerSpan {
             }),
             deferred: Vec::new(),
             open: true,
+            timer: None,
         }
+    }
+
+    /// Attaches the request's duration metric (see the `timer` field).
+    pub(crate) fn set_timer(&mut self, timer: ServerTimer) {
+        self.timer = Some(timer);
+    }
+
+    /// The request's duration metric, for the finish phase to record with the response.
+    pub(crate) fn take_timer(&mut self) -> Option<ServerTimer> {
+        self.timer.take()
     }
 
     /// The span's context: attach it while the request is served.
@@ -224,6 +240,9 @@ impl ServerSpan {
     /// unwinding.
     pub(crate) fn fail(mut self, panic: &(dyn std::any::Any + Send)) {
         self.open = false;
+        if let Some(t) = self.timer.take() {
+            t.fail(crate::metrics::PANIC);
+        }
         let cx = std::mem::take(&mut self.cx);
         self.record_deferred(&cx);
         exception::record_panic(&cx, panic);
@@ -235,6 +254,9 @@ impl Drop for ServerSpan {
     /// The *cancel* phase.
     fn drop(&mut self) {
         if self.open {
+            if let Some(t) = self.timer.take() {
+                t.fail(crate::metrics::CANCELLED);
+            }
             let cx = std::mem::take(&mut self.cx);
             self.record_deferred(&cx);
             let span = cx.span();

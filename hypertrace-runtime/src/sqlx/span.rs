@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
+use opentelemetry::trace::{SpanKind, Status, TraceContextExt};
 use opentelemetry::{Context, KeyValue, StringValue, Value};
 use sqlx::error::DatabaseError;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
@@ -117,6 +117,10 @@ pub(crate) struct QuerySpan {
     returned: u64,
     affected: Option<u64>,
     ended: bool,
+    /// For `db.client.operation.duration`.
+    started: std::time::Instant,
+    /// The metric's attributes: system, operation, table, and the error's code.
+    metric: Vec<KeyValue>,
 }
 
 impl QuerySpan {
@@ -126,6 +130,8 @@ impl QuerySpan {
         let sc = meta.semconv;
         let mut attrs = Vec::with_capacity(meta.attrs.len() + 6);
         attrs.extend(meta.attrs.iter().cloned());
+        let mut metric = Vec::with_capacity(4);
+        metric.push(KeyValue::new("db.system.name", meta.system));
         let name: Cow<'static, str> = match call {
             Call::Statement(sql) => {
                 let summary = summarize(sql, meta.dialect);
@@ -134,6 +140,12 @@ impl QuerySpan {
                     StatementCapture::Sanitized => Some(sanitize(sql, meta.dialect)),
                     StatementCapture::Off => None,
                 };
+                if let Some(op) = &summary.operation {
+                    metric.push(KeyValue::new("db.operation.name", op.clone()));
+                }
+                if let Some(table) = &summary.table {
+                    metric.push(KeyValue::new("db.collection.name", table.clone()));
+                }
                 let name = summary
                     .name()
                     .map(Cow::Owned)
@@ -157,6 +169,7 @@ impl QuerySpan {
                 name
             }
             Call::Transaction(op) => {
+                metric.push(KeyValue::new("db.operation.name", op));
                 push_pair(
                     &mut attrs,
                     sc,
@@ -167,14 +180,10 @@ impl QuerySpan {
             }
         };
         let parent = parent_context();
-        let span = agent
-            .tracer
-            .span_builder(name)
-            .with_kind(SpanKind::Client)
-            .with_attributes(attrs)
-            .start_with_context(&agent.tracer, &parent);
         QuerySpan {
-            cx: parent.with_span(span),
+            cx: crate::span::server::start_span(agent, SpanKind::Client, name, &parent, attrs),
+            started: std::time::Instant::now(),
+            metric,
             semconv: sc,
             sanitize_messages: mode != StatementCapture::Full,
             status_code: meta.status_code,
@@ -207,6 +216,11 @@ impl QuerySpan {
                 if let Some(state) = db.code() {
                     attrs.push(KeyValue::new("db.sqlstate", state.into_owned()));
                 }
+                if let Some(c) = &code {
+                    self.metric
+                        .push(KeyValue::new("db.response.status_code", c.clone()));
+                    self.metric.push(KeyValue::new("error.type", c.clone()));
+                }
                 if self.semconv.stable {
                     if let Some(c) = &code {
                         attrs.push(KeyValue::new("db.response.status_code", c.clone()));
@@ -218,6 +232,7 @@ impl QuerySpan {
             }
             other => {
                 let ty = error_type(other);
+                self.metric.push(KeyValue::new("error.type", ty));
                 if self.semconv.stable {
                     span.set_attribute(KeyValue::new("error.type", ty));
                 }
@@ -259,6 +274,7 @@ impl QuerySpan {
             }
         }
         span.end();
+        crate::metrics::db_client_operation(self.started.elapsed(), &self.metric);
     }
 }
 
