@@ -43,26 +43,48 @@ pub fn redact(body: &[u8], syntax: Syntax, fields: &[String]) -> Option<Vec<u8>>
 
 /// The configured names, normalised once per body, and a buffer for the key being looked at.
 struct Matcher {
-    /// The normalised names, each followed by a 0 byte.
-    names: Vec<u8>,
+    /// The normalised names, back to back.
+    bytes: Vec<u8>,
+    /// Each name: where it is in `bytes`, and the set of its bytes (one bit per `byte % 64`).
+    names: Vec<Name>,
     key: Vec<u8>,
+}
+
+/// One normalised name of [`Matcher`].
+struct Name {
+    start: usize,
+    end: usize,
+    /// A name can only occur in a key that has all of its bytes: most keys are ruled out by one
+    /// AND, without searching.
+    mask: u64,
+}
+
+/// The set of bytes in `s`, one bit per `byte % 64`.
+fn byte_mask(s: &[u8]) -> u64 {
+    s.iter().fold(0, |m, &b| m | 1u64 << (b & 63))
 }
 
 impl Matcher {
     fn new(fields: &[String]) -> Option<Matcher> {
-        let mut names = Vec::with_capacity(fields.iter().map(|f| f.len() + 1).sum());
+        let mut bytes = Vec::with_capacity(fields.iter().map(|f| f.len()).sum());
+        let mut names = Vec::with_capacity(fields.len());
         for f in fields {
-            let start = names.len();
-            names.extend(f.bytes().filter_map(normalise));
+            let start = bytes.len();
+            bytes.extend(f.bytes().filter_map(normalise));
             // A blank entry (or one of separators only) would match every key.
-            if names.len() > start {
-                names.push(0);
+            if bytes.len() > start {
+                names.push(Name {
+                    start,
+                    end: bytes.len(),
+                    mask: byte_mask(&bytes[start..]),
+                });
             }
         }
         if names.is_empty() {
             return None;
         }
         Some(Matcher {
+            bytes,
             names,
             key: Vec::with_capacity(32),
         })
@@ -71,10 +93,12 @@ impl Matcher {
     /// Whether the key now in `self.key` (normalised) contains one of the names.
     fn key_matches(&self) -> bool {
         let key = &self.key[..];
-        self.names
-            .split(|&b| b == 0)
-            .filter(|n| !n.is_empty() && n.len() <= key.len())
-            .any(|name| contains(key, name))
+        let key_mask = byte_mask(key);
+        self.names.iter().any(|n| {
+            n.mask & !key_mask == 0
+                && n.end - n.start <= key.len()
+                && contains(key, &self.bytes[n.start..n.end])
+        })
     }
 
     /// A JSON key, given without its quotes and with its escapes.
@@ -138,7 +162,7 @@ impl Matcher {
 fn normalise(b: u8) -> Option<u8> {
     match b {
         b'_' | b'-' | b'.' | b' ' => None,
-        // 0 ends a name in `Matcher::names`.
+        // A NUL in a key never matches a name.
         0 => Some(0x80),
         b => Some(b.to_ascii_lowercase()),
     }
