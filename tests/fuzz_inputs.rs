@@ -1,4 +1,4 @@
-//! Bad input (issue 4): property tests of everything that reads untrusted bytes, and malformed HTTP
+//! Bad input: property tests of everything that reads untrusted bytes, and malformed HTTP
 //! from a raw TCP client against an instrumented server.
 //!
 //! - body capture: truncation at every boundary, base64, gzip/deflate/brotli with random and corrupt

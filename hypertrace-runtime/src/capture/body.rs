@@ -1,4 +1,4 @@
-//! Streaming, bounded body capture (CONTRACT §3.5).
+//! Streaming, bounded body capture.
 //!
 //! A [`BodyCapture`] sees the body's chunks as they stream past and keeps at most `limit` bytes of
 //! what it will record. Compressed bodies are decoded on the fly into a sink that refuses bytes past

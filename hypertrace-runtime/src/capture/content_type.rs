@@ -1,4 +1,4 @@
-//! Which bodies are captured, and how they are encoded on the wire (CONTRACT §3.5).
+//! Which bodies are captured, and how they are encoded on the wire.
 
 use http::header::CONTENT_ENCODING;
 use http::{HeaderMap, HeaderValue, StatusCode};

@@ -1,4 +1,4 @@
-//! Header capture (CONTRACT §3.4).
+//! Header capture.
 
 use http::{HeaderMap, HeaderValue};
 use opentelemetry::{Key, KeyValue, Value};
