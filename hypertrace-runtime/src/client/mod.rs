@@ -18,7 +18,7 @@
 //! ```
 //!
 //! Behind the cargo feature `reqwest` (not in the default set). Apps still on reqwest 0.12
-//! (reqwest-middleware 0.4) get the same instrumentation from [`reqwest012`], behind the feature
+//! (reqwest-middleware 0.4) get the same instrumentation from `reqwest012`, behind the feature
 //! `reqwest012`; the two features can be on together, and [`Route`] serves both.
 
 #[cfg(feature = "reqwest")]

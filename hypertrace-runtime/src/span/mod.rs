@@ -1,10 +1,10 @@
 //! The span lifecycle that every entry point shares, whatever its protocol:
 //!
-//! - [`server`]: a SERVER span's phases (start, finish, fail, cancel) and the refinement an annotated
+//! - `server`: a SERVER span's phases (start, finish, fail, cancel) and the refinement an annotated
 //!   handler applies to the span of the layer in front of it;
 //! - [`body`]: the body tee that copies a body on the side as it streams, and the end-of-body callbacks
 //!   that record it and end the span;
-//! - [`exception`]: the `exception` event of a panic or a failed call, with its stack trace.
+//! - `exception`: the `exception` event of a panic or a failed call, with its stack trace.
 //!
 //! Protocol attributes (HTTP's in `http::attributes`, gRPC's in `grpc`) are computed by the callers and
 //! handed in: this module knows spans, not requests.
