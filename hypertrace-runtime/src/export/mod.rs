@@ -7,7 +7,7 @@ pub(crate) mod http_client;
 pub(crate) mod json;
 pub(crate) mod logging;
 #[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
-mod otlp;
+pub(crate) mod otlp;
 #[cfg(feature = "otlp-http")]
 mod otlp_http_client;
 pub(crate) mod resource;

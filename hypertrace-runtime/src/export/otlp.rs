@@ -22,8 +22,10 @@ fn endpoint(config: &Config) -> String {
     }
 }
 
+/// The export headers (`reporting.token`, `OTEL_EXPORTER_OTLP_HEADERS`) as gRPC metadata, for the
+/// span and the metric exporters alike.
 #[cfg(feature = "otlp-grpc")]
-pub(super) fn grpc(config: &Config) -> Result<opentelemetry_otlp::SpanExporter, ExportError> {
+pub(crate) fn grpc_metadata(config: &Config) -> Result<tonic::metadata::MetadataMap, ExportError> {
     use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
 
     let mut metadata = MetadataMap::new();
@@ -41,6 +43,12 @@ pub(super) fn grpc(config: &Config) -> Result<opentelemetry_otlp::SpanExporter, 
         })?;
         metadata.insert(key, val);
     }
+    Ok(metadata)
+}
+
+#[cfg(feature = "otlp-grpc")]
+pub(super) fn grpc(config: &Config) -> Result<opentelemetry_otlp::SpanExporter, ExportError> {
+    let metadata = grpc_metadata(config)?;
     let builder = opentelemetry_otlp::SpanExporter::builder()
         .with_tonic()
         .with_endpoint(endpoint(config))

@@ -83,22 +83,7 @@ pub(crate) fn exporter(
         #[cfg(feature = "otlp-grpc")]
         Target::Grpc(endpoint) => {
             use opentelemetry_otlp::WithTonicConfig;
-            use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
-            let mut metadata = MetadataMap::new();
-            for (k, v) in crate::export::export_headers(&config.reporting) {
-                let key = MetadataKey::from_bytes(k.as_bytes()).map_err(|_| {
-                    ExportError::new(format!(
-                        "export header name {k:?} is not valid gRPC metadata"
-                    ))
-                })?;
-                // The value is never echoed: it may be a token.
-                let val = MetadataValue::try_from(v.as_str()).map_err(|_| {
-                    ExportError::new(format!(
-                        "the value of export header {k:?} is not valid gRPC metadata"
-                    ))
-                })?;
-                metadata.insert(key, val);
-            }
+            let metadata = crate::export::otlp::grpc_metadata(config)?;
             let builder = opentelemetry_otlp::MetricExporter::builder()
                 .with_tonic()
                 .with_endpoint(endpoint.clone())
