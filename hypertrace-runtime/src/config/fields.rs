@@ -401,13 +401,13 @@ pub(crate) static FIELDS: &[Field] = &[
     field!("rustagent.scheduled_delay_ms", DurationMs, |c, d| c.rustagent.scheduled_delay = d),
     field!("rustagent.export_timeout_ms", DurationMs, |c, d| c.rustagent.export_timeout = d),
     field!("rustagent.shutdown_timeout_ms", DurationMs, |c, d| c.rustagent.shutdown_timeout = d),
-    field!("rustagent.metric_export_interval_ms", DurationMs, |c, d| c.rustagent.metric_export_interval = d),
     field!("rustagent.max_queue_bytes", UInt, |c, n| c.rustagent.max_queue_bytes = n),
     field!("rustagent.max_header_value_bytes", UInt, |c, n| c.rustagent.max_header_value_bytes = n),
     field!("rustagent.traces_sampler", Sampler, |c, t| c.rustagent.traces_sampler = t),
     field!("rustagent.traces_sampler_arg", Ratio, |c, r| c.rustagent.traces_sampler_arg = r),
     field!("rustagent.compression", Compression, |c, t| c.rustagent.compression = t),
     field!("rustagent.sql.statement", SqlStatement, |c, t| c.rustagent.sql.statement = t),
+    field!("rustagent.metric_export_interval_ms", DurationMs, |c, d| c.rustagent.metric_export_interval = d),
 ];
 
 /// Sections of other agents (and removed parts of the schema) that are accepted and ignored.
