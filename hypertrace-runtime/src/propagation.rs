@@ -179,7 +179,10 @@ impl Extractor for HeaderExtractor<'_> {
 }
 
 /// Writes propagation headers into an HTTP (or gRPC metadata) header map.
-#[cfg_attr(not(feature = "reqwest"), allow(dead_code))] // used by the outgoing-call integrations
+#[cfg_attr(
+    not(any(feature = "reqwest", feature = "reqwest012")),
+    allow(dead_code)
+)] // used by the outgoing-call integrations
 pub(crate) struct HeaderInjector<'a>(pub(crate) &'a mut http::HeaderMap);
 
 impl Injector for HeaderInjector<'_> {

@@ -32,7 +32,10 @@ pub(crate) fn protocol_version(v: Version) -> &'static str {
 }
 
 /// The version attribute(s) of a response to an outgoing call.
-#[cfg_attr(not(feature = "reqwest"), allow(dead_code))] // used by the outgoing-call integrations
+#[cfg_attr(
+    not(any(feature = "reqwest", feature = "reqwest012")),
+    allow(dead_code)
+)] // used by the outgoing-call integrations
 pub(crate) fn version(v: Version, sc: Semconv, out: &mut Vec<KeyValue>) {
     if sc.old {
         out.push(KeyValue::new("http.flavor", flavor(v)));

@@ -11,7 +11,10 @@ pub(crate) fn server(status: StatusCode) -> Option<String> {
 }
 
 /// The status description if a response with `status` to an outgoing call is a failure.
-#[cfg_attr(not(feature = "reqwest"), allow(dead_code))] // used by the outgoing-call integrations
+#[cfg_attr(
+    not(any(feature = "reqwest", feature = "reqwest012")),
+    allow(dead_code)
+)] // used by the outgoing-call integrations
 pub(crate) fn client(status: StatusCode) -> Option<String> {
     (status.is_client_error() || status.is_server_error()).then(String::new)
 }

@@ -26,9 +26,15 @@ const SCHEME: Key = Key::from_static_str("url.scheme");
 const STATUS: Key = Key::from_static_str("http.response.status_code");
 const ROUTE: Key = Key::from_static_str("http.route");
 const ERROR_TYPE: Key = Key::from_static_str("error.type");
-#[cfg_attr(not(feature = "reqwest"), allow(dead_code))] // the outgoing-call integrations
+#[cfg_attr(
+    not(any(feature = "reqwest", feature = "reqwest012")),
+    allow(dead_code)
+)] // the outgoing-call integrations
 const SERVER_ADDRESS: Key = Key::from_static_str("server.address");
-#[cfg_attr(not(feature = "reqwest"), allow(dead_code))]
+#[cfg_attr(
+    not(any(feature = "reqwest", feature = "reqwest012")),
+    allow(dead_code)
+)]
 const SERVER_PORT: Key = Key::from_static_str("server.port");
 
 /// `error.type` of a handler that panicked.
@@ -220,7 +226,10 @@ impl Drop for ServerTimer {
 }
 
 /// What an outgoing HTTP call is recorded with.
-#[cfg_attr(not(feature = "reqwest"), allow(dead_code))] // used by the outgoing-call integrations
+#[cfg_attr(
+    not(any(feature = "reqwest", feature = "reqwest012")),
+    allow(dead_code)
+)] // used by the outgoing-call integrations
 #[derive(Debug)]
 pub(crate) struct ClientCall<'a> {
     /// The request's method.
@@ -233,7 +242,10 @@ pub(crate) struct ClientCall<'a> {
     pub port: Option<u16>,
 }
 
-#[cfg_attr(not(feature = "reqwest"), allow(dead_code))]
+#[cfg_attr(
+    not(any(feature = "reqwest", feature = "reqwest012")),
+    allow(dead_code)
+)]
 impl Metrics {
     /// Records one outgoing HTTP call: `status` when a response arrived (a 4xx or 5xx is an error,
     /// as on the CLIENT span), else `error_type` says what failed (`timeout`, `connect`, ...).

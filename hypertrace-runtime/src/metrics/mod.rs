@@ -41,7 +41,7 @@ use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::Resource;
 
-#[cfg(feature = "reqwest")]
+#[cfg(any(feature = "reqwest", feature = "reqwest012"))]
 pub(crate) use self::http::ClientCall;
 pub(crate) use self::http::{ServerTimer, CANCELLED, PANIC};
 pub use instruments::{

@@ -57,7 +57,10 @@ pub(crate) fn record_panic(cx: &Context, panic: &(dyn Any + Send)) {
 }
 
 /// An `exception` event and status Error with its message.
-#[cfg_attr(not(feature = "reqwest"), allow(dead_code))] // used by the outgoing-call integrations
+#[cfg_attr(
+    not(any(feature = "reqwest", feature = "reqwest012")),
+    allow(dead_code)
+)] // used by the outgoing-call integrations
 pub(crate) fn record_exception(cx: &Context, ty: &'static str, msg: String) {
     record(cx, ty, msg, None);
 }
