@@ -37,7 +37,7 @@ pub(crate) struct Call {
     /// When the call started, for `rpc.server.call.duration` / `rpc.client.call.duration`.
     pub started: Instant,
     /// The duration metric's attributes known at the start (`rpc.system`, `rpc.service`,
-    /// `rpc.method`).
+    /// `rpc.method`); empty when the agent has no metrics.
     pub metric: Vec<KeyValue>,
 }
 
@@ -84,6 +84,9 @@ impl Call {
             c.finish(REQUEST_BODY, &mut attrs);
         }
         span::end(&self.cx, self.side, self.semconv, status, attrs);
+        if self.metric.is_empty() {
+            return; // the agent has no metrics
+        }
         let mut metric = Vec::with_capacity(self.metric.len() + 2);
         metric.extend(self.metric.iter().cloned());
         metric.push(KeyValue::new(

@@ -66,19 +66,24 @@ pub(crate) fn start<B>(
         // Not a gRPC path: the span is still there, named for what it is.
         None => (Cow::Owned(path.to_owned()), "", ""),
     };
-    let metric = vec![
-        KeyValue::new("rpc.system", "grpc"),
-        KeyValue::new("rpc.service", service.to_owned()),
-        // A method no descriptor knows could be anything a client made up: one series for all.
-        KeyValue::new(
-            "rpc.method",
-            if opts.descriptors.method(path).is_some() || opts.descriptors.is_empty() {
-                method.to_owned()
-            } else {
-                "_OTHER".to_owned()
-            },
-        ),
-    ];
+    // Built only when the agent has metrics: it costs three allocations per call.
+    let metric = if agent.metrics.is_none() {
+        Vec::new()
+    } else {
+        vec![
+            KeyValue::new("rpc.system", "grpc"),
+            KeyValue::new("rpc.service", service.to_owned()),
+            // A method no descriptor knows could be anything a client made up: one series for all.
+            KeyValue::new(
+                "rpc.method",
+                if opts.descriptors.method(path).is_some() || opts.descriptors.is_empty() {
+                    method.to_owned()
+                } else {
+                    "_OTHER".to_owned()
+                },
+            ),
+        ]
+    };
     let mut attrs = Vec::with_capacity(16 + req.headers().len());
     span::start_attributes(service, method, semconv, &mut attrs);
     let wanted = CapturePolicy::rpc(&cfg.data_capture).refine(&opts.overrides);

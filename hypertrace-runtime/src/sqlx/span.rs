@@ -130,8 +130,12 @@ impl QuerySpan {
         let sc = meta.semconv;
         let mut attrs = Vec::with_capacity(meta.attrs.len() + 6);
         attrs.extend(meta.attrs.iter().cloned());
-        let mut metric = Vec::with_capacity(4);
-        metric.push(KeyValue::new("db.system.name", meta.system));
+        // Filled only when the agent has metrics.
+        let with_metric = agent.metrics.is_some();
+        let mut metric = Vec::new();
+        if with_metric {
+            metric.push(KeyValue::new("db.system.name", meta.system));
+        }
         let name: Cow<'static, str> = match call {
             Call::Statement(sql) => {
                 let summary = summarize(sql, meta.dialect);
@@ -140,11 +144,13 @@ impl QuerySpan {
                     StatementCapture::Sanitized => Some(sanitize(sql, meta.dialect)),
                     StatementCapture::Off => None,
                 };
-                if let Some(op) = &summary.operation {
-                    metric.push(KeyValue::new("db.operation.name", op.clone()));
-                }
-                if let Some(table) = &summary.table {
-                    metric.push(KeyValue::new("db.collection.name", table.clone()));
+                if with_metric {
+                    if let Some(op) = &summary.operation {
+                        metric.push(KeyValue::new("db.operation.name", op.clone()));
+                    }
+                    if let Some(table) = &summary.table {
+                        metric.push(KeyValue::new("db.collection.name", table.clone()));
+                    }
                 }
                 let name = summary
                     .name()
@@ -169,7 +175,9 @@ impl QuerySpan {
                 name
             }
             Call::Transaction(op) => {
-                metric.push(KeyValue::new("db.operation.name", op));
+                if with_metric {
+                    metric.push(KeyValue::new("db.operation.name", op));
+                }
                 push_pair(
                     &mut attrs,
                     sc,
@@ -216,7 +224,7 @@ impl QuerySpan {
                 if let Some(state) = db.code() {
                     attrs.push(KeyValue::new("db.sqlstate", state.into_owned()));
                 }
-                if let Some(c) = &code {
+                if let Some(c) = code.as_ref().filter(|_| !self.metric.is_empty()) {
                     self.metric
                         .push(KeyValue::new("db.response.status_code", c.clone()));
                     self.metric.push(KeyValue::new("error.type", c.clone()));
@@ -232,7 +240,9 @@ impl QuerySpan {
             }
             other => {
                 let ty = error_type(other);
-                self.metric.push(KeyValue::new("error.type", ty));
+                if !self.metric.is_empty() {
+                    self.metric.push(KeyValue::new("error.type", ty));
+                }
                 if self.semconv.stable {
                     span.set_attribute(KeyValue::new("error.type", ty));
                 }
@@ -274,7 +284,9 @@ impl QuerySpan {
             }
         }
         span.end();
-        crate::metrics::db_client_operation(self.started.elapsed(), &self.metric);
+        if !self.metric.is_empty() {
+            crate::metrics::db_client_operation(self.started.elapsed(), &self.metric);
+        }
     }
 }
 
