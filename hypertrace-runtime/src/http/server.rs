@@ -32,7 +32,7 @@ pub type ResponseBody<B> = Tee<B, EndSpan>;
 pub(crate) fn parent_context<B>(agent: &Agent, req: &Request<B>) -> Context {
     agent
         .propagator
-        .extract_with_context(&Context::new(), &HeaderExtractor(req.headers()))
+        .extract_with_context(&Context::new(), &HeaderExtractor::new(req.headers()))
 }
 
 /// `"{METHOD} {route}"`, `"{METHOD}"` for an unmatched request, or the handler's `name`.
