@@ -51,6 +51,12 @@ async fn login(body: Bytes) -> Response {
     echo(body).await
 }
 
+/// Turns request headers back on behind a layer that turned them off.
+#[hypertrace::handler(request_headers = true)]
+async fn headers_on(body: Bytes) -> Response {
+    echo(body).await
+}
+
 fn layered() -> Router {
     Router::new()
         .route("/echo", post(echo))
@@ -222,6 +228,20 @@ async fn cap_0_through_the_macro_alone() {
     assert_minimal(&server_span(&t));
 
     // Without the control the same handlers capture everything.
+    t.spans.0.lock().unwrap().clear();
+    call(addr, "/echo", None).await;
+    assert_everything(&server_span(&t));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cap_0_holds_for_headers_a_handler_turns_back_on_behind_the_layer() {
+    let t = agent(|_| {});
+    let app = Router::new()
+        .route("/echo", post(headers_on))
+        .layer(hypertrace::layer().request_headers(false));
+    let addr = serve(app).await;
+    call(addr, "/echo", Some(CAP0)).await;
+    assert_minimal(&server_span(&t));
     t.spans.0.lock().unwrap().clear();
     call(addr, "/echo", None).await;
     assert_everything(&server_span(&t));
