@@ -155,7 +155,48 @@ impl TextMapPropagator for B3Propagator {
 }
 
 /// Reads propagation headers from an HTTP (or gRPC metadata) header map.
-pub(crate) struct HeaderExtractor<'a>(pub(crate) &'a http::HeaderMap);
+///
+/// A `tracestate` sent as several header lines is one list, the lines joined in order (W3C
+/// Trace Context, after RFC 9110's list rule), so that no member is lost on the way downstream:
+/// joined only when there are several lines, and only when the propagator asks (the
+/// `traceparent` was valid).
+pub(crate) struct HeaderExtractor<'a> {
+    headers: &'a http::HeaderMap,
+    tracestate: std::cell::OnceCell<Option<String>>,
+}
+
+impl<'a> HeaderExtractor<'a> {
+    /// An extractor over `headers`.
+    pub(crate) fn new(headers: &'a http::HeaderMap) -> Self {
+        HeaderExtractor {
+            headers,
+            tracestate: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// The `tracestate` lines as one list; `None` when there is none, or when a line is not
+    /// visible ASCII (then the header is not a valid tracestate, and no part of it is used).
+    fn tracestate(&self) -> Option<&str> {
+        let mut lines = self.headers.get_all(&TRACESTATE).iter();
+        let first = lines.next()?;
+        if lines.next().is_none() {
+            return first.to_str().ok();
+        }
+        self.tracestate
+            .get_or_init(|| {
+                let mut joined = String::new();
+                for line in self.headers.get_all(&TRACESTATE) {
+                    let text = line.to_str().ok()?;
+                    if !joined.is_empty() {
+                        joined.push(',');
+                    }
+                    joined.push_str(text);
+                }
+                Some(joined)
+            })
+            .as_deref()
+    }
+}
 
 /// The propagation headers looked up on every request, parsed once (a `&str` key is parsed into a
 /// header name on each lookup).
@@ -166,15 +207,15 @@ static BAGGAGE: http::HeaderName = http::HeaderName::from_static("baggage");
 impl Extractor for HeaderExtractor<'_> {
     fn get(&self, key: &str) -> Option<&str> {
         let value = match key {
-            "traceparent" => self.0.get(&TRACEPARENT),
-            "tracestate" => self.0.get(&TRACESTATE),
-            "baggage" => self.0.get(&BAGGAGE),
-            _ => self.0.get(key),
+            "traceparent" => self.headers.get(&TRACEPARENT),
+            "tracestate" => return self.tracestate(),
+            "baggage" => self.headers.get(&BAGGAGE),
+            _ => self.headers.get(key),
         };
         value.and_then(|v| v.to_str().ok())
     }
     fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(|k| k.as_str()).collect()
+        self.headers.keys().map(|k| k.as_str()).collect()
     }
 }
 
@@ -284,6 +325,39 @@ mod tests {
         assert_eq!(out["b3"], format!("{T}-{S}-1"));
         assert_eq!(out["x-b3-traceid"], T);
         assert_eq!(out["x-b3-spanid"], S);
+    }
+
+    #[test]
+    fn tracestate_lines_are_one_list_in_order() {
+        let p = build(&[PropagationFormat::TraceContext]);
+        let tp = format!("00-{T}-{S}-01");
+        let state = |lines: &[&str]| {
+            let mut h = http::HeaderMap::new();
+            h.insert("traceparent", tp.parse().unwrap());
+            for l in lines {
+                h.append("tracestate", l.parse().unwrap());
+            }
+            let cx = p.extract_with_context(&Context::new(), &HeaderExtractor::new(&h));
+            let sc = cx.span().span_context().clone();
+            assert!(sc.is_valid());
+            sc.trace_state().header()
+        };
+        assert_eq!(state(&[]), "");
+        assert_eq!(state(&["a=1,b=2"]), "a=1,b=2");
+        assert_eq!(
+            state(&["a=1", "hypertrace=cap:0,b=2", "c=3"]),
+            "a=1,hypertrace=cap:0,b=2,c=3"
+        );
+        // A line that is not visible ASCII: no tracestate at all, as for any invalid one.
+        let mut h = http::HeaderMap::new();
+        h.insert("traceparent", tp.parse().unwrap());
+        h.append("tracestate", "a=1".parse().unwrap());
+        h.append(
+            "tracestate",
+            http::HeaderValue::from_bytes(b"b=\xff").unwrap(),
+        );
+        let cx = p.extract_with_context(&Context::new(), &HeaderExtractor::new(&h));
+        assert_eq!(cx.span().span_context().trace_state().header(), "");
     }
 
     #[test]

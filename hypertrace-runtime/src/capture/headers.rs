@@ -1,7 +1,10 @@
 //! Header capture.
 
+use http::header::{CONTENT_TYPE, USER_AGENT};
 use http::{HeaderMap, HeaderValue};
 use opentelemetry::{Key, KeyValue, Value};
+
+use super::policy::HeaderScope;
 
 /// What a redacted header's value is recorded as.
 pub const REDACTED: &str = "[REDACTED]";
@@ -21,6 +24,31 @@ pub fn record_headers_configured(
         cfg.rustagent.max_header_value_bytes,
         out,
     );
+}
+
+/// [`record_headers_configured`] for the headers `scope` keeps: all of them, or (a caller's
+/// `cap:0`) only `content-type` and `user-agent`, with the same redaction, limit and `[i]` keys.
+pub fn record_headers_scoped(
+    prefix: &str,
+    headers: &HeaderMap,
+    cfg: &crate::config::Config,
+    scope: HeaderScope,
+    out: &mut Vec<KeyValue>,
+) {
+    match scope {
+        HeaderScope::All => record_headers_configured(prefix, headers, cfg, out),
+        HeaderScope::Minimal => {
+            // Rare (only under `cap:0`), so a small copy of the two headers is fine: it keeps one
+            // recording path for both scopes.
+            let mut kept = HeaderMap::new();
+            for name in [CONTENT_TYPE, USER_AGENT] {
+                for v in headers.get_all(&name) {
+                    kept.append(name.clone(), v.clone());
+                }
+            }
+            record_headers_configured(prefix, &kept, cfg, out);
+        }
+    }
 }
 
 /// Appends one attribute per header value to `out`: `<prefix><name>` for a header sent once,
@@ -325,6 +353,36 @@ mod tests {
             Some("[REDACTED]")
         );
         assert_eq!(out.len(), 4);
+    }
+
+    #[test]
+    fn minimal_scope_keeps_content_type_and_user_agent_only() {
+        let mut h = HeaderMap::new();
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h.append(USER_AGENT, HeaderValue::from_static("curl/8"));
+        h.append(USER_AGENT, HeaderValue::from_static("proxy/1"));
+        h.insert(AUTHORIZATION, HeaderValue::from_static("Bearer secret"));
+        h.insert("x-request-id", HeaderValue::from_static("abc"));
+        h.insert("tracestate", HeaderValue::from_static("hypertrace=cap:0"));
+        let cfg = crate::config::Config::defaults("t");
+        let mut out = Vec::new();
+        record_headers_scoped(REQ, &h, &cfg, HeaderScope::Minimal, &mut out);
+        let mut got: Vec<_> = out
+            .iter()
+            .map(|kv| (kv.key.to_string(), kv.value.to_string()))
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            vec![
+                pair("http.request.header.content-type", "application/json"),
+                pair("http.request.header.user-agent[0]", "curl/8"),
+                pair("http.request.header.user-agent[1]", "proxy/1"),
+            ]
+        );
+        let mut out = Vec::new();
+        record_headers_scoped(REQ, &h, &cfg, HeaderScope::All, &mut out);
+        assert_eq!(out.len(), h.len());
     }
 
     #[test]

@@ -16,4 +16,4 @@ pub use content_type::{
     capture_kind, content_encoding, response_capture_kind, CaptureKind, ContentEncoding,
 };
 pub use headers::record_headers;
-pub use policy::{CapturePolicy, Overrides};
+pub use policy::{CaptureControl, CapturePolicy, HeaderScope, Overrides};

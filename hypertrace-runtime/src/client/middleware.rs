@@ -20,8 +20,8 @@ use super::{reqwest, reqwest_middleware, Route};
 use crate::agent::{self, Agent};
 use crate::capture::body::{capture_bytes, BodyCapture};
 use crate::capture::content_type::{capture_kind, content_encoding};
-use crate::capture::headers::record_headers_configured;
-use crate::capture::policy::{CapturePolicy, Overrides};
+use crate::capture::headers::record_headers_scoped;
+use crate::capture::policy::{CaptureControl, CapturePolicy, Overrides};
 use crate::config::{PropagationFormat, Semconv};
 use crate::http::{attributes, failure};
 use crate::metrics::ClientCall;
@@ -108,7 +108,10 @@ impl Middleware for HypertraceMiddleware {
         };
         let cfg = &agent.config;
         let dc = &cfg.data_capture;
-        let policy = CapturePolicy::http(dc).refine(&self.overrides);
+        // Inside a request, the caller's `tracestate` rides on the current span's context: a `cap:0`
+        // sent to this service also limits what its own calls capture.
+        let control = CaptureControl::of(cfg, parent.span().span_context().trace_state());
+        let policy = CapturePolicy::resolve(CapturePolicy::http(dc), control, &self.overrides);
 
         let route = extensions.get::<Route>().map(|r| r.0);
         let name = match route {
@@ -150,7 +153,13 @@ impl Middleware for HypertraceMiddleware {
         // (Headers the client adds later, its default headers and user agent, are not seen here.)
         if policy.request_headers {
             let mut attrs = Vec::new();
-            record_headers_configured("http.request.header.", req.headers(), cfg, &mut attrs);
+            record_headers_scoped(
+                "http.request.header.",
+                req.headers(),
+                cfg,
+                policy.headers,
+                &mut attrs,
+            );
             cx.span().set_attributes(attrs);
         }
 
@@ -276,7 +285,13 @@ fn instrument_response(
     attributes::status(status.as_u16(), cfg.semconv.http, &mut attrs);
     attributes::version(resp.version(), cfg.semconv.http, &mut attrs);
     if policy.response_headers {
-        record_headers_configured("http.response.header.", resp.headers(), cfg, &mut attrs);
+        record_headers_scoped(
+            "http.response.header.",
+            resp.headers(),
+            cfg,
+            policy.headers,
+            &mut attrs,
+        );
     }
     let span = cx.span();
     span.set_attributes(attrs);

@@ -408,6 +408,7 @@ pub(crate) static FIELDS: &[Field] = &[
     field!("rustagent.compression", Compression, |c, t| c.rustagent.compression = t),
     field!("rustagent.sql.statement", SqlStatement, |c, t| c.rustagent.sql.statement = t),
     field!("rustagent.metric_export_interval_ms", DurationMs, |c, d| c.rustagent.metric_export_interval = d),
+    field!("rustagent.tracestate_capture_control", Bool, |c, b| c.rustagent.tracestate_capture_control = b),
 ];
 
 /// Sections of other agents (and removed parts of the schema) that are accepted and ignored.

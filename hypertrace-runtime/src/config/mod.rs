@@ -231,6 +231,10 @@ pub struct RustAgent {
     /// How often metrics are exported (OTLP, LOGGING) or collected for the Prometheus page
     /// between scrapes (`OTEL_METRIC_EXPORT_INTERVAL`).
     pub metric_export_interval: Duration,
+    /// Honour the `hypertrace=cap:0|1` member of an incoming `tracestate` (capture less, or
+    /// everything the code allows, for that request and the calls it makes). `false`: capture as
+    /// configured whatever callers send, for a service facing callers it does not trust.
+    pub tracestate_capture_control: bool,
 }
 
 /// The `rustagent.sql` section: what the SQL spans record.
@@ -377,6 +381,7 @@ impl Config {
                     statement: StatementCapture::Full,
                 },
                 metric_export_interval: Duration::from_secs(60),
+                tracestate_capture_control: true,
             },
             semconv: SemconvOptIn::default(),
         }

@@ -210,6 +210,12 @@ pub(crate) const CASES: &[Case] = &[
     case("rustagent.metric_export_interval_ms", "5000", "5000", |c| {
         c.rustagent.metric_export_interval = Duration::from_millis(5000)
     }),
+    case(
+        "rustagent.tracestate_capture_control",
+        "false",
+        "False",
+        |c| c.rustagent.tracestate_capture_control = false,
+    ),
 ];
 
 /// The defaults with the case's change applied.

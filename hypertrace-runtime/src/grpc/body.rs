@@ -31,6 +31,8 @@ pub(crate) struct Call {
     /// The agent whose configuration the call's capture follows.
     pub agent: Arc<Agent>,
     pub response_metadata: bool,
+    /// Which metadata is recorded (`cap:0` from the caller keeps only two keys).
+    pub metadata_scope: crate::capture::policy::HeaderScope,
     pub request: Mutex<Option<MessageCapture>>,
     /// From `grpc-timeout`: a call abandoned after it was given up for lost, not cancelled.
     pub deadline: Option<Instant>,
@@ -190,7 +192,8 @@ impl ResponseState {
         }
         let trailer_status = trailers.and_then(|t| {
             if self.call.response_metadata {
-                metadata::response(t, &self.call.agent.config, &mut attrs);
+                let scope = self.call.metadata_scope;
+                metadata::response(t, &self.call.agent.config, scope, &mut attrs);
             }
             GrpcStatus::from_headers(t)
         });

@@ -19,7 +19,7 @@ use super::metadata;
 use super::options::{setters, Options};
 use super::propagate;
 use super::span::Side;
-use super::start::{client_request_metadata, start, Start};
+use super::start::{start, Start};
 use crate::agent;
 
 /// The layer returned by [`client_layer`](super::client_layer).
@@ -73,16 +73,17 @@ where
                 propagate::inject(agent::current().as_deref(), &parent, req.headers_mut());
                 ResponseFuture::new(self.inner.call(req), None, None)
             }
-            Start::Span { cx, call, pending } => {
-                let agent = agent::current();
-                propagate::inject(agent.as_deref(), &cx, req.headers_mut());
+            Start::Span {
+                cx,
+                call,
+                pending,
+                policy,
+            } => {
+                propagate::inject(Some(&call.agent), &cx, req.headers_mut());
                 // After the injection: the span shows the metadata as sent.
-                if agent
-                    .as_deref()
-                    .is_some_and(|a| client_request_metadata(&self.opts, a))
-                {
+                if policy.request_headers {
                     let mut attrs = Vec::with_capacity(8 + req.headers().len());
-                    metadata::request(&req, &call.agent.config, &mut attrs);
+                    metadata::request(&req, &call.agent.config, policy.headers, &mut attrs);
                     cx.span().set_attributes(attrs);
                 }
                 let req = req.map(|b| TonicBody::new(RequestBody::new(b, Some(call))));

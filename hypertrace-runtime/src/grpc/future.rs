@@ -97,7 +97,12 @@ fn head<B>(pending: Pending, resp: Response<B>) -> Response<ResponseBody<B>> {
     }
     if call.response_metadata {
         let mut attrs = Vec::with_capacity(resp.headers().len());
-        metadata::response(resp.headers(), &call.agent.config, &mut attrs);
+        metadata::response(
+            resp.headers(),
+            &call.agent.config,
+            call.metadata_scope,
+            &mut attrs,
+        );
         call.cx.span().set_attributes(attrs);
     }
     let capture = pending.response_body.map(|descriptor| {

@@ -7,14 +7,25 @@
 use http::{HeaderMap, Method, Request};
 use opentelemetry::KeyValue;
 
-use crate::capture::headers::record_headers_configured;
+use crate::capture::headers::{record_headers_configured, record_headers_scoped};
+use crate::capture::policy::HeaderScope;
 use crate::config::Config;
 
 pub(crate) const REQUEST: &str = "rpc.request.metadata.";
 pub(crate) const RESPONSE: &str = "rpc.response.metadata.";
 
-/// The request's pseudo-headers (`:path`, `:authority`, `:method`, `:scheme`), then its headers.
-pub(crate) fn request<B>(req: &Request<B>, cfg: &Config, out: &mut Vec<KeyValue>) {
+/// The request's pseudo-headers (`:path`, `:authority`, `:method`, `:scheme`), then its headers;
+/// under [`HeaderScope::Minimal`], only `content-type` and `user-agent`.
+pub(crate) fn request<B>(
+    req: &Request<B>,
+    cfg: &Config,
+    scope: HeaderScope,
+    out: &mut Vec<KeyValue>,
+) {
+    if scope == HeaderScope::Minimal {
+        record_headers_scoped(REQUEST, req.headers(), cfg, scope, out);
+        return;
+    }
     let uri = req.uri();
     out.push(KeyValue::new(
         "rpc.request.metadata.:path",
@@ -43,9 +54,14 @@ pub(crate) fn request<B>(req: &Request<B>, cfg: &Config, out: &mut Vec<KeyValue>
     record_headers_configured(REQUEST, req.headers(), cfg, out);
 }
 
-/// Response headers or trailers.
-pub(crate) fn response(headers: &HeaderMap, cfg: &Config, out: &mut Vec<KeyValue>) {
-    record_headers_configured(RESPONSE, headers, cfg, out);
+/// Response headers or trailers, those `scope` keeps.
+pub(crate) fn response(
+    headers: &HeaderMap,
+    cfg: &Config,
+    scope: HeaderScope,
+    out: &mut Vec<KeyValue>,
+) {
+    record_headers_scoped(RESPONSE, headers, cfg, scope, out);
 }
 
 #[cfg(test)]
@@ -63,7 +79,7 @@ mod tests {
         let mut out = Vec::new();
         let mut cfg = Config::defaults("t");
         cfg.rustagent.redact_headers = vec!["authorization".to_string()];
-        request(&req, &cfg, &mut out);
+        request(&req, &cfg, HeaderScope::All, &mut out);
         let got: Vec<(String, String)> = out
             .iter()
             .map(|kv| (kv.key.to_string(), kv.value.as_str().into_owned()))
@@ -85,5 +101,22 @@ mod tests {
             );
         }
         assert_eq!(got.len(), want.len());
+
+        let req = Request::post("http://svc.local:50051/pkg.Svc/Do")
+            .header("content-type", "application/grpc")
+            .header("user-agent", "grpc-rust/0.14")
+            .header("x-tenant", "acme")
+            .body(())
+            .unwrap();
+        let mut out = Vec::new();
+        request(&req, &cfg, HeaderScope::Minimal, &mut out);
+        let keys: Vec<_> = out.iter().map(|kv| kv.key.as_str().to_owned()).collect();
+        assert_eq!(
+            keys,
+            [
+                "rpc.request.metadata.content-type",
+                "rpc.request.metadata.user-agent"
+            ]
+        );
     }
 }

@@ -3,21 +3,11 @@
 
 use http::header::{HeaderName, HeaderValue};
 use http::HeaderMap;
-use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::propagation::{Injector, TextMapPropagator};
 use opentelemetry::Context;
 
 use crate::agent::Agent;
-
-struct MetadataExtractor<'a>(&'a HeaderMap);
-
-impl Extractor for MetadataExtractor<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|v| v.to_str().ok())
-    }
-    fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(|k| k.as_str()).collect()
-    }
-}
+use crate::propagation::HeaderExtractor;
 
 struct MetadataInjector<'a>(&'a mut HeaderMap);
 
@@ -36,9 +26,10 @@ impl Injector for MetadataInjector<'_> {
     }
 }
 
-/// The caller's context from the request metadata; a malformed one gives a new trace.
+/// The caller's context from the request metadata; a malformed one gives a new trace. Read as HTTP
+/// headers are (a `tracestate` over several lines is one list).
 pub(crate) fn extract(agent: &Agent, headers: &HeaderMap) -> Context {
-    agent.propagator.extract(&MetadataExtractor(headers))
+    agent.propagator.extract(&HeaderExtractor::new(headers))
 }
 
 /// Writes `cx` into the request metadata: with the agent's propagator, or (no agent installed) the

@@ -77,7 +77,9 @@ where
                 let req = req.map(|b| RequestBody::new(b, None));
                 ResponseFuture::new(self.inner.call(req), Some(parent), None)
             }
-            Start::Span { cx, call, pending } => {
+            Start::Span {
+                cx, call, pending, ..
+            } => {
                 let req = req.map(|b| RequestBody::new(b, Some(call)));
                 ResponseFuture::new(self.inner.call(req), Some(cx), Some(pending))
             }

@@ -16,7 +16,7 @@ use super::options::Options;
 use super::span::{self, split_path, Side};
 use super::status::parse_timeout;
 use crate::agent::{self, Agent};
-use crate::capture::policy::CapturePolicy;
+use crate::capture::policy::{CaptureControl, CapturePolicy};
 use opentelemetry::trace::TraceContextExt as _;
 
 /// What the layer does with one request.
@@ -25,11 +25,13 @@ pub(crate) enum Start {
     Pass,
     /// `enabled: false`: no span, but the caller's context is current in the call.
     Context(Context),
-    /// A span: its context, the shared call state, what the response head needs.
+    /// A span: its context, the shared call state, what the response head needs, and the capture
+    /// policy in force.
     Span {
         cx: Context,
         call: Arc<Call>,
         pending: Pending,
+        policy: CapturePolicy,
     },
 }
 
@@ -86,10 +88,17 @@ pub(crate) fn start<B>(
     };
     let mut attrs = Vec::with_capacity(16 + req.headers().len());
     span::start_attributes(service, method, semconv, &mut attrs);
-    let wanted = CapturePolicy::rpc(&cfg.data_capture).refine(&opts.overrides);
+    // The caller's `tracestate`: on the server from the metadata, on the client from the context
+    // the call is made in (a request that arrived with `cap:0` makes its calls with `cap:0`).
+    let control = CaptureControl::of(cfg, parent.span().span_context().trace_state());
+    let wanted = CapturePolicy::resolve(
+        CapturePolicy::rpc(&cfg.data_capture),
+        control,
+        &opts.overrides,
+    );
     // On the client, the metadata is recorded after the injection (by the client layer).
     if side == Side::Server && wanted.request_headers {
-        metadata::request(req, cfg, &mut attrs);
+        metadata::request(req, cfg, wanted.headers, &mut attrs);
     }
     let cx = span::start(&agent, side, name, &parent, attrs);
     // An unsampled call captures nothing more.
@@ -118,6 +127,7 @@ pub(crate) fn start<B>(
         semconv,
         agent: agent.clone(),
         response_metadata: policy.response_headers,
+        metadata_scope: policy.headers,
         request: Mutex::new(request),
         deadline: req
             .headers()
@@ -131,12 +141,10 @@ pub(crate) fn start<B>(
         call: call.clone(),
         response_body,
     };
-    Start::Span { cx, call, pending }
-}
-
-/// Whether the client records request metadata.
-pub(crate) fn client_request_metadata(opts: &Options, agent: &Agent) -> bool {
-    CapturePolicy::rpc(&agent.config.data_capture)
-        .refine(&opts.overrides)
-        .request_headers
+    Start::Span {
+        cx,
+        call,
+        pending,
+        policy,
+    }
 }

@@ -35,7 +35,7 @@ fn refine(in_flight: &InFlight, opts: &'static HandlerOptions, req: Request) -> 
         in_flight
             .context()
             .span()
-            .set_attributes(server::request_headers(&agent, &req));
+            .set_attributes(server::request_headers(&agent, more.headers, &req));
     }
     if more.request_body {
         server::tee_request_body(&agent, in_flight.context(), in_flight.shared(), req)

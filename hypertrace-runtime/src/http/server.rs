@@ -10,13 +10,14 @@ use axum::body::Body;
 use axum::extract::MatchedPath;
 use http::{Request, Response};
 use opentelemetry::propagation::TextMapPropagator;
+use opentelemetry::trace::TraceContextExt as _;
 use opentelemetry::{Context, KeyValue};
 
 use super::{attributes, failure};
 use crate::agent::Agent;
 use crate::capture::body::BodyCapture;
-use crate::capture::headers::record_headers_configured;
-use crate::capture::policy::{CapturePolicy, Overrides};
+use crate::capture::headers::record_headers_scoped;
+use crate::capture::policy::{CaptureControl, CapturePolicy, HeaderScope, Overrides};
 use crate::metrics::ServerTimer;
 use crate::propagation::HeaderExtractor;
 use crate::span::body::{expects_continue, EndSpan, RecordRequestBody, Tee};
@@ -31,7 +32,7 @@ pub type ResponseBody<B> = Tee<B, EndSpan>;
 pub(crate) fn parent_context<B>(agent: &Agent, req: &Request<B>) -> Context {
     agent
         .propagator
-        .extract_with_context(&Context::new(), &HeaderExtractor(req.headers()))
+        .extract_with_context(&Context::new(), &HeaderExtractor::new(req.headers()))
 }
 
 /// `"{METHOD} {route}"`, `"{METHOD}"` for an unmatched request, or the handler's `name`.
@@ -74,7 +75,9 @@ where
     let name = span_name(req.method(), route, ov.name);
     let mut attrs = Vec::with_capacity(32);
     attributes::request(&req, route, cfg.semconv.http, &mut attrs);
-    let policy = CapturePolicy::http(dc).refine(ov);
+    // The caller's `tracestate` (extracted with its `traceparent`) may ask for less or more.
+    let control = CaptureControl::of(cfg, parent.span().span_context().trace_state());
+    let policy = CapturePolicy::resolve(CapturePolicy::http(dc), control, ov);
     let timer = agent.metrics.as_ref().map(|m| {
         let https = req.uri().scheme() == Some(&http::uri::Scheme::HTTPS);
         ServerTimer::start(m.clone(), req.method(), https, route)
@@ -97,7 +100,7 @@ fn capture_request(
     req: Request<Body>,
 ) -> Request<Body> {
     if wanted.request_headers {
-        span.defer_request_headers(request_headers(agent, &req));
+        span.defer_request_headers(request_headers(agent, wanted.headers, &req));
     }
     if wanted.request_body {
         tee_request_body(agent, span.context(), span.shared(), req)
@@ -106,13 +109,18 @@ fn capture_request(
     }
 }
 
-/// The request headers as attributes.
-pub(crate) fn request_headers<B>(agent: &Agent, req: &Request<B>) -> Vec<KeyValue> {
+/// The request headers `scope` keeps, as attributes.
+pub(crate) fn request_headers<B>(
+    agent: &Agent,
+    scope: HeaderScope,
+    req: &Request<B>,
+) -> Vec<KeyValue> {
     let mut headers = Vec::with_capacity(req.headers().len());
-    record_headers_configured(
+    record_headers_scoped(
         "http.request.header.",
         req.headers(),
         &agent.config,
+        scope,
         &mut headers,
     );
     headers
@@ -156,10 +164,11 @@ pub(crate) fn finish<B: http_body::Body<Data = bytes::Bytes>>(
     let mut attrs = Vec::with_capacity(16);
     attributes::status(status.as_u16(), cfg.semconv.http, &mut attrs);
     if policy.response_headers {
-        record_headers_configured(
+        record_headers_scoped(
             "http.response.header.",
             resp.headers(),
             &agent.config,
+            policy.headers,
             &mut attrs,
         );
     }

@@ -74,6 +74,7 @@ impl InFlight {
             response_headers: false,
             request_body: after.request_body && !before.request_body,
             response_body: false,
+            headers: after.headers,
         }
     }
 
