@@ -77,7 +77,7 @@ where
     let policy = CapturePolicy::http(dc).refine(ov);
     let timer = agent.metrics.as_ref().map(|m| {
         let https = req.uri().scheme() == Some(&http::uri::Scheme::HTTPS);
-        ServerTimer::start(m.clone(), req.method(), https, route)
+        ServerTimer::start(m, req.method(), https, route)
     });
     let mut span = ServerSpan::start(agent, &parent, name, attrs, policy);
     if let Some(t) = timer {
