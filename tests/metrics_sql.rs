@@ -197,6 +197,8 @@ const MYSQL: Dialect = Dialect {
     syntax_status: "1064",
 };
 
+// The serial lock is held across the awaits on purpose: the agent is process-wide.
+#[allow(clippy::await_holding_lock)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_operations_record_their_durations() {
     let Some(s) = server_or_skip(
@@ -215,6 +217,8 @@ async fn postgres_operations_record_their_durations() {
     operations_are_recorded!(sqlx::Postgres, &s, options, &POSTGRES);
 }
 
+// The serial lock is held across the awaits on purpose: the agent is process-wide.
+#[allow(clippy::await_holding_lock)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mariadb_operations_record_their_durations() {
     let Some(s) = server_or_skip(
