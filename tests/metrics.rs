@@ -108,6 +108,14 @@ fn app() -> Router {
                 "never"
             }),
         )
+        .route(
+            "/status/{code}",
+            axum::routing::any(
+                |axum::extract::Path(code): axum::extract::Path<u16>| async move {
+                    axum::http::StatusCode::from_u16(code).unwrap()
+                },
+            ),
+        )
         .route("/metrics", get(hypertrace::metrics::prometheus_handler))
         .layer(hypertrace::layer().exclude("/metrics"))
 }
@@ -330,6 +338,62 @@ fn prometheus_page_has_every_instrument_with_bounded_attributes() {
         &page,
         "prometheus_page_has_every_instrument_with_bounded_attributes",
     );
+}
+
+/// One route, many outcomes: each (method, status) pair is its own series with its own count,
+/// past the handles a route keeps bound (32) too, where recordings take the SDK's unbound path.
+#[test]
+fn each_method_and_status_of_a_route_is_counted_apart() {
+    let agent = install(&[
+        ("HT_REPORTING_METRIC_REPORTER_TYPE", "PROMETHEUS"),
+        ("HT_REPORTING_METRIC_ENDPOINT", "127.0.0.1:0"),
+    ]);
+    let (_rt, base) = serve(app());
+    let c = client();
+    let codes: Vec<u16> = (200..=240).chain([404, 500, 503]).collect();
+    for (i, code) in codes.iter().enumerate() {
+        // Code i is requested i % 3 + 1 times, so that no two neighbours share a count.
+        for _ in 0..i % 3 + 1 {
+            assert_eq!(get_status(&c, &format!("{base}/status/{code}")), *code);
+        }
+    }
+    let r = c.delete(format!("{base}/status/204")).send().unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+
+    let (_, page) = scrape(&format!("http://{}/metrics", agent.prometheus()));
+    let route = ("http_route", "/status/{code}");
+    for (i, code) in codes.iter().enumerate() {
+        let code_text = code.to_string();
+        let want = [
+            route,
+            ("http_request_method", "GET"),
+            ("http_response_status_code", code_text.as_str()),
+        ];
+        assert_eq!(
+            value(&page, COUNT, &want),
+            Some((i % 3 + 1) as f64),
+            "GET {code}: {page}"
+        );
+    }
+    let delete = [
+        route,
+        ("http_request_method", "DELETE"),
+        ("http_response_status_code", "204"),
+    ];
+    assert_eq!(value(&page, COUNT, &delete), Some(1.0), "{page}");
+    let all: Vec<_> = series(&page, COUNT)
+        .into_iter()
+        .filter(|l| l.get("http_route").map(String::as_str) == Some("/status/{code}"))
+        .collect();
+    assert_eq!(all.len(), codes.len() + 1, "{all:?}");
+    for l in &all {
+        let code: u16 = l["http_response_status_code"].parse().unwrap();
+        assert_eq!(
+            l.get("error_type").map(String::as_str),
+            (code >= 500).then_some(l["http_response_status_code"].as_str()),
+            "{l:?}"
+        );
+    }
 }
 
 #[test]

@@ -9,6 +9,11 @@
 //! - the `POST /echo` of `overhead.rs` (1 KiB JSON, 10 headers, everything captured).
 //!
 //!     cargo bench --bench metrics        # from benches/; BENCHMARKS.md, "Metrics"
+//!
+//! With `HT_BENCH_REQUESTS="<off|on> <n>"` the binary runs `n` `GET /users/{id}` requests of one
+//! side instead and exits: `benches/callgrind-metrics.sh` counts their instructions, a figure that
+//! does not move with the machine's load. With `HT_BENCH_AB=<pairs>` it times alternating blocks of
+//! requests with metrics off and on, and prints the median difference (see [`ab`]).
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -17,7 +22,7 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::routing::get;
 use axum::Router;
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use criterion::{criterion_group, BatchSize, Criterion};
 use hypertrace::config::MetricReporterType;
 use hypertrace::{Agent, Config, Guard};
 use hypertrace_benches::{call, json_body, request, router, EncodingExporter};
@@ -76,15 +81,19 @@ fn metrics(c: &mut Criterion) {
             let (status, _) = rt.block_on(call(app.clone(), make()));
             assert_eq!(status, 200, "{name}");
             let label = format!("{name}-{}", if on { "on" } else { "off" });
+            let sent = std::cell::Cell::new(1u64);
             group.bench_function(&label, |b| {
                 b.iter_batched(
                     &make,
-                    |req| black_box(rt.block_on(call(app.clone(), req))),
+                    |req| {
+                        sent.set(sent.get() + 1);
+                        black_box(rt.block_on(call(app.clone(), req)))
+                    },
                     BatchSize::SmallInput,
                 )
             });
             if let Some(addr) = guard.agent().prometheus_address() {
-                // The requests were recorded: the page counts them.
+                // Every request sent was recorded, once: the page counts them all.
                 let page = scrape(addr);
                 let counted = page
                     .lines()
@@ -92,7 +101,7 @@ fn metrics(c: &mut Criterion) {
                     .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
                     .sum::<f64>();
                 eprintln!("  {label}: {counted} requests on the Prometheus page");
-                assert!(counted > 100.0, "{page}");
+                assert_eq!(counted, sent.get() as f64, "{page}");
             }
             drop(guard);
         }
@@ -102,7 +111,8 @@ fn metrics(c: &mut Criterion) {
 }
 
 /// The OpenTelemetry SDK's part: one `record` on a histogram with the four attributes of a
-/// matched 200 (what `get-user-on` records per request), against `Instant::now()` twice, the
+/// matched 200, unbound (the SDK hashes the attributes to find the series) and through a handle
+/// bound to them (what `get-user-on` records per request), against `Instant::now()` twice, the
 /// timer's other fixed cost.
 fn sdk_record(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
     use opentelemetry::metrics::MeterProvider as _;
@@ -155,6 +165,16 @@ fn sdk_record(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::
             )
         })
     });
+    // The same record through a handle bound to those attributes once, as the agent records.
+    let bound = h.bind(&[
+        KeyValue::new("http.request.method", "GET"),
+        KeyValue::new("url.scheme", "http"),
+        KeyValue::new("http.route", route.clone()),
+        KeyValue::new("http.response.status_code", 200i64),
+    ]);
+    group.bench_function("sdk-bound-histogram-record", |b| {
+        b.iter(|| bound.record(black_box(0.0042)))
+    });
     group.bench_function("instant-now-twice", |b| {
         b.iter(|| {
             let t = std::time::Instant::now();
@@ -183,5 +203,110 @@ fn config() -> Criterion {
         .noise_threshold(0.03)
 }
 
+/// `HT_BENCH_REQUESTS` mode: warm-up requests, then `n` more, on one side.
+fn requests(spec: &str) {
+    let (side, n) = spec
+        .split_once(' ')
+        .expect("HT_BENCH_REQUESTS=\"<off|on> <n>\"");
+    let on = match side {
+        "on" => true,
+        "off" => false,
+        other => panic!("HT_BENCH_REQUESTS: {other:?} is neither off nor on"),
+    };
+    let n: u64 = n.parse().expect("HT_BENCH_REQUESTS: a number of requests");
+    hypertrace_benches::multi_threaded_process();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let guard = agent(on);
+    let app = users();
+    // The same warm-up on both sides and for n = 0: routes, series and buffers exist before.
+    for _ in 0..50 + n {
+        let (status, _) = rt.block_on(call(app.clone(), get_user()));
+        assert_eq!(status, 200);
+    }
+    if let Some(addr) = guard.agent().prometheus_address() {
+        let page = scrape(addr);
+        assert!(
+            page.contains(&format!("http_server_request_duration_seconds_count{{http_request_method=\"GET\",http_response_status_code=\"200\",http_route=\"/users/{{id}}\",url_scheme=\"http\"}} {}\n", 50 + n)),
+            "{page}"
+        );
+    }
+    drop(guard);
+}
+
+/// `HT_BENCH_AB` mode: `blocks` pairs of back-to-back blocks of `GET /users/{id}`, metrics off
+/// then on (the order alternating), each block under a freshly installed agent, timed alone. On a
+/// machine whose load drifts, the two blocks of a pair see nearly the same load, so the median of
+/// the per-pair differences is steadier than two separate criterion runs. Prints the medians per
+/// request and that of the differences with a 95% confidence interval (order statistics).
+fn ab(blocks: usize) {
+    const PER_BLOCK: u32 = 5000;
+    hypertrace_benches::multi_threaded_process();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let app = users();
+    let block = |on: bool| -> f64 {
+        let guard = agent(on);
+        // The agent's threads (batch processor, metric reader, Prometheus server) settle first.
+        std::thread::sleep(Duration::from_millis(20));
+        for _ in 0..200 {
+            rt.block_on(call(app.clone(), get_user()));
+        }
+        let t = std::time::Instant::now();
+        for _ in 0..PER_BLOCK {
+            black_box(rt.block_on(call(app.clone(), get_user())));
+        }
+        let ns = t.elapsed().as_nanos() as f64 / f64::from(PER_BLOCK);
+        drop(guard);
+        ns
+    };
+    let (mut off, mut on, mut diff) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..blocks {
+        let (a, b) = if i % 2 == 0 {
+            let a = block(false);
+            (a, block(true))
+        } else {
+            let b = block(true);
+            (block(false), b)
+        };
+        off.push(a);
+        on.push(b);
+        diff.push(b - a);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (m_off, m_on, m_diff) = (median(&mut off), median(&mut on), median(&mut diff));
+    // Ranks of a distribution-free 95% interval for the median of n values.
+    let n = diff.len() as f64;
+    let half = 1.96 * n.sqrt() / 2.0;
+    let lo = ((n / 2.0 - half).floor().max(0.0)) as usize;
+    let hi = ((n / 2.0 + half).ceil() as usize).min(diff.len() - 1);
+    println!(
+        "GET /users/{{id}}, {blocks} pairs of {PER_BLOCK}: off {m_off:.0} ns, on {m_on:.0} ns per request (medians); \
+         on - off: median {m_diff:.0} ns, 95% CI {:.0}..{:.0} ns",
+        diff[lo], diff[hi]
+    );
+}
+
 criterion_group! { name = benches; config = config(); targets = metrics }
-criterion_main!(benches);
+
+fn main() {
+    if let Ok(spec) = std::env::var("HT_BENCH_REQUESTS") {
+        requests(&spec);
+        return;
+    }
+    if let Ok(blocks) = std::env::var("HT_BENCH_AB") {
+        ab(blocks
+            .parse()
+            .expect("HT_BENCH_AB: a number of block pairs"));
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -80,7 +80,7 @@ where
     let policy = CapturePolicy::resolve(CapturePolicy::http(dc), control, ov);
     let timer = agent.metrics.as_ref().map(|m| {
         let https = req.uri().scheme() == Some(&http::uri::Scheme::HTTPS);
-        ServerTimer::start(m.clone(), req.method(), https, route)
+        ServerTimer::start(m, req.method(), https, route)
     });
     let mut span = ServerSpan::start(agent, &parent, name, attrs, policy);
     if let Some(t) = timer {

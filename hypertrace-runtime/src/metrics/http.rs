@@ -6,19 +6,21 @@
 //! no series), the status code one of the codes `http` accepts, and `error.type` a status code or
 //! one of a few fixed words.
 //!
-//! Per request the server side costs two relaxed atomic additions (the in-flight gauge) and one
-//! histogram record; the attribute values are static strings or the interned route, so nothing is
-//! allocated.
+//! Per request the server side costs two relaxed atomic additions (the in-flight gauge), the
+//! route's lookup and one record through a bound handle (`bound.rs`): the attribute set is built
+//! and resolved by the SDK once per series, not per request, and nothing is allocated.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, LazyLock, RwLock};
 use std::time::{Duration, Instant};
 
 use http::Method;
-use opentelemetry::metrics::AsyncInstrument;
+use opentelemetry::metrics::{AsyncInstrument, Histogram};
 use opentelemetry::{Key, KeyValue, Value};
 
+use super::bound::BoundSet;
 use super::Metrics;
 
 const METHOD: Key = Key::from_static_str("http.request.method");
@@ -89,25 +91,93 @@ fn status_error(code: u16) -> &'static str {
 /// routes at run time), the route is left off, which merges those requests' series.
 const MAX_ROUTES: usize = 1024;
 
-/// Route templates as shared attribute values: looked up, not copied, per request.
-#[derive(Debug, Default)]
-pub(crate) struct Routes(RwLock<HashMap<Box<str>, Value>>);
+/// The series of one route (or of the requests no route matched): its attribute value, and the
+/// bound handles of the (method, scheme, outcome) combinations it has recorded.
+#[derive(Debug)]
+pub(crate) struct RouteSeries {
+    route: Option<Value>,
+    histogram: Histogram<f64>,
+    active: Arc<ActiveRequests>,
+    bound: BoundSet,
+}
+
+impl RouteSeries {
+    fn new(route: Option<Value>, histogram: &Histogram<f64>, active: &Arc<ActiveRequests>) -> Self {
+        RouteSeries {
+            route,
+            histogram: histogram.clone(),
+            active: active.clone(),
+            bound: BoundSet::default(),
+        }
+    }
+}
+
+/// FNV-1a: the routes map's keys are the app's own route templates (a client's path never
+/// becomes a key), so a hash that resists flooding buys nothing, and FNV is cheaper on short keys.
+#[derive(Clone, Copy, Debug)]
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// Route templates and their series: looked up, not copied, per request.
+#[derive(Debug)]
+pub(crate) struct Routes {
+    map: RwLock<HashMap<Box<str>, Arc<RouteSeries>, BuildHasherDefault<Fnv>>>,
+    unmatched: Arc<RouteSeries>,
+    histogram: Histogram<f64>,
+    active: Arc<ActiveRequests>,
+}
 
 impl Routes {
-    fn value(&self, route: &str) -> Option<Value> {
-        if let Some(v) = self.0.read().unwrap_or_else(|p| p.into_inner()).get(route) {
-            return Some(v.clone());
+    /// The routes of `http.server.request.duration`, counting requests in flight in `active`.
+    pub(crate) fn new(histogram: Histogram<f64>, active: Arc<ActiveRequests>) -> Routes {
+        Routes {
+            map: RwLock::default(),
+            unmatched: Arc::new(RouteSeries::new(None, &histogram, &active)),
+            histogram,
+            active,
         }
-        let mut map = self.0.write().unwrap_or_else(|p| p.into_inner());
+    }
+
+    /// The series of `route` (a template axum matched), or those without a route.
+    fn series(&self, route: Option<&str>) -> Arc<RouteSeries> {
+        let Some(route) = route else {
+            return self.unmatched.clone();
+        };
+        if let Some(s) = self
+            .map
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(route)
+        {
+            return s.clone();
+        }
+        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
         if map.len() >= MAX_ROUTES && !map.contains_key(route) {
-            return None;
+            return self.unmatched.clone();
         }
-        let shared: Arc<str> = Arc::from(route);
-        Some(
-            map.entry(route.into())
-                .or_insert(Value::from(shared))
-                .clone(),
-        )
+        let value = Value::from(Arc::<str>::from(route));
+        map.entry(route.into())
+            .or_insert_with(|| {
+                Arc::new(RouteSeries::new(Some(value), &self.histogram, &self.active))
+            })
+            .clone()
     }
 }
 
@@ -152,31 +222,34 @@ impl ActiveRequests {
 /// (recorded with `error.type = cancelled`).
 #[derive(Debug)]
 pub(crate) struct ServerTimer {
-    metrics: Arc<Metrics>,
+    series: Arc<RouteSeries>,
     start: Instant,
     method: usize,
     https: bool,
-    route: Option<Value>,
     done: bool,
 }
+
+/// The outcomes of a request without a status code, in the key of its series (status codes are
+/// 100–999).
+const OUTCOME_PANIC: u32 = 1000;
+const OUTCOME_CANCELLED: u32 = 1001;
 
 impl ServerTimer {
     /// The request arrived: `route` is the template axum matched, if any.
     pub(crate) fn start(
-        metrics: Arc<Metrics>,
+        metrics: &Metrics,
         method: &Method,
         https: bool,
         route: Option<&str>,
     ) -> ServerTimer {
         let method = method_index(method);
-        metrics.active.add(method, https, 1);
-        let route = route.and_then(|r| metrics.routes.value(r));
+        let series = metrics.routes.series(route);
+        series.active.add(method, https, 1);
         ServerTimer {
-            metrics,
+            series,
             start: Instant::now(),
             method,
             https,
-            route,
             done: false,
         }
     }
@@ -194,25 +267,40 @@ impl ServerTimer {
 
     fn record(&mut self, status: Option<u16>, error: Option<&'static str>) {
         self.done = true;
-        self.metrics.active.add(self.method, self.https, -1);
+        let series = &*self.series;
+        series.active.add(self.method, self.https, -1);
         let secs = self.start.elapsed().as_secs_f64();
-        let h = &self.metrics.instruments.http_server_duration;
-        let m = KeyValue::new(METHOD, method_value(self.method));
-        let s = KeyValue::new(SCHEME, scheme_value(self.https));
-        let st = status.map(|c| KeyValue::new(STATUS, i64::from(c)));
-        let e = error.map(|e| KeyValue::new(ERROR_TYPE, e));
-        let r = self.route.take().map(|r| KeyValue::new(ROUTE, r));
-        // Fixed-size arrays, one per shape, in one attribute order: no allocation, and the SDK
-        // finds the series on its first lookup (it tries the order given before sorting).
-        match (r, st, e) {
-            (Some(r), Some(st), None) => h.record(secs, &[m, s, r, st]),
-            (Some(r), Some(st), Some(e)) => h.record(secs, &[m, s, r, st, e]),
-            (Some(r), None, Some(e)) => h.record(secs, &[m, s, r, e]),
-            (None, Some(st), None) => h.record(secs, &[m, s, st]),
-            (None, Some(st), Some(e)) => h.record(secs, &[m, s, st, e]),
-            (None, None, Some(e)) => h.record(secs, &[m, s, e]),
-            (Some(r), None, None) => h.record(secs, &[m, s, r]),
-            (None, None, None) => h.record(secs, &[m, s]),
+        // The error follows from the status when there is one: the status alone tells the series.
+        let outcome = match (status, error) {
+            (Some(code), _) => Some(u32::from(code)),
+            (None, Some(PANIC)) => Some(OUTCOME_PANIC),
+            (None, Some(CANCELLED)) => Some(OUTCOME_CANCELLED),
+            (None, _) => None,
+        };
+        let attributes = || {
+            let mut attrs = Vec::with_capacity(5);
+            attrs.push(KeyValue::new(METHOD, method_value(self.method)));
+            attrs.push(KeyValue::new(SCHEME, scheme_value(self.https)));
+            if let Some(r) = &series.route {
+                attrs.push(KeyValue::new(ROUTE, r.clone()));
+            }
+            if let Some(c) = status {
+                attrs.push(KeyValue::new(STATUS, i64::from(c)));
+            }
+            if let Some(e) = error {
+                attrs.push(KeyValue::new(ERROR_TYPE, e));
+            }
+            attrs
+        };
+        let key = outcome.map(|o| o << 5 | (self.method as u32) << 1 | u32::from(self.https));
+        let bound = key.and_then(|k| {
+            series
+                .bound
+                .get_or_bind(k, || series.histogram.bind(&attributes()))
+        });
+        match bound {
+            Some(h) => h.record(secs),
+            None => series.histogram.record(secs, &attributes()),
         }
     }
 }
@@ -307,15 +395,24 @@ mod tests {
 
     #[test]
     fn routes_are_interned_and_bounded() {
-        let routes = Routes::default();
-        let a = routes.value("/users/{id}").unwrap();
-        assert_eq!(a.as_str(), "/users/{id}");
-        assert_eq!(routes.value("/users/{id}").unwrap(), a);
+        use opentelemetry::metrics::MeterProvider as _;
+        let provider = opentelemetry_sdk::metrics::SdkMeterProvider::builder().build();
+        let h = provider.meter("t").f64_histogram("h").build();
+        let routes = Routes::new(h, Arc::default());
+        let a = routes.series(Some("/users/{id}"));
+        assert_eq!(a.route.as_ref().unwrap().as_str(), "/users/{id}");
+        assert!(Arc::ptr_eq(&routes.series(Some("/users/{id}")), &a));
+        assert!(routes.series(None).route.is_none());
         for i in 0..MAX_ROUTES * 2 {
-            let _ = routes.value(&format!("/r{i}"));
+            let _ = routes.series(Some(&format!("/r{i}")));
         }
-        assert_eq!(routes.0.read().unwrap().len(), MAX_ROUTES);
-        assert!(routes.value("/one-more").is_none());
-        assert!(routes.value("/users/{id}").is_some(), "known routes stay");
+        assert_eq!(routes.map.read().unwrap().len(), MAX_ROUTES);
+        let more = routes.series(Some("/one-more"));
+        assert!(more.route.is_none(), "past the bound: no route");
+        assert!(Arc::ptr_eq(&more, &routes.unmatched));
+        assert!(
+            Arc::ptr_eq(&routes.series(Some("/users/{id}")), &a),
+            "known routes stay"
+        );
     }
 }

@@ -23,6 +23,7 @@
 //! | `hypertrace.agent.spans.exported`, `hypertrace.agent.spans.dropped` | counter | none |
 //! | `process.cpu.time` (`cpu.mode`), `process.memory.usage` | counter, up-down counter | Linux |
 
+mod bound;
 mod http;
 mod instruments;
 mod logging;
@@ -61,7 +62,6 @@ use observed::Observed;
 pub(crate) struct Metrics {
     provider: SdkMeterProvider,
     pub(crate) instruments: Instruments,
-    active: Arc<http::ActiveRequests>,
     routes: http::Routes,
     exposition: Option<Exposition>,
     _observed: Observed,
@@ -175,11 +175,11 @@ impl Metrics {
             });
             Exposition { scrape, server }
         });
+        let instruments = Instruments::new(&meter);
         Ok(Some(Metrics {
-            instruments: Instruments::new(&meter),
+            routes: http::Routes::new(instruments.http_server_duration.clone(), active),
+            instruments,
             provider,
-            active,
-            routes: http::Routes::default(),
             exposition,
             _observed: observed,
         }))
@@ -275,7 +275,8 @@ pub fn rpc_server_call(duration: Duration, attributes: &[KeyValue]) {
 }
 
 /// Records one outgoing RPC on `rpc.client.call.duration`: as [`rpc_server_call`], plus
-/// `server.address` and `server.port`.
+/// `server.address` and `server.port` when the caller knows the peer. (`hypertrace::grpc`'s client
+/// layer does not: a tonic channel adds the peer's address to the request below the layer.)
 pub fn rpc_client_call(duration: Duration, attributes: &[KeyValue]) {
     record(duration, attributes, RPC_KEYS, |i| &i.rpc_client_duration);
 }

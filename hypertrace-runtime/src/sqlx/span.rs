@@ -24,6 +24,9 @@ pub(crate) struct Meta {
     pub endpoint: Endpoint,
     status_code: fn(&dyn DatabaseError) -> Option<String>,
     attrs: Vec<KeyValue>,
+    /// The start of every operation's `db.client.operation.duration` attributes: the system and
+    /// where it runs, under the stable names whatever the spans' opt-in.
+    metric: Vec<KeyValue>,
 }
 
 impl std::fmt::Debug for Meta {
@@ -65,6 +68,15 @@ impl Meta {
                 attrs.push(KeyValue::new("server.port", i64::from(p)));
             }
         }
+        let mut metric = Vec::with_capacity(4);
+        metric.push(KeyValue::new("db.system.name", DB::SYSTEM));
+        if let Some(db) = &ep.database {
+            metric.push(KeyValue::new("db.namespace", shared(db)));
+        }
+        metric.push(KeyValue::new("server.address", shared(&ep.host)));
+        if let Some(p) = ep.port {
+            metric.push(KeyValue::new("server.port", i64::from(p)));
+        }
         Meta {
             system: DB::SYSTEM,
             dialect: DB::DIALECT,
@@ -72,6 +84,7 @@ impl Meta {
             endpoint,
             status_code: DB::status_code,
             attrs,
+            metric,
         }
     }
 }
@@ -119,7 +132,7 @@ pub(crate) struct QuerySpan {
     ended: bool,
     /// For `db.client.operation.duration`.
     started: std::time::Instant,
-    /// The metric's attributes: system, operation, table, and the error's code.
+    /// The metric's attributes: system, namespace, server, operation, table, and the error's code.
     metric: Vec<KeyValue>,
 }
 
@@ -134,7 +147,8 @@ impl QuerySpan {
         let with_metric = agent.metrics.is_some();
         let mut metric = Vec::new();
         if with_metric {
-            metric.push(KeyValue::new("db.system.name", meta.system));
+            metric.reserve(meta.metric.len() + 4);
+            metric.extend(meta.metric.iter().cloned());
         }
         let name: Cow<'static, str> = match call {
             Call::Statement(sql) => {

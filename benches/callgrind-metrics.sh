@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Instructions per request that the HTTP server metrics add, counted by callgrind: the metrics
+# bench's `GET /users/{id}` with metrics off and on, N requests and none, each after the same
+# warm-up. Per request = (Ir(side, N) - Ir(side, 0)) / N, for the thread that serves the requests
+# and for the others (the span export) apart; "added" = on - off.
+#
+#   benches/callgrind-metrics.sh            # N=2000, ~2 min
+#   N=500 benches/callgrind-metrics.sh
+set -euo pipefail
+cd "$(dirname "$0")"
+
+N="${N:-2000}"
+command -v valgrind >/dev/null 2>&1 || { echo "callgrind-metrics: valgrind not found (apt-get install valgrind)" >&2; exit 1; }
+bin=$(cargo bench --bench metrics --no-run --message-format=json 2>/dev/null \
+  | python3 -c 'import json,sys
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "metrics" and m.get("executable"):
+        print(m["executable"])')
+[ -x "$bin" ] || { echo "callgrind-metrics: the metrics bench did not build" >&2; exit 1; }
+out="$PWD/target/callgrind-metrics"
+rm -rf "$out" && mkdir -p "$out"
+
+ir() { # side n -> "main other": Ir of the thread that serves the requests, and of all others
+  HT_BENCH_REQUESTS="$1 $2" valgrind --tool=callgrind --separate-threads=yes \
+    --callgrind-out-file="$out/$1.$2.out" "$bin" > /dev/null 2> "$out/$1.$2.log" \
+    || { cat "$out/$1.$2.log" >&2; exit 1; }
+  python3 - "$out/$1.$2.out" <<'PY'
+import glob, re, sys
+main = other = 0
+for f in glob.glob(sys.argv[1] + "-*"):
+    text = open(f).read()
+    ir = int(re.search(r'^(?:summary|totals):\s+(\d+)', text, re.M).group(1))
+    if re.search(r'^thread:\s+1$', text, re.M):
+        main += ir
+    else:
+        other += ir
+print(main, other)
+PY
+}
+
+off0=$(ir off 0); offn=$(ir off "$N"); on0=$(ir on 0); onn=$(ir on "$N")
+python3 - "$N" $off0 $offn $on0 $onn <<'EOF'
+import sys
+n = int(sys.argv[1])
+off0m, off0o, offnm, offno, on0m, on0o, onnm, onno = (int(x) for x in sys.argv[2:])
+off, on = (offnm - off0m) / n, (onnm - on0m) / n
+offo, ono = (offno - off0o) / n, (onno - on0o) / n
+print(f"instructions per GET /users/{{id}} ({n} requests):")
+print(f"  serving thread: metrics off {off:.0f}, on {on:.0f}, added {on - off:.0f}")
+print(f"  other threads (span export, metric reader): off {offo:.0f}, on {ono:.0f}, added {ono - offo:.0f}")
+EOF
