@@ -13,6 +13,8 @@
 
 pub use hypertrace_macros::{handler, main};
 
+/// Spans straight to OTLP protobuf bytes, for an exporter of the application's own.
+pub use hypertrace_runtime::TraceEncoder;
 pub use hypertrace_runtime::{
     current_agent, layer, otel_layer, shutdown_signal, Agent, Config, ConfigBuilder, ConfigError,
     ExportError, ExportStats, Guard, HypertraceLayer,

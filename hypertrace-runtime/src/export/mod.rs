@@ -2,6 +2,7 @@
 //! processor, with the resource of `resource.rs` and the sampler of `sampler.rs`.
 
 pub(crate) mod batch;
+pub(crate) mod encode;
 #[cfg(any(feature = "otlp-http", feature = "zipkin"))]
 pub(crate) mod http_client;
 pub(crate) mod json;
