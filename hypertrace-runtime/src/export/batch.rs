@@ -94,6 +94,9 @@ pub struct ExportStats {
     pub retries: AtomicU64,
     /// Exports during which the exporter panicked (the worker goes on).
     pub exporter_panics: AtomicU64,
+    /// Spans a collector rejected while accepting the rest of their export (an OTLP partial
+    /// success); they are counted in `exported` too, as the export itself succeeded.
+    pub rejected_spans: AtomicU64,
 }
 
 #[derive(Default)]

@@ -9,8 +9,14 @@ pub(crate) mod json;
 pub(crate) mod logging;
 #[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
 pub(crate) mod otlp;
+#[cfg(feature = "otlp-grpc")]
+mod otlp_grpc;
 #[cfg(feature = "otlp-http")]
 mod otlp_http_client;
+#[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
+mod partial;
+#[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
+mod resend;
 pub(crate) mod resource;
 pub(crate) mod retry;
 pub(crate) mod sampler;
@@ -126,13 +132,23 @@ fn destination(config: &Config) -> String {
 }
 
 fn with_exporter_to<E: SpanExporter + 'static>(
-    mut exporter: E,
+    exporter: E,
     config: &Config,
     destination: String,
 ) -> Pipeline {
+    with_exporter_counting(exporter, config, destination, Arc::default())
+}
+
+/// As [`with_exporter_to`], with counters the exporter already holds (it counts the spans a
+/// collector rejected in a partial success).
+fn with_exporter_counting<E: SpanExporter + 'static>(
+    mut exporter: E,
+    config: &Config,
+    destination: String,
+    stats: Arc<ExportStats>,
+) -> Pipeline {
     let resource = resource::build(config);
     exporter.set_resource(&resource);
-    let stats = Arc::new(ExportStats::default());
     let settings = batch::BatchSettings::from_config(config, destination);
     let provider = SdkTracerProvider::builder()
         // Set explicitly: the SDK would otherwise read `OTEL_TRACES_SAMPLER` from the process
@@ -195,7 +211,11 @@ pub(crate) fn build(config: &Config) -> Result<Pipeline, ExportError> {
         }
         TraceReporterType::None => with_exporter_to(NoopExporter, config, "nowhere".into()),
         #[cfg(feature = "otlp-grpc")]
-        TraceReporterType::Otlp => with_exporter_to(otlp::grpc(config)?, config, to),
+        TraceReporterType::Otlp => {
+            let stats = Arc::new(ExportStats::default());
+            let exporter = otlp_grpc::build(config, stats.clone())?;
+            with_exporter_counting(exporter, config, to, stats)
+        }
         #[cfg(not(feature = "otlp-grpc"))]
         TraceReporterType::Otlp => return Err(missing("otlp-grpc", ty)),
         #[cfg(feature = "otlp-http")]

@@ -7,14 +7,12 @@
 use opentelemetry_otlp::WithExportConfig;
 #[cfg(feature = "otlp-http")]
 use opentelemetry_otlp::WithHttpConfig;
-#[cfg(feature = "otlp-grpc")]
-use opentelemetry_otlp::WithTonicConfig;
 
 use super::ExportError;
 use crate::config::Config;
 
 /// `secure: true` with an `http://` endpoint means TLS to the same host and port.
-fn endpoint(config: &Config) -> String {
+pub(super) fn endpoint(config: &Config) -> String {
     let e = config.reporting.effective_endpoint();
     match e.strip_prefix("http://") {
         Some(rest) if config.reporting.secure => format!("https://{rest}"),
@@ -44,37 +42,6 @@ pub(crate) fn grpc_metadata(config: &Config) -> Result<tonic::metadata::Metadata
         metadata.insert(key, val);
     }
     Ok(metadata)
-}
-
-#[cfg(feature = "otlp-grpc")]
-pub(super) fn grpc(config: &Config) -> Result<opentelemetry_otlp::SpanExporter, ExportError> {
-    let metadata = grpc_metadata(config)?;
-    let builder = opentelemetry_otlp::SpanExporter::builder()
-        .with_tonic()
-        .with_endpoint(endpoint(config))
-        .with_timeout(config.rustagent.export_timeout)
-        .with_retry_policy(opentelemetry_otlp::RetryPolicy::recommended())
-        .with_metadata(metadata);
-    let builder = match compression(config) {
-        Some(c) => builder.with_compression(c),
-        None => builder,
-    };
-    #[cfg(feature = "tls")]
-    let builder = {
-        use tonic::transport::{Certificate, ClientTlsConfig};
-        match super::read_cert(&config.reporting)? {
-            Some(pem) => builder
-                .with_tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem))),
-            // Public CAs (a hosted backend over gRPC): the platform's trusted roots.
-            None if endpoint(config).starts_with("https://") => {
-                builder.with_tls_config(ClientTlsConfig::new().with_native_roots())
-            }
-            None => builder,
-        }
-    };
-    builder
-        .build()
-        .map_err(|e| ExportError::new(format!("OTLP/gRPC exporter: {e}")))
 }
 
 /// `None` for no compression. (opentelemetry-otlp then also looks at the process's
