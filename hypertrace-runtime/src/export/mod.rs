@@ -12,7 +12,7 @@ pub(crate) mod otlp;
 #[cfg(feature = "otlp-grpc")]
 mod otlp_grpc;
 #[cfg(feature = "otlp-http")]
-mod otlp_http_client;
+mod otlp_http;
 #[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
 mod partial;
 #[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
@@ -89,6 +89,23 @@ pub(crate) fn checked_http_headers(
         }
     }
     Ok(headers)
+}
+
+/// The error and its sources, as one line; a source whose text the line already holds (rustls and
+/// hyper repeat their cause) is left out.
+#[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
+pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut next = err.source();
+    while let Some(e) = next {
+        let s = e.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        next = e.source();
+    }
+    out
 }
 
 /// The PEM bytes of `reporting.cert_file`, read once at start-up.
@@ -219,7 +236,11 @@ pub(crate) fn build(config: &Config) -> Result<Pipeline, ExportError> {
         #[cfg(not(feature = "otlp-grpc"))]
         TraceReporterType::Otlp => return Err(missing("otlp-grpc", ty)),
         #[cfg(feature = "otlp-http")]
-        TraceReporterType::OtlpHttp => with_exporter_to(otlp::http(config)?, config, to),
+        TraceReporterType::OtlpHttp => {
+            let stats = Arc::new(ExportStats::default());
+            let exporter = otlp_http::build(config, stats.clone())?;
+            with_exporter_counting(exporter, config, to, stats)
+        }
         #[cfg(not(feature = "otlp-http"))]
         TraceReporterType::OtlpHttp => return Err(missing("otlp-http", ty)),
         #[cfg(feature = "zipkin")]

@@ -25,7 +25,7 @@ use tonic_types::StatusExt;
 
 use super::encode::TraceEncoder;
 use super::resend::{resend, Again};
-use super::{ExportError, ExportStats};
+use super::{error_chain as chain, ExportError, ExportStats};
 use crate::config::Config;
 
 const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
@@ -141,18 +141,6 @@ pub(super) fn build(config: &Config, stats: Arc<ExportStats>) -> Result<GrpcExpo
         stats,
         shut_down: AtomicBool::new(false),
     })
-}
-
-/// The error and its sources, as one line.
-fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = err.to_string();
-    let mut next = err.source();
-    while let Some(e) = next {
-        out.push_str(": ");
-        out.push_str(&e.to_string());
-        next = e.source();
-    }
-    out
 }
 
 /// The failure as `retry::classify` reads it: the code, then the error chain only when tonic made
