@@ -30,7 +30,7 @@ use std::sync::Arc;
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanExporter};
 
 use crate::config::{Config, Reporting, TraceReporterType};
-pub use batch::ExportStats;
+pub use batch::{BatchExporter, ExportStats};
 
 /// Why the exporter could not be built; the message never holds a token or header value.
 #[derive(Debug, Clone)]
@@ -153,26 +153,42 @@ fn with_exporter_to<E: SpanExporter + 'static>(
     config: &Config,
     destination: String,
 ) -> Pipeline {
-    with_exporter_counting(exporter, config, destination, Arc::default())
+    with_borrowing_exporter_to(batch::Owned(exporter), config, destination)
 }
 
-/// As [`with_exporter_to`], with counters the exporter already holds (it counts the spans a
-/// collector rejected in a partial success).
-fn with_exporter_counting<E: SpanExporter + 'static>(
+/// The pipeline around a [`BatchExporter`] of the application's own
+/// (`Agent::with_batch_exporter`).
+pub(crate) fn with_borrowing_exporter<E: BatchExporter>(exporter: E, config: &Config) -> Pipeline {
+    with_borrowing_exporter_to(exporter, config, "the application's exporter".into())
+}
+
+fn with_borrowing_exporter_to<E: BatchExporter>(
     mut exporter: E,
+    config: &Config,
+    destination: String,
+) -> Pipeline {
+    let resource = resource::build(config);
+    exporter.set_resource(&resource);
+    with_batch_exporter(exporter, resource, config, destination, Arc::default())
+}
+
+/// The pipeline around an exporter that borrows each batch (the agent's OTLP exporters, built for
+/// `resource`), with counters it already holds (it counts the spans a collector rejected in a
+/// partial success).
+fn with_batch_exporter<E: BatchExporter>(
+    exporter: E,
+    resource: opentelemetry_sdk::Resource,
     config: &Config,
     destination: String,
     stats: Arc<ExportStats>,
 ) -> Pipeline {
-    let resource = resource::build(config);
-    exporter.set_resource(&resource);
     let settings = batch::BatchSettings::from_config(config, destination);
     let provider = SdkTracerProvider::builder()
         // Set explicitly: the SDK would otherwise read `OTEL_TRACES_SAMPLER` from the process
         // environment behind the configuration (and `ConfigBuilder::env_vars`).
         .with_sampler(sampler::build(config))
         .with_resource(resource.clone())
-        .with_span_processor(batch::BatchProcessor::new(
+        .with_span_processor(batch::BatchProcessor::borrowing(
             exporter,
             settings,
             stats.clone(),
@@ -229,17 +245,17 @@ pub(crate) fn build(config: &Config) -> Result<Pipeline, ExportError> {
         TraceReporterType::None => with_exporter_to(NoopExporter, config, "nowhere".into()),
         #[cfg(feature = "otlp-grpc")]
         TraceReporterType::Otlp => {
-            let stats = Arc::new(ExportStats::default());
-            let exporter = otlp_grpc::build(config, stats.clone())?;
-            with_exporter_counting(exporter, config, to, stats)
+            let (stats, resource) = (Arc::new(ExportStats::default()), resource::build(config));
+            let exporter = otlp_grpc::build(config, &resource, stats.clone())?;
+            with_batch_exporter(exporter, resource, config, to, stats)
         }
         #[cfg(not(feature = "otlp-grpc"))]
         TraceReporterType::Otlp => return Err(missing("otlp-grpc", ty)),
         #[cfg(feature = "otlp-http")]
         TraceReporterType::OtlpHttp => {
-            let stats = Arc::new(ExportStats::default());
-            let exporter = otlp_http::build(config, stats.clone())?;
-            with_exporter_counting(exporter, config, to, stats)
+            let (stats, resource) = (Arc::new(ExportStats::default()), resource::build(config));
+            let exporter = otlp_http::build(config, &resource, stats.clone())?;
+            with_batch_exporter(exporter, resource, config, to, stats)
         }
         #[cfg(not(feature = "otlp-http"))]
         TraceReporterType::OtlpHttp => return Err(missing("otlp-http", ty)),

@@ -15,7 +15,7 @@ use std::time::Duration;
 use bytes::{Buf, BufMut, Bytes};
 use http::uri::PathAndQuery;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
-use opentelemetry_sdk::trace::{SpanData, SpanExporter};
+use opentelemetry_sdk::trace::SpanData;
 use opentelemetry_sdk::Resource;
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::metadata::MetadataMap;
@@ -23,6 +23,7 @@ use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
+use super::batch::BatchExporter;
 use super::encode::TraceEncoder;
 use super::resend::{resend, Again};
 use super::{error_chain as chain, ExportError, ExportStats};
@@ -92,7 +93,11 @@ pub(super) struct GrpcExporter {
 
 /// Builds the exporter for `config`. Must run inside a tokio runtime: the channel's connection
 /// runs there.
-pub(super) fn build(config: &Config, stats: Arc<ExportStats>) -> Result<GrpcExporter, ExportError> {
+pub(super) fn build(
+    config: &Config,
+    resource: &Resource,
+    stats: Arc<ExportStats>,
+) -> Result<GrpcExporter, ExportError> {
     let metadata = super::otlp::grpc_metadata(config)?;
     let endpoint = super::otlp::endpoint(config);
     let timeout = config.rustagent.export_timeout;
@@ -137,7 +142,10 @@ pub(super) fn build(config: &Config, stats: Arc<ExportStats>) -> Result<GrpcExpo
         metadata,
         endpoint,
         timeout,
-        scratch: Mutex::default(),
+        scratch: Mutex::new(Scratch {
+            encoder: TraceEncoder::new(resource),
+            buf: Vec::new(),
+        }),
         stats,
         shut_down: AtomicBool::new(false),
     })
@@ -206,19 +214,17 @@ impl GrpcExporter {
     }
 }
 
-impl SpanExporter for GrpcExporter {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+impl BatchExporter for GrpcExporter {
+    async fn export(&self, batch: &[SpanData]) -> OTelSdkResult {
         if self.shut_down.load(Ordering::Relaxed) {
             return Err(OTelSdkError::AlreadyShutdown);
         }
         let body = {
             let mut s = self.scratch.lock().unwrap_or_else(|p| p.into_inner());
             let Scratch { encoder, buf } = &mut *s;
-            encoder.encode(&batch, buf);
+            encoder.encode(batch, buf);
             Bytes::from(std::mem::take(buf))
         };
-        // The spans are no longer needed: free them before waiting on the network.
-        drop(batch);
         let result = resend(self.timeout, || self.send_once(body.clone())).await;
         // Once tonic has let go of its copy, the buffer comes back for the next batch.
         if let Ok(back) = body.try_into_mut() {

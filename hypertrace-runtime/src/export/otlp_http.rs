@@ -16,9 +16,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
-use opentelemetry_sdk::trace::{SpanData, SpanExporter};
+use opentelemetry_sdk::trace::SpanData;
 use opentelemetry_sdk::Resource;
 
+use super::batch::BatchExporter;
 use super::encode::TraceEncoder;
 use super::resend::{resend, Again};
 use super::{error_chain, ExportError, ExportStats};
@@ -50,7 +51,11 @@ pub(super) struct HttpExporter {
 }
 
 /// Builds the exporter for `config`.
-pub(super) fn build(config: &Config, stats: Arc<ExportStats>) -> Result<HttpExporter, ExportError> {
+pub(super) fn build(
+    config: &Config,
+    resource: &Resource,
+    stats: Arc<ExportStats>,
+) -> Result<HttpExporter, ExportError> {
     let timeout = config.rustagent.export_timeout;
     let client = super::http_client::build(&config.reporting, timeout)?;
     let mut headers = HeaderMap::new();
@@ -80,7 +85,10 @@ pub(super) fn build(config: &Config, stats: Arc<ExportStats>) -> Result<HttpExpo
         headers,
         gzip,
         timeout,
-        scratch: Mutex::default(),
+        scratch: Mutex::new(Scratch {
+            encoder: TraceEncoder::new(resource),
+            buf: Vec::new(),
+        }),
         stats,
         shut_down: AtomicBool::new(false),
     })
@@ -158,14 +166,12 @@ impl HttpExporter {
     }
 }
 
-impl SpanExporter for HttpExporter {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+impl BatchExporter for HttpExporter {
+    async fn export(&self, batch: &[SpanData]) -> OTelSdkResult {
         if self.shut_down.load(Ordering::Relaxed) {
             return Err(OTelSdkError::AlreadyShutdown);
         }
-        let body = self.body(&batch)?;
-        // The spans are no longer needed: free them before waiting on the network.
-        drop(batch);
+        let body = self.body(batch)?;
         let result = resend(self.timeout, || {
             let r = self.send_once(body.clone());
             async move { r }
