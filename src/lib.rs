@@ -13,6 +13,10 @@
 
 pub use hypertrace_macros::{handler, main};
 
+/// An exporter that borrows each batch ([`Agent::with_batch_exporter`]).
+pub use hypertrace_runtime::BatchExporter;
+/// Spans straight to OTLP protobuf bytes, for an exporter of the application's own.
+pub use hypertrace_runtime::TraceEncoder;
 pub use hypertrace_runtime::{
     current_agent, layer, otel_layer, shutdown_signal, Agent, Config, ConfigBuilder, ConfigError,
     ExportError, ExportStats, Guard, HypertraceLayer,

@@ -530,3 +530,102 @@ fn otel_export_timeouts_bound_an_attempt() {
         }
     }
 }
+
+/// A TCP relay on a free loopback port to `to`, counting the bytes that go towards `to`: what the
+/// agent really puts on the wire, below HTTP/2 and TLS framing.
+fn counting_relay(
+    to: std::net::SocketAddr,
+) -> (std::net::SocketAddr, Arc<std::sync::atomic::AtomicU64>) {
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    use std::sync::atomic::AtomicU64;
+
+    fn pipe(mut from: TcpStream, mut to: TcpStream, count: Option<Arc<AtomicU64>>) {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if to.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                    if let Some(c) = &count {
+                        c.fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+        let _ = to.shutdown(Shutdown::Write);
+    }
+
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let up = Arc::new(AtomicU64::new(0));
+    let counter = up.clone();
+    // Ends with the test process: it only ever serves this test's agent.
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { break };
+            let Ok(server) = TcpStream::connect(to) else {
+                continue;
+            };
+            let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let count = counter.clone();
+            std::thread::spawn(move || pipe(client, server, Some(count)));
+            std::thread::spawn(move || pipe(s2, c2, None));
+        }
+    });
+    (addr, up)
+}
+
+/// `rustagent.compression: gzip` compresses what goes over the wire, for both OTLP protocols: the
+/// bytes the agent sends (counted by a relay in front of the collector) shrink, and the collector
+/// still gets every span with its body intact.
+#[test]
+fn gzip_shrinks_the_bytes_on_the_wire() {
+    let body = "compressible ".repeat(4096);
+    for (kind, protocol, path) in [
+        (CollectorKind::Grpc, "grpc", ""),
+        (CollectorKind::Http, "http/protobuf", "/v1/traces"),
+    ] {
+        let mut sent = Vec::new();
+        for gzip in [false, true] {
+            let c = Collector::start(kind);
+            let (relay, up) = counting_relay(c.addr);
+            let mut vars = vec![
+                (
+                    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                    format!("http://{relay}{path}"),
+                ),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol.to_string()),
+            ];
+            if gzip {
+                vars.push(("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "gzip".into()));
+            }
+            let agent = agent_from_env(&vars);
+            emit(&agent, 3, &body);
+            agent.tracer_provider().force_flush().unwrap();
+            let _ = agent.tracer_provider().shutdown();
+            let spans = c.got.spans();
+            assert_eq!(spans.len(), 3, "{protocol} gzip={gzip}");
+            for (_, s) in &spans {
+                assert_eq!(
+                    support::receivers::pattr_str(&s.attributes, "http.request.body").as_deref(),
+                    Some(body.as_str()),
+                    "{protocol} gzip={gzip}: the body arrived whole"
+                );
+            }
+            sent.push(up.load(Ordering::Relaxed));
+        }
+        let (plain, gz) = (sent[0], sent[1]);
+        assert!(
+            plain > 3 * body.len() as u64,
+            "{protocol}: {plain} bytes uncompressed"
+        );
+        assert!(
+            gz * 10 < plain,
+            "{protocol}: gzip sent {gz} bytes against {plain} uncompressed"
+        );
+        eprintln!("{protocol}: {plain} bytes on the wire uncompressed, {gz} with gzip");
+    }
+}

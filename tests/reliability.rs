@@ -1370,37 +1370,54 @@ async fn exporter_panics_on_the_export_thread() {
     tokio::task::block_in_place(|| drop(guard));
 }
 
-/// A collector that accepts an OTLP/HTTP export only in part says how many spans it rejected; the
-/// agent logs that count (the spans it accepted are not sent again).
+/// A collector that accepts an OTLP export (gRPC or HTTP) only in part says how many spans it
+/// rejected; the agent logs that count (the spans it accepted are not sent again).
 #[test]
 fn partial_success_is_logged_with_the_rejected_count() {
     let _one = one_at_a_time();
-    let recv = Collector::start(CollectorKind::Http);
-    *recv.got.partial.lock().unwrap() = Some((3, "3 spans too old".into()));
-    let mut server = DemoServer::start(&[
-        ("HT_REPORTING_TRACE_REPORTER_TYPE", "OTLP_HTTP".into()),
-        ("HT_REPORTING_ENDPOINT", endpoint("OTLP_HTTP", recv.addr)),
-        ("HT_RUSTAGENT_SCHEDULED_DELAY_MS", "50".into()),
-    ]);
-    get_users(&server, 1, 10);
-    let logged = wait_until(Duration::from_secs(10), || {
-        !lines_with(&server.stderr(), "accepted the export partially").is_empty()
-    });
-    let (status, _) = server.stop(Duration::from_secs(10));
-    let stderr = server.stderr();
-    assert!(status.success() && logged, "{stderr}");
-    let line = lines_with(&stderr, "accepted the export partially")[0].to_string();
-    assert!(
-        line.contains("3 spans rejected") && line.contains("3 spans too old"),
-        "{line}"
-    );
-    assert!(
-        line.contains(&recv.addr.to_string()),
-        "names the endpoint: {line}"
-    );
-    assert!(
-        lines_with(&stderr, "export of").is_empty(),
-        "not a failure: {stderr}"
-    );
-    say(&format!("partial success: {line}"));
+    for reporter in ["OTLP", "OTLP_HTTP"] {
+        let recv = Collector::start(kind_of(reporter));
+        *recv.got.partial.lock().unwrap() = Some((3, "3 spans too old".into()));
+        let mut server = DemoServer::start(&[
+            ("HT_REPORTING_TRACE_REPORTER_TYPE", reporter.into()),
+            ("HT_REPORTING_ENDPOINT", endpoint(reporter, recv.addr)),
+            ("HT_RUSTAGENT_SCHEDULED_DELAY_MS", "50".into()),
+        ]);
+        get_users(&server, 1, 10);
+        let logged = wait_until(Duration::from_secs(10), || {
+            !lines_with(&server.stderr(), "accepted the export partially").is_empty()
+        });
+        let (status, _) = server.stop(Duration::from_secs(10));
+        let stderr = server.stderr();
+        assert!(status.success() && logged, "{reporter}: {stderr}");
+        let lines = lines_with(&stderr, "accepted the export partially");
+        let line = lines[0].to_string();
+        assert!(
+            line.contains("3 spans rejected") && line.contains("3 spans too old"),
+            "{reporter}: {line}"
+        );
+        assert!(
+            line.contains(&recv.addr.to_string()),
+            "{reporter}: names the endpoint: {line}"
+        );
+        assert!(
+            lines_with(&stderr, "export of").is_empty(),
+            "{reporter}: not a failure: {stderr}"
+        );
+        // Not resent: each request's span arrived exactly once.
+        let targets: Vec<String> = recv
+            .got
+            .spans()
+            .iter()
+            .filter_map(|(_, s)| support::receivers::pattr_str(&s.attributes, "http.target"))
+            .filter(|t| t.starts_with("/users/"))
+            .collect();
+        assert_eq!(targets.len(), 10, "{reporter}: {targets:?}");
+        assert_eq!(recv.user_ids(), (1..=10).collect(), "{reporter}");
+        say(&format!(
+            "partial success ({reporter}): {line} ({} lines for {} exports)",
+            lines.len(),
+            recv.got.otlp.lock().unwrap().len()
+        ));
+    }
 }

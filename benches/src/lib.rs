@@ -211,20 +211,35 @@ pub struct EncodeStats {
     pub last_span_events: AtomicUsize,
 }
 
-/// Encodes every batch to an OTLP `ExportTraceServiceRequest` with prost, counts, and drops it.
+/// Encodes every batch to an OTLP `ExportTraceServiceRequest`, counts, and drops it: as an SDK
+/// exporter with `opentelemetry_proto::transform` and prost for the peers (what opentelemetry-otlp's
+/// exporters do); as a `hypertrace::BatchExporter` with `hypertrace::TraceEncoder` for hypertrace
+/// (what its OTLP exporters do).
 #[derive(Debug, Clone)]
 pub struct EncodingExporter {
     resource: Arc<ResourceAttributesWithSchema>,
+    /// hypertrace's own encoder and its reused buffer; `None`: transform + prost.
+    direct: Option<Arc<std::sync::Mutex<(hypertrace::TraceEncoder, Vec<u8>)>>>,
     pub stats: Arc<EncodeStats>,
 }
 
 impl EncodingExporter {
+    /// transform + prost (the peers).
     pub fn new() -> Self {
         EncodingExporter {
             resource: Arc::new(ResourceAttributesWithSchema::from(
                 &Resource::builder_empty().build(),
             )),
+            direct: None,
             stats: Arc::new(EncodeStats::default()),
+        }
+    }
+
+    /// hypertrace's encoder, as its OTLP exporters use it.
+    pub fn direct() -> Self {
+        EncodingExporter {
+            direct: Some(Arc::default()),
+            ..Self::new()
         }
     }
 }
@@ -280,6 +295,39 @@ impl SpanExporter for EncodingExporter {
     }
 }
 
+/// hypertrace's OTLP exporters borrow each batch and encode it with `TraceEncoder`; so does this.
+impl hypertrace::BatchExporter for EncodingExporter {
+    async fn export(&self, batch: &[SpanData]) -> OTelSdkResult {
+        let d = self.direct.as_ref().expect("EncodingExporter::direct");
+        let len = {
+            let mut d = d.lock().unwrap();
+            let (encoder, buf) = &mut *d;
+            encoder.encode(batch, buf);
+            std::hint::black_box(&buf).len()
+        };
+        if let Some(last) = batch.last() {
+            self.stats
+                .last_span_attributes
+                .store(last.attributes.len(), Ordering::Relaxed);
+            self.stats
+                .last_span_events
+                .store(last.events.len(), Ordering::Relaxed);
+        }
+        self.stats.bytes.fetch_add(len as u64, Ordering::Relaxed);
+        self.stats
+            .spans
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        self.stats.batches.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        if let Some(d) = &self.direct {
+            d.lock().unwrap().0.set_resource(resource);
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Telemetry set-up per variant.
 
@@ -328,9 +376,10 @@ impl Telemetry {
                 }
                 let agent = match export {
                     Export::Encode => {
-                        let exp = EncodingExporter::new();
+                        // Borrowing each batch, as the agent's own OTLP exporters do.
+                        let exp = EncodingExporter::direct();
                         t.encode = Some(exp.stats.clone());
-                        hypertrace::Agent::with_exporter(config, exp)
+                        hypertrace::Agent::with_batch_exporter(config, exp)
                     }
                     Export::Otlp(endpoint) => {
                         config.reporting.endpoint = Some(endpoint.clone());

@@ -84,6 +84,13 @@ impl Agent {
         Agent::assemble(config, pipeline, None)
     }
 
+    /// As [`Agent::with_exporter`], for an exporter that borrows each batch (no copy of it per
+    /// attempt; see [`BatchExporter`](crate::BatchExporter)).
+    pub fn with_batch_exporter<E: crate::BatchExporter>(config: Config, exporter: E) -> Agent {
+        let pipeline = export::with_borrowing_exporter(exporter, &config);
+        Agent::assemble(config, pipeline, None)
+    }
+
     /// Adds the metrics that `reporting.metric_reporter_type` and `telemetry.metrics_enabled`
     /// ask for (what [`Agent::from_config`] does), replacing any already built. Fails like
     /// `from_config` for a metric endpoint or exporter that cannot be built.

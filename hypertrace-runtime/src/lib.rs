@@ -46,7 +46,8 @@ mod subscriber;
 
 pub use agent::{current as current_agent, Agent, Guard};
 pub use config::{Config, ConfigBuilder, ConfigError};
-pub use export::{ExportError, ExportStats};
+pub use export::encode::TraceEncoder;
+pub use export::{BatchExporter, ExportError, ExportStats};
 pub use http::layer::{layer, HypertraceLayer};
 pub use init::shutdown_signal;
 pub use subscriber::otel_layer;

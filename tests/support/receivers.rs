@@ -168,7 +168,7 @@ pub struct Got {
     pub headers: Arc<Mutex<Vec<(String, String)>>>,
     /// How long each export waits before it is answered (a slow collector); zero by default.
     pub delay: Arc<Mutex<Duration>>,
-    /// A partial success to answer OTLP/HTTP exports with: (rejected spans, message).
+    /// A partial success to answer OTLP exports (gRPC and HTTP) with: (rejected spans, message).
     pub partial: Arc<Mutex<Option<(i64, String)>>>,
 }
 
@@ -217,8 +217,20 @@ impl TraceService for GotService {
         let msg = req.into_inner();
         self.0.raw.lock().unwrap().push(msg.encode_to_vec());
         self.0.otlp.lock().unwrap().push(msg);
+        let partial_success = self
+            .0
+            .partial
+            .lock()
+            .unwrap()
+            .clone()
+            .map(|(rejected, msg)| {
+                opentelemetry_proto::tonic::collector::trace::v1::ExportTracePartialSuccess {
+                    rejected_spans: rejected,
+                    error_message: msg,
+                }
+            });
         Ok(tonic::Response::new(ExportTraceServiceResponse {
-            partial_success: None,
+            partial_success,
         }))
     }
 }

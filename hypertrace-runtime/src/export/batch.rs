@@ -9,6 +9,10 @@
 //! `futures_executor::block_on`, so exporters must not need a reactor of their own (tonic's channel
 //! runs on the agent's export runtime; reqwest is the blocking client).
 //!
+//! The exporter borrows each batch ([`BatchExporter`]): the batch stays with the worker, so a retry
+//! needs no copy of it, and the agent's OTLP exporters encode straight from the borrowed spans. An
+//! SDK `SpanExporter` (LOGGING, Zipkin, the application's own) gets a copy per attempt ([`Owned`]).
+//!
 //! Retries: a batch whose export failed for a transient reason ([`retry::classify`]) is tried again
 //! after an exponential, jittered backoff (at least the server's `Retry-After`), for as long as the
 //! queue behind it has room. Once a span had to be dropped because the queue was full, the batch is
@@ -17,6 +21,7 @@
 //! timeout (`rustagent.export_timeout`); at shutdown each batch gets one last attempt.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex};
@@ -32,6 +37,46 @@ use super::size::span_bytes;
 
 /// How often at most the drop count, and a failed export, is written to stderr.
 const LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// An exporter that borrows each batch, run on the agent's export thread behind its bounded batch
+/// processor ([`Agent::with_batch_exporter`](crate::Agent::with_batch_exporter)).
+///
+/// Borrowing is what makes a retry free: the processor keeps the batch and hands it again, with no
+/// copy. The agent's own OTLP exporters are of this kind: they encode straight from the borrowed
+/// spans. An SDK `SpanExporter` takes the spans by value, so behind this processor it gets a copy
+/// per attempt.
+pub trait BatchExporter: Send + 'static {
+    /// Exports `batch`. Runs on the export thread under `futures_executor::block_on`: the future
+    /// must not need a tokio reactor of its own.
+    fn export(&self, batch: &[SpanData]) -> impl Future<Output = OTelSdkResult>;
+
+    /// Called once, when the processor shuts down.
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+        Ok(())
+    }
+
+    /// The resource the spans belong to, set once before the first export.
+    fn set_resource(&mut self, _resource: &opentelemetry_sdk::Resource) {}
+}
+
+/// An SDK [`SpanExporter`] (the application's own, LOGGING, Zipkin), given a copy of the batch per
+/// attempt.
+#[derive(Debug)]
+pub(crate) struct Owned<E>(pub E);
+
+impl<E: SpanExporter + 'static> BatchExporter for Owned<E> {
+    fn export(&self, batch: &[SpanData]) -> impl Future<Output = OTelSdkResult> {
+        self.0.export(batch.to_vec())
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.0.shutdown_with_timeout(timeout)
+    }
+
+    fn set_resource(&mut self, resource: &opentelemetry_sdk::Resource) {
+        self.0.set_resource(resource);
+    }
+}
 
 /// The batch processor's limits.
 #[derive(Clone, Debug)]
@@ -94,6 +139,9 @@ pub struct ExportStats {
     pub retries: AtomicU64,
     /// Exports during which the exporter panicked (the worker goes on).
     pub exporter_panics: AtomicU64,
+    /// Spans a collector rejected while accepting the rest of their export (an OTLP partial
+    /// success); they are counted in `exported` too, as the export itself succeeded.
+    pub rejected_spans: AtomicU64,
 }
 
 #[derive(Default)]
@@ -133,8 +181,18 @@ impl std::fmt::Debug for BatchProcessor {
 }
 
 impl BatchProcessor {
-    /// Starts the export thread for `exporter`.
+    /// Starts the export thread for an SDK `exporter`.
+    #[cfg(test)]
     pub(crate) fn new<E: SpanExporter + 'static>(
+        exporter: E,
+        settings: BatchSettings,
+        stats: Arc<ExportStats>,
+    ) -> Self {
+        Self::borrowing(Owned(exporter), settings, stats)
+    }
+
+    /// Starts the export thread for `exporter`, which borrows each batch.
+    pub(crate) fn borrowing<E: BatchExporter>(
         exporter: E,
         settings: BatchSettings,
         stats: Arc<ExportStats>,
@@ -199,7 +257,7 @@ fn wait_until<'a>(
     st
 }
 
-fn run_worker<E: SpanExporter>(shared: &Shared, exporter: E) {
+fn run_worker<E: BatchExporter>(shared: &Shared, exporter: E) {
     let settings = &shared.settings;
     let mut log = FailureLog::default();
     let mut last_drop_log: Option<Instant> = None;
@@ -270,7 +328,7 @@ enum Failure {
     Panicked(String),
 }
 
-fn attempt<E: SpanExporter>(exporter: &E, batch: Vec<SpanData>) -> Result<(), Failure> {
+fn attempt<E: BatchExporter>(exporter: &E, batch: &[SpanData]) -> Result<(), Failure> {
     match catch_unwind(AssertUnwindSafe(|| {
         futures_executor::block_on(exporter.export(batch))
     })) {
@@ -287,7 +345,7 @@ fn attempt<E: SpanExporter>(exporter: &E, batch: Vec<SpanData>) -> Result<(), Fa
 }
 
 /// Exports `batch`, retrying transient failures (see the module documentation).
-fn export_with_retries<E: SpanExporter>(
+fn export_with_retries<E: BatchExporter>(
     shared: &Shared,
     exporter: &E,
     batch: Vec<SpanData>,
@@ -298,19 +356,12 @@ fn export_with_retries<E: SpanExporter>(
     let n = batch.len() as u64;
     let dropped_at_start = stats.dropped.load(Ordering::Relaxed);
     let mut tries: u32 = 0;
-    let mut batch = Some(batch);
     loop {
         let last_chance = lock(shared).shutdown;
-        // The batch is kept for another attempt; at the last chance it is handed over whole.
-        let this = if last_chance {
-            batch.take().unwrap_or_default()
-        } else {
-            batch.clone().unwrap_or_default()
-        };
         if tries > 0 {
             stats.retries.fetch_add(1, Ordering::Relaxed);
         }
-        let err = match attempt(exporter, this) {
+        let err = match attempt(exporter, &batch) {
             Ok(()) => {
                 stats.exported.fetch_add(n, Ordering::Relaxed);
                 if tries > 0 {

@@ -2,14 +2,21 @@
 //! processor, with the resource of `resource.rs` and the sampler of `sampler.rs`.
 
 pub(crate) mod batch;
+pub(crate) mod encode;
 #[cfg(any(feature = "otlp-http", feature = "zipkin"))]
 pub(crate) mod http_client;
 pub(crate) mod json;
 pub(crate) mod logging;
 #[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
 pub(crate) mod otlp;
+#[cfg(feature = "otlp-grpc")]
+mod otlp_grpc;
 #[cfg(feature = "otlp-http")]
-mod otlp_http_client;
+mod otlp_http;
+#[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
+mod partial;
+#[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
+mod resend;
 pub(crate) mod resource;
 pub(crate) mod retry;
 pub(crate) mod sampler;
@@ -23,7 +30,7 @@ use std::sync::Arc;
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanExporter};
 
 use crate::config::{Config, Reporting, TraceReporterType};
-pub use batch::ExportStats;
+pub use batch::{BatchExporter, ExportStats};
 
 /// Why the exporter could not be built; the message never holds a token or header value.
 #[derive(Debug, Clone)]
@@ -84,6 +91,23 @@ pub(crate) fn checked_http_headers(
     Ok(headers)
 }
 
+/// The error and its sources, as one line; a source whose text the line already holds (rustls and
+/// hyper repeat their cause) is left out.
+#[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
+pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut next = err.source();
+    while let Some(e) = next {
+        let s = e.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        next = e.source();
+    }
+    out
+}
+
 /// The PEM bytes of `reporting.cert_file`, read once at start-up.
 #[cfg_attr(
     not(any(
@@ -125,20 +149,46 @@ fn destination(config: &Config) -> String {
 }
 
 fn with_exporter_to<E: SpanExporter + 'static>(
+    exporter: E,
+    config: &Config,
+    destination: String,
+) -> Pipeline {
+    with_borrowing_exporter_to(batch::Owned(exporter), config, destination)
+}
+
+/// The pipeline around a [`BatchExporter`] of the application's own
+/// (`Agent::with_batch_exporter`).
+pub(crate) fn with_borrowing_exporter<E: BatchExporter>(exporter: E, config: &Config) -> Pipeline {
+    with_borrowing_exporter_to(exporter, config, "the application's exporter".into())
+}
+
+fn with_borrowing_exporter_to<E: BatchExporter>(
     mut exporter: E,
     config: &Config,
     destination: String,
 ) -> Pipeline {
     let resource = resource::build(config);
     exporter.set_resource(&resource);
-    let stats = Arc::new(ExportStats::default());
+    with_batch_exporter(exporter, resource, config, destination, Arc::default())
+}
+
+/// The pipeline around an exporter that borrows each batch (the agent's OTLP exporters, built for
+/// `resource`), with counters it already holds (it counts the spans a collector rejected in a
+/// partial success).
+fn with_batch_exporter<E: BatchExporter>(
+    exporter: E,
+    resource: opentelemetry_sdk::Resource,
+    config: &Config,
+    destination: String,
+    stats: Arc<ExportStats>,
+) -> Pipeline {
     let settings = batch::BatchSettings::from_config(config, destination);
     let provider = SdkTracerProvider::builder()
         // Set explicitly: the SDK would otherwise read `OTEL_TRACES_SAMPLER` from the process
         // environment behind the configuration (and `ConfigBuilder::env_vars`).
         .with_sampler(sampler::build(config))
         .with_resource(resource.clone())
-        .with_span_processor(batch::BatchProcessor::new(
+        .with_span_processor(batch::BatchProcessor::borrowing(
             exporter,
             settings,
             stats.clone(),
@@ -194,11 +244,19 @@ pub(crate) fn build(config: &Config) -> Result<Pipeline, ExportError> {
         }
         TraceReporterType::None => with_exporter_to(NoopExporter, config, "nowhere".into()),
         #[cfg(feature = "otlp-grpc")]
-        TraceReporterType::Otlp => with_exporter_to(otlp::grpc(config)?, config, to),
+        TraceReporterType::Otlp => {
+            let (stats, resource) = (Arc::new(ExportStats::default()), resource::build(config));
+            let exporter = otlp_grpc::build(config, &resource, stats.clone())?;
+            with_batch_exporter(exporter, resource, config, to, stats)
+        }
         #[cfg(not(feature = "otlp-grpc"))]
         TraceReporterType::Otlp => return Err(missing("otlp-grpc", ty)),
         #[cfg(feature = "otlp-http")]
-        TraceReporterType::OtlpHttp => with_exporter_to(otlp::http(config)?, config, to),
+        TraceReporterType::OtlpHttp => {
+            let (stats, resource) = (Arc::new(ExportStats::default()), resource::build(config));
+            let exporter = otlp_http::build(config, &resource, stats.clone())?;
+            with_batch_exporter(exporter, resource, config, to, stats)
+        }
         #[cfg(not(feature = "otlp-http"))]
         TraceReporterType::OtlpHttp => return Err(missing("otlp-http", ty)),
         #[cfg(feature = "zipkin")]

@@ -1,20 +1,13 @@
-//! OTLP reporters: gRPC (tonic) and HTTP/protobuf (blocking reqwest), from `opentelemetry-otlp`.
-//!
-//! Both use opentelemetry-otlp's retry policy inside one attempt (it honours gRPC `RetryInfo` and
-//! HTTP `Retry-After` exactly, within `rustagent.export_timeout`); the batch processor retries the
-//! batch beyond that while its queue has room. `rustagent.compression` gzips the requests.
+//! What the OTLP reporters share: the endpoint and the export headers as gRPC metadata. The span
+//! exporters are `otlp_grpc.rs` and `otlp_http.rs`; the metric exporters (`metrics/otlp.rs`) use
+//! these too.
 
-use opentelemetry_otlp::WithExportConfig;
-#[cfg(feature = "otlp-http")]
-use opentelemetry_otlp::WithHttpConfig;
 #[cfg(feature = "otlp-grpc")]
-use opentelemetry_otlp::WithTonicConfig;
-
 use super::ExportError;
 use crate::config::Config;
 
 /// `secure: true` with an `http://` endpoint means TLS to the same host and port.
-fn endpoint(config: &Config) -> String {
+pub(super) fn endpoint(config: &Config) -> String {
     let e = config.reporting.effective_endpoint();
     match e.strip_prefix("http://") {
         Some(rest) if config.reporting.secure => format!("https://{rest}"),
@@ -44,72 +37,4 @@ pub(crate) fn grpc_metadata(config: &Config) -> Result<tonic::metadata::Metadata
         metadata.insert(key, val);
     }
     Ok(metadata)
-}
-
-#[cfg(feature = "otlp-grpc")]
-pub(super) fn grpc(config: &Config) -> Result<opentelemetry_otlp::SpanExporter, ExportError> {
-    let metadata = grpc_metadata(config)?;
-    let builder = opentelemetry_otlp::SpanExporter::builder()
-        .with_tonic()
-        .with_endpoint(endpoint(config))
-        .with_timeout(config.rustagent.export_timeout)
-        .with_retry_policy(opentelemetry_otlp::RetryPolicy::recommended())
-        .with_metadata(metadata);
-    let builder = match compression(config) {
-        Some(c) => builder.with_compression(c),
-        None => builder,
-    };
-    #[cfg(feature = "tls")]
-    let builder = {
-        use tonic::transport::{Certificate, ClientTlsConfig};
-        match super::read_cert(&config.reporting)? {
-            Some(pem) => builder
-                .with_tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem))),
-            // Public CAs (a hosted backend over gRPC): the platform's trusted roots.
-            None if endpoint(config).starts_with("https://") => {
-                builder.with_tls_config(ClientTlsConfig::new().with_native_roots())
-            }
-            None => builder,
-        }
-    };
-    builder
-        .build()
-        .map_err(|e| ExportError::new(format!("OTLP/gRPC exporter: {e}")))
-}
-
-/// `None` for no compression. (opentelemetry-otlp then also looks at the process's
-/// `OTEL_EXPORTER_OTLP_*COMPRESSION`, which our configuration has already read the same way.)
-fn compression(config: &Config) -> Option<opentelemetry_otlp::Compression> {
-    match config.rustagent.compression {
-        crate::config::Compression::Gzip => Some(opentelemetry_otlp::Compression::Gzip),
-        crate::config::Compression::None => None,
-    }
-}
-
-/// The OTLP/HTTP exporter, over [`super::otlp_http_client::DetailedClient`].
-#[cfg(feature = "otlp-http")]
-pub(super) fn http(
-    config: &Config,
-) -> Result<super::otlp_http_client::WithDetail<opentelemetry_otlp::SpanExporter>, ExportError> {
-    let headers = super::checked_http_headers(&config.reporting)?;
-    let client = super::http_client::build(&config.reporting, config.rustagent.export_timeout)?;
-    let endpoint = endpoint(config);
-    let client = super::otlp_http_client::DetailedClient::new(client, endpoint.clone());
-    let detail = client.detail();
-    let builder = opentelemetry_otlp::SpanExporter::builder()
-        .with_http()
-        .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-        .with_endpoint(endpoint)
-        .with_timeout(config.rustagent.export_timeout)
-        .with_retry_policy(opentelemetry_otlp::RetryPolicy::recommended())
-        .with_headers(headers.into_iter().collect())
-        .with_http_client(client);
-    let builder = match compression(config) {
-        Some(c) => builder.with_compression(c),
-        None => builder,
-    };
-    let exporter = builder
-        .build()
-        .map_err(|e| ExportError::new(format!("OTLP/HTTP exporter: {e}")))?;
-    Ok(super::otlp_http_client::WithDetail::new(exporter, detail))
 }
