@@ -70,11 +70,13 @@ struct Name {
     mask: u32,
 }
 
+/// A list of names and what it normalises to (`None`: nothing to redact).
+type Compiled = (Arc<[String]>, Option<Arc<FieldNames>>);
+
 thread_local! {
     /// The last list compiled on this thread: the configuration's list is the same `Arc` for
     /// every body, so it is normalised once per thread, not once per body.
-    static COMPILED: RefCell<Option<(Arc<[String]>, Option<Arc<FieldNames>>)>> =
-        const { RefCell::new(None) };
+    static COMPILED: RefCell<Option<Compiled>> = const { RefCell::new(None) };
 }
 
 impl FieldNames {
@@ -859,7 +861,7 @@ mod tests {
             key
         }
 
-        pub fn redact(body: &[u8], syntax: Syntax, fields: &[String]) -> Option<Vec<u8>> {
+        pub(super) fn redact(body: &[u8], syntax: Syntax, fields: &[String]) -> Option<Vec<u8>> {
             let names = names(fields);
             if names.is_empty() {
                 return None;

@@ -335,12 +335,15 @@ mod tests {
             let agent = agent(sampler);
             for (what, parent) in &parents {
                 let predicted = surely_unsampled(&agent, parent);
-                let expected = match (sampler, *what) {
-                    (AlwaysOff, _) => true,
-                    (ParentBasedAlwaysOn | ParentBasedTraceIdRatio, "unsampled parent") => true,
-                    (ParentBasedAlwaysOff, "root" | "unsampled parent") => true,
-                    _ => false,
-                };
+                let expected = matches!(
+                    (sampler, *what),
+                    (AlwaysOff, _)
+                        | (
+                            ParentBasedAlwaysOn | ParentBasedTraceIdRatio,
+                            "unsampled parent"
+                        )
+                        | (ParentBasedAlwaysOff, "root" | "unsampled parent")
+                );
                 assert_eq!(predicted, expected, "{sampler:?}, {what}");
                 for _ in 0..20 {
                     let cx = start_span(&agent, SpanKind::Server, "t".into(), parent, Vec::new());
