@@ -16,7 +16,7 @@ cd "$(dirname "$0")"
 
 N="${N:-2000}"
 WARMUP="${WARMUP:-50}"
-VARIANTS="${VARIANTS:-plain hypertrace hypertrace-disabled otel-axum tower-http}"
+VARIANTS="${VARIANTS:-plain hypertrace hypertrace-disabled otel-axum tower-http hypertrace-unsampled}"
 
 command -v valgrind >/dev/null 2>&1 || { echo "callgrind: valgrind not found (apt-get install valgrind)" >&2; exit 1; }
 cargo build --release --quiet --bin requests

@@ -14,14 +14,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
 BENCHMARKS_MD = os.path.join(HERE, "..", "BENCHMARKS.md")
 
-VARIANTS = ["plain", "hypertrace", "hypertrace-disabled", "otel-axum", "tower-http"]
-LETTER = dict(zip(VARIANTS, "abcde"))
+VARIANTS = ["plain", "hypertrace", "hypertrace-disabled", "otel-axum", "tower-http", "hypertrace-unsampled"]
+LETTER = dict(zip(VARIANTS, "abcdef"))
 LABEL = {
     "plain": "plain axum",
     "hypertrace": "#[hypertrace::handler], capture everything",
     "hypertrace-disabled": "#[hypertrace::handler], enabled: false",
     "otel-axum": "axum-tracing-opentelemetry OtelAxumLayer",
     "tower-http": "tower-http TraceLayer + tracing-opentelemetry",
+    "hypertrace-unsampled": "#[hypertrace::handler], enabled, sampler always_off",
 }
 SHORT = {
     "plain": "(a) plain axum",
@@ -29,9 +30,10 @@ SHORT = {
     "hypertrace-disabled": "(c) hypertrace, disabled",
     "otel-axum": "(d) OtelAxumLayer",
     "tower-http": "(e) tower-http TraceLayer",
+    "hypertrace-unsampled": "(f) hypertrace, unsampled",
 }
 COLOR = {"plain": "#7f7f7f", "hypertrace": "#1f77b4", "hypertrace-disabled": "#9ecae1",
-         "otel-axum": "#ff7f0e", "tower-http": "#d62728"}
+         "otel-axum": "#ff7f0e", "tower-http": "#d62728", "hypertrace-unsampled": "#c6dbef"}
 
 
 def load(name):
@@ -164,6 +166,16 @@ def tables(ov, cg, tp, tpj, mem, memj, machine):
             parts.append(f"{(r - 1) * 100:+.1f}% (loopback requests/s)")
         v = "**met**" if all(checks) else ("**missed**" if not any(checks) else f"**met by {sum(checks)} of {len(checks)} measures**")
         L.append(f"| `enabled: false` within 2% of plain | {', '.join(parts)} | {v} |")
+    if "hypertrace-unsampled" in cgv and "hypertrace-disabled" in cgv:
+        checks, parts = [], []
+        for name, src, key in (("time, glibc", ovv, "median_ns"), ("time, jemalloc", ovj, "median_ns"),
+                               ("instructions", cgv, "total"), ("loopback requests/s", tpv, "rps")):
+            if "hypertrace-unsampled" in src and "hypertrace-disabled" in src:
+                r = src["hypertrace-unsampled"][key] / src["hypertrace-disabled"][key]
+                checks.append(r >= 0.98 if key == "rps" else r <= 1.02)
+                parts.append(f"{(r - 1) * 100:+.1f}% ({name})")
+        v = "**met**" if all(checks) else ("**missed**" if not any(checks) else f"**met by {sum(checks)} of {len(checks)} measures**")
+        L.append(f"| an unsampled request within 2% of `enabled: false` | {', '.join(parts)} | {v} |")
     if mem and "hypertrace" in mem["cases"]:
         t = mem["target_growth_kib"]
         h, p = mem["cases"]["hypertrace"], mem["cases"].get("plain", {})

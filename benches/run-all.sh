@@ -70,7 +70,7 @@ bench_exe=$(cargo bench --bench overhead --no-run --message-format=json 2>/dev/n
 criterion_pass() { # $1: output dir, then an optional `env LD_PRELOAD=...`
   local home=$1; shift
   rm -rf "$home"
-  for v in plain hypertrace hypertrace-disabled otel-axum tower-http; do
+  for v in plain hypertrace hypertrace-disabled otel-axum tower-http hypertrace-unsampled; do
     CRITERION_HOME="$home" VARIANTS="$v" "$@" "$bench_exe" --bench 2>&1 \
       | { grep -vE '^\s*$|^(Warming|Collecting|Analyzing|Benchmarking|Found|  [0-9]+ \([0-9.]+%\))' >&2 || true; }
   done

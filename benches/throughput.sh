@@ -15,7 +15,15 @@
 # lands on the server's CPU), wrk and the receiver on CPU 1. The server's CPU time over each run
 # (all threads, from /proc) gives its utilisation and CPU µs per request: when the server is not
 # saturated, the client side (wrk sharing CPU 1 with the receiver) limited that run, and the CPU per
-# request is the fairer comparison. Results: benches/results/throughput.json.
+# request is the fairer comparison. Whether the client side was the limit shows in the client
+# core's own utilisation (from /proc/stat: wrk and the receiver together), reported next to the
+# server's; RECEIVER_CPU=server moves the receiver to the server's CPU instead (then it is the
+# server that shares its core), to see how much the placement matters.
+#
+#   BODY_BYTES=65536 OUT=throughput-64k.json VARIANTS="plain hypertrace" benches/throughput.sh
+#
+# sends a JSON body of that size instead of 1 KiB (the cost's growth with the body).
+# Results: benches/results/throughput.json.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -23,9 +31,12 @@ DURATION="${DURATION:-6}"
 WARMUP="${WARMUP:-2}"
 ROUNDS="${ROUNDS:-4}"
 CONNECTIONS="${CONNECTIONS:-32}"
-VARIANTS="${VARIANTS:-plain hypertrace hypertrace-disabled otel-axum tower-http}"
+VARIANTS="${VARIANTS:-plain hypertrace hypertrace-disabled otel-axum tower-http hypertrace-unsampled}"
 OUT="${OUT:-throughput.json}"
 ALLOCATOR="${ALLOCATOR:-glibc}"
+RECEIVER_CPU="${RECEIVER_CPU:-client}"
+BODY_BYTES="${BODY_BYTES:-1024}"
+export BODY_BYTES
 PORT=18080
 RECV_PORT=14317
 
@@ -44,9 +55,15 @@ rm -rf "$raw" && mkdir -p "$raw" results
 
 if [ "$(nproc)" -ge 2 ]; then
   server_cpu=(taskset -c 0); client_cpu=(taskset -c 1); pinning="server on CPU 0; wrk and receiver on CPU 1"
+  receiver_cpu=("${client_cpu[@]}")
+  if [ "$RECEIVER_CPU" = server ]; then
+    receiver_cpu=("${server_cpu[@]}"); pinning="server and receiver on CPU 0; wrk on CPU 1"
+  fi
 else
-  server_cpu=(); client_cpu=(); pinning="none (1 CPU)"
+  server_cpu=(); client_cpu=(); receiver_cpu=(); pinning="none (1 CPU)"
 fi
+# Busy and total ticks of CPU 1 (the client's core) so far, from /proc/stat.
+client_core_ticks() { awk '$1 == "cpu1" {print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8}' /proc/stat; }
 
 "$bin/requests" --wrk-lua > "$raw/echo.lua"
 
@@ -74,7 +91,7 @@ wait_listening() {
   echo "throughput: no 'listening' in $1" >&2; cat "$1" >&2; return 1
 }
 
-"${client_cpu[@]}" "$bin/receiver" "127.0.0.1:$RECV_PORT" > "$raw/receiver.log" 2>&1 &
+"${receiver_cpu[@]}" "$bin/receiver" "127.0.0.1:$RECV_PORT" > "$raw/receiver.log" 2>&1 &
 recv_pid=$!; pids+=("$recv_pid")
 wait_listening "$raw/receiver.log"
 
@@ -86,10 +103,11 @@ for round in $(seq "$ROUNDS"); do
     spid=$!; pids+=("$spid")
     wait_listening "$log"
     "${client_cpu[@]}" wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" -s "$raw/echo.lua" "http://127.0.0.1:$PORT" > /dev/null
-    cpu0=$(cpu_ticks "$spid"); rcpu0=$(cpu_ticks "$recv_pid")
+    cpu0=$(cpu_ticks "$spid"); rcpu0=$(cpu_ticks "$recv_pid"); read -r cbusy0 ctotal0 < <(client_core_ticks || echo "0 0")
     "${client_cpu[@]}" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$raw/echo.lua" "http://127.0.0.1:$PORT" > "$raw/wrk-$round-$v.txt"
     # CPU time of the server (all its threads, export included) and of the receiver over the run.
-    echo "server_cpu_ticks $(( $(cpu_ticks "$spid") - cpu0 )) receiver_cpu_ticks $(( $(cpu_ticks "$recv_pid") - rcpu0 )) ticks_per_s $(getconf CLK_TCK)" > "$raw/cpu-$round-$v.txt"
+    read -r cbusy1 ctotal1 < <(client_core_ticks || echo "0 0")
+    echo "server_cpu_ticks $(( $(cpu_ticks "$spid") - cpu0 )) receiver_cpu_ticks $(( $(cpu_ticks "$recv_pid") - rcpu0 )) ticks_per_s $(getconf CLK_TCK) client_core_busy $(( cbusy1 - cbusy0 )) client_core_total $(( ctotal1 - ctotal0 ))" > "$raw/cpu-$round-$v.txt"
     kill -TERM "$spid"; wait "$spid" || true
     rps=$(awk '/Requests\/sec/ {print $2}' "$raw/wrk-$round-$v.txt")
     echo "  round $round  $(printf '%-20s' "$v") ${rps} req/s   $(tail -n1 "$log")" >&2
@@ -98,14 +116,15 @@ done
 kill -TERM "$recv_pid"; wait "$recv_pid" || true
 tail -n1 "$raw/receiver.log" >&2
 
-python3 - "$raw" "$ROUNDS" "$DURATION" "$CONNECTIONS" "$pinning" "$VARIANTS" "$ALLOCATOR" > "results/$OUT" <<'EOF'
+python3 - "$raw" "$ROUNDS" "$DURATION" "$CONNECTIONS" "$pinning" "$VARIANTS" "$ALLOCATOR" "$BODY_BYTES" > "results/$OUT" <<'EOF'
 import json, re, sys, statistics
 raw, rounds, duration, conns, pinning, variants, allocator = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6].split(), sys.argv[7]
+body_bytes = int(sys.argv[8])
 def ms(s):
     m = re.match(r'([\d.]+)(us|ms|s)$', s)
     v, u = float(m.group(1)), m.group(2)
     return v / 1000 if u == 'us' else v if u == 'ms' else v * 1000
-out = {"allocator": allocator, "duration_s": int(duration), "rounds": rounds, "connections": int(conns), "pinning": pinning,
+out = {"allocator": allocator, "body_bytes": body_bytes, "duration_s": int(duration), "rounds": rounds, "connections": int(conns), "pinning": pinning,
        "receiver": open(f"{raw}/receiver.log").read().strip().splitlines()[-1], "variants": {}}
 for v in variants:
     runs = []
@@ -122,7 +141,8 @@ for v in variants:
         runs.append({"rps": rps, "p50_ms": ms(lat["50"]), "p99_ms": ms(lat["99"]), "errors": errors, "server": srv,
                      "server_cpu_util": server_cpu_s / int(duration),
                      "server_cpu_us_per_request": server_cpu_s * 1e6 / (rps * int(duration)),
-                     "receiver_cpu_util": cpu["receiver_cpu_ticks"] / cpu["ticks_per_s"] / int(duration)})
+                     "receiver_cpu_util": cpu["receiver_cpu_ticks"] / cpu["ticks_per_s"] / int(duration),
+                     "client_core_util": cpu["client_core_busy"] / cpu["client_core_total"] if cpu.get("client_core_total") else None})
     out["variants"][v] = {
         "rps": statistics.median(x["rps"] for x in runs),
         "p50_ms": statistics.median(x["p50_ms"] for x in runs),
@@ -131,6 +151,7 @@ for v in variants:
         "server_cpu_util": statistics.median(x["server_cpu_util"] for x in runs),
         "server_cpu_us_per_request": statistics.median(x["server_cpu_us_per_request"] for x in runs),
         "receiver_cpu_util": statistics.median(x["receiver_cpu_util"] for x in runs),
+        "client_core_util": statistics.median(x["client_core_util"] or 0 for x in runs),
         "runs": runs,
     }
 plain = out["variants"].get("plain")
@@ -142,8 +163,9 @@ EOF
 OUT="$OUT" python3 - <<'EOF'
 import json
 d = json.load(open("results/" + __import__("os").environ["OUT"]))
-print(f"{'variant':22}{'req/s':>10}{'ratio':>8}{'p50 ms':>9}{'p99 ms':>9}{'server CPU':>11}{'µs CPU/req':>11}")
+print(f"{'variant':22}{'req/s':>10}{'ratio':>8}{'p50 ms':>9}{'p99 ms':>9}{'server CPU':>11}{'µs CPU/req':>11}{'receiver':>9}{'CPU 1':>7}")
 for k, v in d["variants"].items():
     print(f"{k:22}{v['rps']:>10.0f}{v['ratio_to_plain']:>8.3f}{v['p50_ms']:>9.3f}{v['p99_ms']:>9.3f}"
-          f"{v['server_cpu_util'] * 100:>10.0f}%{v['server_cpu_us_per_request']:>11.1f}")
+          f"{v['server_cpu_util'] * 100:>10.0f}%{v['server_cpu_us_per_request']:>11.1f}"
+          f"{v['receiver_cpu_util'] * 100:>8.0f}%{v['client_core_util'] * 100:>6.0f}%")
 EOF

@@ -7,6 +7,8 @@
 //! - `hypertrace`: `#[hypertrace::handler]`, capturing everything (headers and bodies) through the
 //!   agent's own batch processor.
 //! - `hypertrace-disabled`: the same handler with `enabled: false`.
+//! - `hypertrace-unsampled`: the same handler, enabled, with the `always_off` sampler: no span is
+//!   recorded, the trace context still propagates.
 //! - `otel-axum`: `axum-tracing-opentelemetry`'s `OtelAxumLayer` (no headers or bodies).
 //! - `tower-http`: tower-http's `TraceLayer::new_for_http()` with the `tracing-opentelemetry` layer.
 //!
@@ -37,13 +39,14 @@ use serde_json::Value;
 
 pub use hypertrace;
 
-/// The five variants, in the order the reports list them.
-pub const VARIANTS: [&str; 5] = [
+/// The variants, in the order the reports list them.
+pub const VARIANTS: [&str; 6] = [
     "plain",
     "hypertrace",
     "hypertrace-disabled",
     "otel-axum",
     "tower-http",
+    "hypertrace-unsampled",
 ];
 
 /// The one-letter label of each variant in the tables.
@@ -54,39 +57,66 @@ pub fn letter(variant: &str) -> &'static str {
         "hypertrace-disabled" => "c",
         "otel-axum" => "d",
         "tower-http" => "e",
+        "hypertrace-unsampled" => "f",
         _ => "?",
     }
 }
 
+/// The request body's size when `BODY_BYTES` is not set.
 pub const BODY_LEN: usize = 1024;
 
-/// A JSON object of exactly [`BODY_LEN`] bytes.
+/// The request body's size: `BODY_BYTES` (to see how the cost grows with the body), else
+/// [`BODY_LEN`].
+pub fn body_len() -> usize {
+    std::env::var("BODY_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(BODY_LEN)
+}
+
+/// A JSON object of exactly [`body_len`] bytes (1 KiB by default).
 pub fn json_body() -> Bytes {
+    let len = body_len();
+    // Grown a batch of items at a time: re-serialising after every item is quadratic.
+    let step = (len / 40 / 64).max(1);
     let mut items = Vec::new();
     let mut s = String::new();
-    for i in 0.. {
-        items.push(
-            serde_json::json!({"sku": format!("SKU-{i:05}"), "qty": i % 7 + 1, "price": 1999 + i}),
-        );
-        let v = serde_json::json!({"order_id": "ord-7f3c2a9e", "customer": {"id": 48213, "name": "Ada Lovelace", "email": "ada@example.com"}, "items": items, "note": ""});
-        let t = serde_json::to_string(&v).unwrap();
-        if t.len() > BODY_LEN {
+    let item = |i: usize| serde_json::json!({"sku": format!("SKU-{i:05}"), "qty": i % 7 + 1, "price": 1999 + i});
+    let doc = |items: &[Value]| {
+        serde_json::to_string(&serde_json::json!({"order_id": "ord-7f3c2a9e", "customer": {"id": 48213, "name": "Ada Lovelace", "email": "ada@example.com"}, "items": items, "note": ""})).unwrap()
+    };
+    let mut i = 0;
+    loop {
+        let mut more = items.clone();
+        more.extend((i..i + step).map(item));
+        let t = doc(&more);
+        if t.len() > len {
             break;
         }
-        s = t;
+        (items, s, i) = (more, t, i + step);
     }
-    // Pad the note so that the body is exactly BODY_LEN bytes.
-    let pad = BODY_LEN - s.len();
+    // Then one item at a time, up to the size.
+    loop {
+        items.push(item(i));
+        let t = doc(&items);
+        if t.len() > len {
+            break;
+        }
+        (s, i) = (t, i + 1);
+    }
+    // Pad the note so that the body is exactly `len` bytes.
+    let pad = len - s.len();
     let s = s.replacen(
         "\"note\":\"\"",
         &format!("\"note\":\"{}\"", "x".repeat(pad)),
         1,
     );
-    assert_eq!(s.len(), BODY_LEN);
+    assert_eq!(s.len(), len);
     Bytes::from(s)
 }
 
-/// The 10 request headers every request carries (wrk sends the same set).
+/// The 10 request headers every request carries (wrk sends the same set); `content-length` is the
+/// 1 KiB body's, [`request`] sets the real one.
 pub const HEADERS: [(&str, &str); 10] = [
     ("host", "bench.local:8080"),
     ("user-agent", "hypertrace-bench/1.0"),
@@ -114,6 +144,9 @@ pub fn request(body: &Bytes) -> Request {
     let h = req.headers_mut();
     for (k, v) in HEADERS {
         h.insert(k, HeaderValue::from_static(v));
+    }
+    if body.len() != BODY_LEN {
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
     }
     req
 }
@@ -186,7 +219,7 @@ pub fn router(variant: &str) -> Router {
             .route("/echo", post(echo))
             .route("/upload", post(upload))
             .route("/download", get(download)),
-        "hypertrace" | "hypertrace-disabled" => Router::new()
+        "hypertrace" | "hypertrace-disabled" | "hypertrace-unsampled" => Router::new()
             .route("/echo", post(ht_echo))
             .route("/upload", post(ht_upload))
             .route("/download", get(ht_download)),
@@ -368,9 +401,16 @@ impl Telemetry {
         };
         match variant {
             "plain" => {}
-            "hypertrace" | "hypertrace-disabled" => {
-                let mut config = hypertrace::Config::defaults("bench");
-                config.enabled = variant == "hypertrace";
+            "hypertrace" | "hypertrace-disabled" | "hypertrace-unsampled" => {
+                // `HT_*` variables apply, so that pieces can be switched off one at a time to
+                // see what each costs (`HT_DATA_CAPTURE_HTTP_HEADERS_REQUEST=false`, ...).
+                let (mut config, _) = hypertrace::config::ConfigBuilder::new("bench")
+                    .load()
+                    .expect("HT_* configuration");
+                config.enabled = variant != "hypertrace-disabled";
+                if variant == "hypertrace-unsampled" {
+                    config.rustagent.traces_sampler = hypertrace::config::TracesSampler::AlwaysOff;
+                }
                 if let Some(q) = queue {
                     config.rustagent.max_queue_size = q;
                 }

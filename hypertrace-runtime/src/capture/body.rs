@@ -15,7 +15,7 @@ use opentelemetry::KeyValue;
 
 use super::base64::encode_no_pad;
 use super::content_type::{CaptureKind, ContentEncoding};
-use super::redact::redact;
+use super::redact::FieldNames;
 use super::zstd::ZstdDecoder;
 
 /// Brotli's output buffer: decoded bytes reach the sink in pieces of at most this size.
@@ -36,7 +36,7 @@ pub struct BodyCapture {
     /// The body stopped before its end ([`end_early`](Self::end_early)).
     cut: bool,
     /// Keys whose values are redacted when the capture is recorded (`rustagent.redact_body_fields`).
-    redact_fields: Option<Arc<[String]>>,
+    redact_fields: Option<Arc<FieldNames>>,
 }
 
 enum State {
@@ -117,10 +117,11 @@ impl BodyCapture {
     }
 
     /// Redacts the values of these keys (`rustagent.redact_body_fields`) in a JSON or form body
-    /// when it is recorded; see [`redact`](super::redact). Shares the list, copies nothing.
+    /// when it is recorded; see [`redact`](super::redact). The list is normalised once per thread
+    /// for as long as it is the same `Arc` (the configuration's), not once per body.
     pub fn redact_fields(mut self, fields: &Arc<[String]>) -> Self {
         if self.kind.redact_syntax().is_some() && !fields.is_empty() {
-            self.redact_fields = Some(fields.clone());
+            self.redact_fields = FieldNames::shared(fields);
         }
         self
     }
@@ -212,10 +213,10 @@ impl BodyCapture {
     /// here, in what is recorded, whichever way it was captured (decoded, cut, raw).
     pub fn finish(mut self, key: &str, out: &mut Vec<KeyValue>) {
         let fields = self.redact_fields.take();
-        self.finish_redacting(key, fields.as_deref().unwrap_or(&[]), out);
+        self.finish_redacting(key, fields.as_deref(), out);
     }
 
-    fn finish_redacting(mut self, key: &str, fields: &[String], out: &mut Vec<KeyValue>) {
+    fn finish_redacting(mut self, key: &str, fields: Option<&FieldNames>, out: &mut Vec<KeyValue>) {
         if let State::Decoding(dec) = &mut self.state {
             let result = dec.finish();
             self.stop(result);
@@ -234,8 +235,8 @@ impl BodyCapture {
             State::Done { .. } | State::Decoding(_) => return,
         };
         let truncated = truncated || self.cut;
-        let (bytes, truncated) = match self.kind.redact_syntax() {
-            Some(syntax) => match redact(&bytes, syntax, fields) {
+        let (bytes, truncated) = match self.kind.redact_syntax().zip(fields) {
+            Some((syntax, fields)) => match fields.redact(&bytes, syntax) {
                 // `[REDACTED]` can be longer than what it replaces: the limit still holds.
                 Some(mut redacted) if redacted.len() > self.limit => {
                     redacted.truncate(self.limit);
@@ -376,7 +377,8 @@ pub fn capture_bytes(
 ) {
     let mut capture = BodyCapture::new(limit, kind, encoding);
     capture.push(bytes);
-    capture.finish_redacting(key, redact_fields, out);
+    let fields = FieldNames::new(redact_fields);
+    capture.finish_redacting(key, fields.as_ref(), out);
 }
 
 impl Decoder {

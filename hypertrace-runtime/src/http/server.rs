@@ -21,7 +21,7 @@ use crate::capture::policy::{CaptureControl, CapturePolicy, HeaderScope, Overrid
 use crate::metrics::ServerTimer;
 use crate::propagation::HeaderExtractor;
 use crate::span::body::{expects_continue, EndSpan, RecordRequestBody, Tee};
-use crate::span::server::{ServerSpan, Shared};
+use crate::span::server::{surely_unsampled, ServerSpan, Shared};
 
 /// The body of a response that went through the layer or an annotated handler.
 pub type ResponseBody<B> = Tee<B, EndSpan>;
@@ -72,9 +72,14 @@ where
     // A clone of the extension is an `Arc` increment, not a copy of the template.
     let route = req.extensions().get::<MatchedPath>().cloned();
     let route = route.as_ref().map(MatchedPath::as_str);
-    let name = span_name(req.method(), route, ov.name);
-    let mut attrs = Vec::with_capacity(32);
-    attributes::request(&req, route, cfg.semconv.http, &mut attrs);
+    // An unsampled span records nothing: neither its name nor its attributes are built.
+    let (name, attrs) = if surely_unsampled(agent, &parent) {
+        (Cow::Borrowed(""), Vec::new())
+    } else {
+        let mut attrs = Vec::with_capacity(32);
+        attributes::request(&req, route, cfg.semconv.http, &mut attrs);
+        (span_name(req.method(), route, ov.name), attrs)
+    };
     // The caller's `tracestate` (extracted with its `traceparent`) may ask for less or more.
     let control = CaptureControl::of(cfg, parent.span().span_context().trace_state());
     let policy = CapturePolicy::resolve(CapturePolicy::http(dc), control, ov);
@@ -161,8 +166,11 @@ pub(crate) fn finish<B: http_body::Body<Data = bytes::Bytes>>(
     if let Some(t) = span.take_timer() {
         t.respond(status.as_u16());
     }
-    let mut attrs = Vec::with_capacity(16);
-    attributes::status(status.as_u16(), cfg.semconv.http, &mut attrs);
+    let mut attrs = Vec::new();
+    if span.sampled() {
+        attrs.reserve_exact(16);
+        attributes::status(status.as_u16(), cfg.semconv.http, &mut attrs);
+    }
     if policy.response_headers {
         record_headers_scoped(
             "http.response.header.",

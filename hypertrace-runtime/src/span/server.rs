@@ -104,6 +104,24 @@ impl ServerScope {
     }
 }
 
+/// Whether the configured sampler will surely drop a span started under `parent`: then its
+/// attributes are not worth building. Only what the parent's flag or the sampler's kind decide
+/// (`always_off`, a parent-based sampler under an unsampled parent, `parentbased_always_off` at a
+/// root); a ratio's verdict depends on the trace id the SDK has yet to draw, so `false` there.
+/// The samplers are the configuration's (`export::sampler`), none of which looks at attributes.
+pub(crate) fn surely_unsampled(agent: &Agent, parent: &Context) -> bool {
+    use crate::config::TracesSampler::*;
+    let parent_sampled = parent
+        .has_active_span()
+        .then(|| parent.span().span_context().is_sampled());
+    match agent.config.rustagent.traces_sampler {
+        AlwaysOff => true,
+        ParentBasedAlwaysOn | ParentBasedTraceIdRatio => parent_sampled == Some(false),
+        ParentBasedAlwaysOff => parent_sampled != Some(true),
+        AlwaysOn | TraceIdRatio => false,
+    }
+}
+
 /// Starts a span of `kind` under `parent`, with `attrs`: the one place every entry point starts
 /// its span. A SERVER span remembers the `tracing` span an app's middleware had entered around the
 /// request ([`ServerScope`]).
@@ -192,6 +210,11 @@ impl ServerSpan {
         self.shared.policy()
     }
 
+    /// Whether the span is sampled (recorded and exported): an unsampled one is given no attribute.
+    pub(crate) fn sampled(&self) -> bool {
+        self.shared.sampled
+    }
+
     /// The policy's shared cell, for the request-body tee.
     pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.shared
@@ -263,6 +286,72 @@ impl Drop for ServerSpan {
             let span = cx.span();
             span.set_status(Status::error(CANCELLED));
             span.end();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, TraceReporterType, TracesSampler};
+    use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+
+    fn agent(sampler: TracesSampler) -> Agent {
+        let mut config = Config::defaults("test");
+        config.reporting.trace_reporter_type = TraceReporterType::None;
+        config.telemetry.metrics_enabled = false;
+        config.rustagent.traces_sampler = sampler;
+        config.rustagent.traces_sampler_arg = 0.5;
+        Agent::from_config(config).unwrap()
+    }
+
+    fn remote(flags: TraceFlags) -> Context {
+        Context::new().with_remote_span_context(SpanContext::new(
+            TraceId::from(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736),
+            SpanId::from(0x00f0_67aa_0ba9_02b7),
+            flags,
+            true,
+            TraceState::default(),
+        ))
+    }
+
+    /// Attributes are skipped only for spans the SDK's sampler then really drops, and they are
+    /// skipped in every case where the sampler's kind and the parent's flag decide.
+    #[test]
+    fn only_spans_the_sampler_drops_are_surely_unsampled() {
+        use TracesSampler::*;
+        let parents = [
+            ("root", Context::new()),
+            ("sampled parent", remote(TraceFlags::SAMPLED)),
+            ("unsampled parent", remote(TraceFlags::default())),
+        ];
+        for sampler in [
+            AlwaysOn,
+            AlwaysOff,
+            TraceIdRatio,
+            ParentBasedAlwaysOn,
+            ParentBasedAlwaysOff,
+            ParentBasedTraceIdRatio,
+        ] {
+            let agent = agent(sampler);
+            for (what, parent) in &parents {
+                let predicted = surely_unsampled(&agent, parent);
+                let expected = matches!(
+                    (sampler, *what),
+                    (AlwaysOff, _)
+                        | (
+                            ParentBasedAlwaysOn | ParentBasedTraceIdRatio,
+                            "unsampled parent"
+                        )
+                        | (ParentBasedAlwaysOff, "root" | "unsampled parent")
+                );
+                assert_eq!(predicted, expected, "{sampler:?}, {what}");
+                for _ in 0..20 {
+                    let cx = start_span(&agent, SpanKind::Server, "t".into(), parent, Vec::new());
+                    let sampled = cx.span().span_context().is_sampled();
+                    assert!(!(predicted && sampled), "{sampler:?}, {what}: sampled");
+                }
+            }
         }
     }
 }
