@@ -210,6 +210,15 @@ pub(crate) const CASES: &[Case] = &[
     case("rustagent.metric_export_interval_ms", "5000", "5000", |c| {
         c.rustagent.metric_export_interval = Duration::from_millis(5000)
     }),
+    case("rustagent.filter_budget_ms", "25", "25", |c| {
+        c.rustagent.filter_budget = Duration::from_millis(25)
+    }),
+    case(
+        "rustagent.filter_failure_mode",
+        r#""Closed""#,
+        "CLOSED",
+        |c| c.rustagent.filter_failure_mode = super::FilterFailureMode::Closed,
+    ),
 ];
 
 /// The defaults with the case's change applied.

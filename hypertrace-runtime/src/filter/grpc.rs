@@ -1,0 +1,1 @@
+//! Blocking filters on gRPC server calls.
