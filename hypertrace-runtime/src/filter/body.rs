@@ -60,6 +60,21 @@ impl<E> Held<E> {
         (Cow::Owned(out), truncated)
     }
 
+    /// Copies the first bytes held into `out`; how many there were.
+    #[cfg_attr(not(feature = "grpc"), allow(dead_code))]
+    pub(crate) fn copy_start(&self, out: &mut [u8]) -> usize {
+        let mut n = 0;
+        for chunk in self.frames.iter().filter_map(Frame::data_ref) {
+            let take = chunk.len().min(out.len() - n);
+            out[n..n + take].copy_from_slice(&chunk[..take]);
+            n += take;
+            if n == out.len() {
+                break;
+            }
+        }
+        n
+    }
+
     /// Data bytes held.
     pub(crate) fn bytes(&self) -> usize {
         self.bytes
