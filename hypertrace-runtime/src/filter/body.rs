@@ -76,6 +76,7 @@ impl<E> Held<E> {
     }
 
     /// Data bytes held.
+    #[cfg_attr(not(feature = "grpc"), allow(dead_code))]
     pub(crate) fn bytes(&self) -> usize {
         self.bytes
     }
