@@ -198,6 +198,78 @@ mod tests {
         }
     }
 
+    /// Reads `wire` (split into `chunk`-byte frames) as the layer does, with this limit.
+    fn first(wire: &[u8], chunk: usize, limit: usize, encoding: Encoding) -> (Vec<u8>, bool) {
+        struct Chunks(std::collections::VecDeque<bytes::Bytes>);
+        impl http_body::Body for Chunks {
+            type Data = bytes::Bytes;
+            type Error = std::convert::Infallible;
+            fn poll_frame(
+                mut self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>>
+            {
+                std::task::Poll::Ready(self.0.pop_front().map(|b| Ok(http_body::Frame::data(b))))
+            }
+        }
+        let mut body = Chunks(
+            wire.chunks(chunk)
+                .map(bytes::Bytes::copy_from_slice)
+                .collect(),
+        );
+        let held = futures_executor::block_on(crate::filter::body::read_prefix(
+            &mut body,
+            limit + 5,
+            first_message_read::<std::convert::Infallible>,
+        ));
+        first_message(&held, limit, encoding, None)
+    }
+
+    fn framed(compressed: bool, declared: u32, message: &[u8]) -> Vec<u8> {
+        let mut v = vec![u8::from(compressed)];
+        v.extend_from_slice(&declared.to_be_bytes());
+        v.extend_from_slice(message);
+        v
+    }
+
+    #[test]
+    fn the_first_message_whatever_the_frames_and_bad_input_gives_no_panic() {
+        // Split anywhere, the prefix too; the second message is not the filter's.
+        let mut wire = framed(false, 5, b"hello");
+        wire.extend(framed(false, 3, b"bye"));
+        assert_eq!(
+            first(&wire, 2, 100, Encoding::Identity),
+            (b"hello".to_vec(), false)
+        );
+        // A frame that claims 4 GiB: what arrived, up to the limit, cut.
+        let huge = framed(false, u32::MAX, &[7; 50]);
+        assert_eq!(
+            first(&huge, 16, 20, Encoding::Identity),
+            (vec![7; 20], true)
+        );
+        // Fewer than 5 bytes, then the end.
+        assert_eq!(
+            first(&[0, 0], 1, 100, Encoding::Identity),
+            (Vec::new(), true)
+        );
+        assert_eq!(first(&[], 1, 100, Encoding::Identity), (Vec::new(), false));
+        // gzip is decoded (at most the limit of its output); garbage marked gzip is cut.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &[b'a'; 1000]).unwrap();
+        let gz = gz.finish().unwrap();
+        let wire = framed(true, gz.len() as u32, &gz);
+        assert_eq!(
+            first(&wire, 7, 100, Encoding::Gzip),
+            (vec![b'a'; 100], true)
+        );
+        assert_eq!(
+            first(&wire, 7, 5000, Encoding::Gzip),
+            (vec![b'a'; 1000], false)
+        );
+        let bad = framed(true, 4, b"\x1f\x8b\x00\x00");
+        assert!(first(&bad, 3, 100, Encoding::Gzip).1);
+    }
+
     #[test]
     fn a_block_is_a_trailers_only_response() {
         let blocked = Blocked {
