@@ -26,12 +26,23 @@ pub use hypertrace_runtime::{
 pub mod config {
     pub use hypertrace_runtime::config::{
         check_file_permissions, Compression, Config, ConfigBuilder, ConfigError, ConfigSource,
-        ConfigWarning, DataCapture, MetricReporterType, Problem, PropagationFormat, Reporting,
-        RustAgent, Semconv, SemconvOptIn, Sql, StatementCapture, Switch, Telemetry,
-        TraceReporterType, TracesSampler, DEFAULT_ALLOWED_CONTENT_TYPES,
-        DEFAULT_BODY_MAX_PROCESSING_SIZE_BYTES, DEFAULT_BODY_MAX_SIZE_BYTES,
+        ConfigWarning, DataCapture, FilterFailureMode, MetricReporterType, Problem,
+        PropagationFormat, Reporting, RustAgent, Semconv, SemconvOptIn, Sql, StatementCapture,
+        Switch, Telemetry, TraceReporterType, TracesSampler, DEFAULT_ALLOWED_CONTENT_TYPES,
+        DEFAULT_BODY_MAX_PROCESSING_SIZE_BYTES, DEFAULT_BODY_MAX_SIZE_BYTES, DEFAULT_FILTER_BUDGET,
         DEFAULT_MAX_HEADER_VALUE_BYTES, DEFAULT_MAX_QUEUE_BYTES, DEFAULT_REDACT_BODY_FIELDS,
         DEFAULT_REDACT_HEADERS,
+    };
+}
+
+pub use hypertrace_runtime::{Block, Decision, Filter, FilterRequest, Filters, Protocol};
+
+/// Blocking filters: the [`Filter`] trait and its types, and the span attributes that record
+/// what the filters decided.
+pub mod filter {
+    pub use hypertrace_runtime::filter::{
+        Block, Decision, Filter, FilterRequest, Filters, Protocol, DECISION, FAILURE,
+        FAILURE_FILTER, FAILURE_MESSAGE, FAILURE_MODE, NAME,
     };
 }
 

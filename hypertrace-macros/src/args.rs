@@ -25,6 +25,7 @@ pub(crate) mod kw {
     syn::custom_keyword!(flavor);
     syn::custom_keyword!(worker_threads);
     syn::custom_keyword!(signal_watcher);
+    syn::custom_keyword!(filters);
     // #[hypertrace::handler]
     syn::custom_keyword!(name);
     syn::custom_keyword!(request_headers);
@@ -42,6 +43,7 @@ const MAIN_KEYS: &[&str] = &[
     "flavor",
     "worker_threads",
     "signal_watcher",
+    "filters",
 ];
 const HANDLER_KEYS: &[&str] = &[
     "name",
@@ -354,6 +356,20 @@ fn positive_int(cx: &Ctxt, key: &'static str, example: &'static str, expr: &Expr
     }
 }
 
+/// The path of a function (`filters = crate::filters`).
+fn path(cx: &Ctxt, key: &'static str, example: &'static str, expr: &Expr) -> Option<syn::Path> {
+    match expr {
+        Expr::Path(p) if p.attrs.is_empty() && p.qself.is_none() => Some(p.path.clone()),
+        _ => {
+            cx.error_spanned_by(
+                expr,
+                format!("`{key}` takes the path of a function `fn() -> hypertrace::Filters`: write `{example}`"),
+            );
+            None
+        }
+    }
+}
+
 /// The tokio runtime flavors `#[hypertrace::main]` can build.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Flavor {
@@ -407,6 +423,7 @@ pub(crate) struct MainOptions {
     pub(crate) flavor: Option<Setting<Flavor>>,
     pub(crate) worker_threads: Option<Setting<usize>>,
     pub(crate) signal_watcher: Option<Setting<bool>>,
+    pub(crate) filters: Option<Setting<syn::Path>>,
 }
 
 impl Options for MainOptions {
@@ -427,6 +444,7 @@ impl Options for MainOptions {
             flavor => flavor, "flavor = \"current_thread\"", flavor;
             worker_threads => worker_threads, "worker_threads = 4", positive_int;
             signal_watcher => signal_watcher, "signal_watcher = false", boolean;
+            filters => filters, "filters = crate::filters", path;
         )
     }
 }

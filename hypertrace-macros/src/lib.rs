@@ -43,6 +43,7 @@ use proc_macro::TokenStream;
 /// | `flavor` | `"multi_thread"` or `"current_thread"`: the tokio runtime | `"multi_thread"` |
 /// | `worker_threads` | integer ≥ 1, with `multi_thread` only | the number of CPUs |
 /// | `signal_watcher` | bool: on SIGINT/SIGTERM that the app doesn't handle, export the finished spans, then die of the signal as without the agent | `true`, or `false` when `main`'s body handles signals (`with_graceful_shutdown`, `tokio::signal`, ...) |
+/// | `filters` | path of a `fn() -> hypertrace::Filters`: blocking filters for every request (HTTP layer, annotated handlers, gRPC server layer) | none |
 ///
 /// A `tracing_subscriber::fmt::init()` (or any global subscriber installation) in the body is an
 /// error unless `tracing_subscriber = false` is given: it would fail at start.

@@ -214,6 +214,9 @@ fn expand_main(func: &FnItem, options: &MainOptions) -> TokenStream {
     let config_file = option_tokens(value(options.config.as_ref()));
     let tracing_subscriber = value(options.tracing_subscriber.as_ref()).unwrap_or(true);
     // The app that handles SIGINT/SIGTERM in `main` itself keeps them to itself.
+    let filters = option_tokens(
+        value(options.filters.as_ref()).map(|p| quote!(#p as fn() -> ::hypertrace::Filters)),
+    );
     let signal_watcher = value(options.signal_watcher.as_ref())
         .unwrap_or_else(|| !body_scan::handles_signals(&func.body.stmts));
 
@@ -233,6 +236,7 @@ fn expand_main(func: &FnItem, options: &MainOptions) -> TokenStream {
                     flavor: ::hypertrace::__private::Flavor::#flavor,
                     worker_threads: #worker_threads,
                     signal_watcher: #signal_watcher,
+                    filters: #filters,
                 },
                 #ident(),
             )

@@ -11,6 +11,7 @@ use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider, SpanExporter};
 
 use crate::config::Config;
 use crate::export::{self, ExportError, ExportStats, Pipeline};
+use crate::filter::{Filter, Filters};
 use crate::metrics::Metrics;
 
 /// A configured agent, not yet installed. Build one with [`Agent::from_config`] (the exporter the
@@ -25,6 +26,8 @@ pub struct Agent {
     resource: opentelemetry_sdk::Resource,
     /// `None`: metrics off (by the config, or an agent built with [`Agent::with_exporter`]).
     pub(crate) metrics: Option<Arc<Metrics>>,
+    /// Blocking filters for every request, run before a layer's own.
+    pub(crate) filters: Filters,
     /// The runtime that drives the gRPC exporter's connection, independent of the app's runtime
     /// (which may be single-threaded, or already unwinding when we flush).
     export_runtime: Option<tokio::runtime::Runtime>,
@@ -127,8 +130,23 @@ impl Agent {
             stats: pipeline.stats,
             resource: pipeline.resource,
             metrics: None,
+            filters: Filters::new(),
             export_runtime,
         }
+    }
+
+    /// Adds a blocking filter for every request: the layer's and the gRPC server layer's, and
+    /// those of annotated handlers without a layer. They run in the order added, before a layer's
+    /// own filters. See [`Filter`].
+    pub fn filter(mut self, filter: impl Filter) -> Agent {
+        self.filters.push(Arc::new(filter));
+        self
+    }
+
+    /// Adds these filters, in order, as [`Agent::filter`] does.
+    pub fn filters(mut self, filters: &Filters) -> Agent {
+        self.filters.extend(filters);
+        self
     }
 
     /// The configuration in force.

@@ -27,6 +27,8 @@ pub struct MainOptions {
     /// Whether to watch SIGINT/SIGTERM for an app that does not handle them (see `signal_watcher`):
     /// `signal_watcher = ...` when given, else `false` when `main`'s body handles signals itself.
     pub signal_watcher: bool,
+    /// `filters = path`: the agent's blocking filters, built once at start.
+    pub filters: Option<fn() -> crate::filter::Filters>,
 }
 
 /// The tokio runtime flavor `#[hypertrace::main]` builds.
@@ -63,7 +65,11 @@ fn try_init(opts: &MainOptions) -> Result<Guard, String> {
         eprintln!("hypertrace: warning: {w}");
     }
     let startup_span = config.enabled && config.telemetry.startup_span_enabled;
-    let agent = Agent::from_config(config).map_err(|e| format!("invalid configuration: {e}"))?;
+    let mut agent =
+        Agent::from_config(config).map_err(|e| format!("invalid configuration: {e}"))?;
+    if let Some(filters) = opts.filters {
+        agent = agent.filters(&filters());
+    }
     let guard = agent.install();
     if opts.tracing_subscriber {
         if crate::subscriber::install() {

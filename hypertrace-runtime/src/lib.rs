@@ -19,6 +19,8 @@
 //! - `init.rs`: what `#[hypertrace::main]` runs at start and at exit.
 //! - `main_lifecycle.rs`: the generated `main` in one call: runtime, agent, body, flush, in order.
 //! - `signal_watcher.rs`: SIGINT/SIGTERM for apps that don't handle them: flush, then die of it.
+//! - `filter/`: blocking filters: the trait, running them (first block wins, failures contained),
+//!   the body prefix they read, and their HTTP and gRPC glue.
 //! - `metrics/`: request-duration histograms and the agent's own and the process's metrics,
 //!   exported by `reporting.metric_reporter_type` (OTLP, Prometheus, logging).
 #![warn(missing_docs, unreachable_pub)]
@@ -30,6 +32,7 @@ pub mod capture;
 pub mod client;
 pub mod config;
 mod export;
+pub mod filter;
 #[cfg(feature = "grpc")]
 pub mod grpc;
 pub mod http;
@@ -48,6 +51,7 @@ pub use agent::{current as current_agent, Agent, Guard};
 pub use config::{Config, ConfigBuilder, ConfigError};
 pub use export::encode::TraceEncoder;
 pub use export::{BatchExporter, ExportError, ExportStats};
+pub use filter::{Block, Decision, Filter, FilterRequest, Filters, Protocol};
 pub use http::layer::{layer, HypertraceLayer};
 pub use init::shutdown_signal;
 pub use subscriber::otel_layer;

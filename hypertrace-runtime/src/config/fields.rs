@@ -16,8 +16,8 @@
 
 use super::error::REDACTED;
 use super::{
-    Compression, Config, ConfigError, ConfigSource, MetricReporterType, PropagationFormat,
-    StatementCapture, TraceReporterType, TracesSampler,
+    Compression, Config, ConfigError, ConfigSource, FilterFailureMode, MetricReporterType,
+    PropagationFormat, StatementCapture, TraceReporterType, TracesSampler,
 };
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -33,6 +33,7 @@ pub(crate) enum EnumValue {
     Sampler(TracesSampler),
     Compression(Compression),
     SqlStatement(StatementCapture),
+    FilterFailure(FilterFailureMode),
 }
 
 impl EnumValue {
@@ -135,6 +136,15 @@ pub(crate) const SQL_STATEMENT: EnumSpec = EnumSpec {
     },
 };
 
+pub(crate) const FILTER_FAILURE_MODE: EnumSpec = EnumSpec {
+    accepted: "open, closed",
+    parse: |s| match s.to_ascii_lowercase().as_str() {
+        "open" => Some(EnumValue::FilterFailure(FilterFailureMode::Open)),
+        "closed" => Some(EnumValue::FilterFailure(FilterFailureMode::Closed)),
+        _ => None,
+    },
+};
+
 /// How a raw value is parsed.
 #[derive(Clone, Copy)]
 pub(crate) enum Kind {
@@ -225,6 +235,7 @@ pub(crate) enum Setter {
     Sampler(fn(&mut Config, TracesSampler)),
     Compression(fn(&mut Config, Compression)),
     SqlStatement(fn(&mut Config, StatementCapture)),
+    FilterFailure(fn(&mut Config, FilterFailureMode)),
     /// A number from 0 to 1.
     Ratio(fn(&mut Config, f64)),
 }
@@ -246,6 +257,7 @@ impl Setter {
             Setter::Sampler(_) => Kind::Enum(TRACES_SAMPLER),
             Setter::Compression(_) => Kind::Enum(COMPRESSION),
             Setter::SqlStatement(_) => Kind::Enum(SQL_STATEMENT),
+            Setter::FilterFailure(_) => Kind::Enum(FILTER_FAILURE_MODE),
             Setter::Ratio(_) => Kind::Ratio,
         }
     }
@@ -270,6 +282,7 @@ impl Setter {
             (Setter::Sampler(set), V::Enum(EnumValue::Sampler(t))) => set(cfg, t),
             (Setter::Compression(set), V::Enum(EnumValue::Compression(t))) => set(cfg, t),
             (Setter::SqlStatement(set), V::Enum(EnumValue::SqlStatement(t))) => set(cfg, t),
+            (Setter::FilterFailure(set), V::Enum(EnumValue::FilterFailure(t))) => set(cfg, t),
             (Setter::Ratio(set), V::Ratio(r)) => set(cfg, r),
             // `kind` pairs each setter with the parser of its type; the unit test
             // `every_setter_takes_what_its_parser_produces` checks every field.
@@ -409,6 +422,8 @@ pub(crate) static FIELDS: &[Field] = &[
     field!("rustagent.sql.statement", SqlStatement, |c, t| c.rustagent.sql.statement = t),
     field!("rustagent.metric_export_interval_ms", DurationMs, |c, d| c.rustagent.metric_export_interval = d),
     field!("rustagent.tracestate_capture_control", Bool, |c, b| c.rustagent.tracestate_capture_control = b),
+    field!("rustagent.filter_budget_ms", DurationMs, |c, d| c.rustagent.filter_budget = d),
+    field!("rustagent.filter_failure_mode", FilterFailure, |c, m| c.rustagent.filter_failure_mode = m),
 ];
 
 /// Sections of other agents (and removed parts of the schema) that are accepted and ignored.

@@ -185,6 +185,7 @@ fn validate_code_values(cfg: &Config) -> Result<(), ConfigError> {
             "rustagent.metric_export_interval_ms",
             ra.metric_export_interval.as_millis(),
         ),
+        ("rustagent.filter_budget_ms", ra.filter_budget.as_millis()),
     ];
     match positive.iter().find(|(_, v)| *v == 0) {
         Some((key, _)) => Err(ConfigError::value(

@@ -235,6 +235,22 @@ pub struct RustAgent {
     /// everything the code allows, for that request and the calls it makes). `false`: capture as
     /// configured whatever callers send, for a service facing callers it does not trust.
     pub tracestate_capture_control: bool,
+    /// How long one blocking filter may take; one that takes longer counts as failed
+    /// (`filter_failure_mode` decides what then happens).
+    pub filter_budget: Duration,
+    /// What a filter that panicked or overran its budget means for the request.
+    pub filter_failure_mode: FilterFailureMode,
+}
+
+/// `rustagent.filter_failure_mode`: what a blocking filter that failed (panicked, or took longer
+/// than `rustagent.filter_budget_ms`) means for the request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum FilterFailureMode {
+    /// The failed filter is skipped: the request goes on to the next filter and the handler.
+    #[default]
+    Open,
+    /// The request is blocked with 403, as if the failed filter had blocked it.
+    Closed,
 }
 
 /// The `rustagent.sql` section: what the SQL spans record.
@@ -292,6 +308,8 @@ pub const DEFAULT_BODY_MAX_SIZE_BYTES: usize = 131_072;
 pub const DEFAULT_BODY_MAX_PROCESSING_SIZE_BYTES: usize = 1_048_576;
 /// `rustagent.max_queue_bytes`: 32 MiB.
 pub const DEFAULT_MAX_QUEUE_BYTES: usize = 32 * 1024 * 1024;
+/// `rustagent.filter_budget_ms`: 100 ms.
+pub const DEFAULT_FILTER_BUDGET: Duration = Duration::from_millis(100);
 /// `rustagent.max_header_value_bytes`: 8 KiB.
 pub const DEFAULT_MAX_HEADER_VALUE_BYTES: usize = 8192;
 /// Default of `data_capture.allowed_content_types`.
@@ -382,6 +400,8 @@ impl Config {
                 },
                 metric_export_interval: Duration::from_secs(60),
                 tracestate_capture_control: true,
+                filter_budget: DEFAULT_FILTER_BUDGET,
+                filter_failure_mode: FilterFailureMode::Open,
             },
             semconv: SemconvOptIn::default(),
         }

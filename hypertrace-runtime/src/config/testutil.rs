@@ -216,6 +216,15 @@ pub(crate) const CASES: &[Case] = &[
         "False",
         |c| c.rustagent.tracestate_capture_control = false,
     ),
+    case("rustagent.filter_budget_ms", "25", "25", |c| {
+        c.rustagent.filter_budget = Duration::from_millis(25)
+    }),
+    case(
+        "rustagent.filter_failure_mode",
+        r#""Closed""#,
+        "CLOSED",
+        |c| c.rustagent.filter_failure_mode = super::FilterFailureMode::Closed,
+    ),
 ];
 
 /// The defaults with the case's change applied.

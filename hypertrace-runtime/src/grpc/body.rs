@@ -21,6 +21,7 @@ use super::status::{
     client_error, code_name, server_error, GrpcStatus, CANCELLED, DEADLINE_EXCEEDED, UNKNOWN,
 };
 use crate::agent::Agent;
+use crate::filter::body::{poll_replay, replay_ended, replay_size_hint, Held};
 
 /// What the two bodies of one call share: the span, and the request's capture (a request stream
 /// may still be open when the response ends, and then what it sent so far is recorded).
@@ -112,14 +113,16 @@ impl Call {
 
 pin_project_lite::pin_project! {
     /// The request body, as the inner service (server) or the connection (client) reads it.
-    pub struct RequestBody<B> {
+    pub struct RequestBody<B: Body> {
         #[pin]
         inner: B,
+        // The frames a blocking filter read ahead, yielded first.
+        held: Option<Box<Held<B::Error>>>,
         // `None`: not instrumented, or already recorded.
         call: Option<Arc<Call>>,
     }
 
-    impl<B> PinnedDrop for RequestBody<B> {
+    impl<B: Body> PinnedDrop for RequestBody<B> {
         fn drop(this: Pin<&mut Self>) {
             if let Some(call) = this.project().call.take() {
                 call.finish_request();
@@ -128,9 +131,22 @@ pin_project_lite::pin_project! {
     }
 }
 
-impl<B> RequestBody<B> {
+impl<B: Body> RequestBody<B> {
     pub(crate) fn new(inner: B, call: Option<Arc<Call>>) -> Self {
-        RequestBody { inner, call }
+        RequestBody {
+            inner,
+            held: None,
+            call,
+        }
+    }
+
+    /// A body whose first frames were read ahead (by the filters): those, then the rest.
+    pub(crate) fn replaying(inner: B, held: Held<B::Error>, call: Option<Arc<Call>>) -> Self {
+        RequestBody {
+            inner,
+            held: Some(Box::new(held)),
+            call,
+        }
     }
 }
 
@@ -144,14 +160,20 @@ impl<B: Body<Data = Bytes>> Body for RequestBody<B> {
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         let this = self.project();
         let mut inner = this.inner;
-        let res = inner.as_mut().poll_frame(cx);
+        let res = match this.held.as_deref_mut() {
+            Some(held) => poll_replay(held, inner.as_mut(), cx),
+            None => inner.as_mut().poll_frame(cx),
+        };
         if let Some(call) = this.call.as_ref() {
             let done = match &res {
                 Poll::Ready(Some(Ok(frame))) => {
                     if let Some(data) = frame.data_ref() {
                         call.push_request(data);
                     }
-                    inner.is_end_stream()
+                    match this.held.as_deref() {
+                        Some(held) => replay_ended(held, &*inner),
+                        None => inner.is_end_stream(),
+                    }
                 }
                 Poll::Ready(_) => true,
                 Poll::Pending => false,
@@ -166,11 +188,17 @@ impl<B: Body<Data = Bytes>> Body for RequestBody<B> {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        match self.held.as_deref() {
+            Some(held) => replay_ended(held, &self.inner),
+            None => self.inner.is_end_stream(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match self.held.as_deref() {
+            Some(held) => replay_size_hint(held, &self.inner),
+            None => self.inner.size_hint(),
+        }
     }
 }
 

@@ -53,7 +53,8 @@ impl<S, ResB> Service<Request<TonicBody>> for ClientService<S>
 where
     S: Service<Request<TonicBody>, Response = Response<ResB>>,
     S::Error: Display,
-    ResB: Body<Data = Bytes>,
+    // Shared with the server's future, which answers a blocked call with an empty body.
+    ResB: Body<Data = Bytes> + Default,
     ResB::Error: Display,
 {
     type Response = Response<ResponseBody<ResB>>;

@@ -17,6 +17,7 @@ use super::message::{Encoding, MessageCapture};
 use super::metadata;
 use super::span::Side;
 use super::status::GrpcStatus;
+use crate::filter::run::Blocked;
 
 /// What the response head needs once it arrives.
 pub(crate) struct Pending {
@@ -25,11 +26,26 @@ pub(crate) struct Pending {
     pub response_body: Option<Option<(MessageDescriptor, bool)>>,
 }
 
+/// The body phase of a server call's filters (the first message read ahead, the filters that
+/// want it), then the inner service's future or the block: boxed, as only calls that a body
+/// filter sees take this way.
+pub(crate) type Filtering<F> = Pin<Box<dyn Future<Output = Result<F, Blocked>> + Send>>;
+
+pin_project_lite::pin_project! {
+    /// Where the call is: filtered (server side), then served by the inner future.
+    #[project = StageProj]
+    enum Stage<F> {
+        Running { #[pin] inner: F },
+        Filtering { filtering: Filtering<F> },
+        Blocked { blocked: Option<Blocked> },
+    }
+}
+
 pin_project_lite::pin_project! {
     /// The future of an instrumented call (a named type: no boxing per call).
     pub struct ResponseFuture<F> {
         #[pin]
-        inner: F,
+        stage: Stage<F>,
         // Current while the inner future is polled: the span, or (agent disabled) the parent.
         cx: Option<Context>,
         // `None`: not instrumented, or resolved.
@@ -48,24 +64,69 @@ pin_project_lite::pin_project! {
 
 impl<F> ResponseFuture<F> {
     pub(crate) fn new(inner: F, cx: Option<Context>, pending: Option<Pending>) -> Self {
-        ResponseFuture { inner, cx, pending }
+        ResponseFuture {
+            stage: Stage::Running { inner },
+            cx,
+            pending,
+        }
+    }
+
+    /// The filters' body phase first.
+    pub(crate) fn filtering(filtering: Filtering<F>, cx: Context, pending: Pending) -> Self {
+        ResponseFuture {
+            stage: Stage::Filtering { filtering },
+            cx: Some(cx),
+            pending: Some(pending),
+        }
+    }
+
+    /// A call a filter blocked: answered with a trailers-only response.
+    pub(crate) fn blocked(blocked: Blocked, cx: Context, pending: Pending) -> Self {
+        ResponseFuture {
+            stage: Stage::Blocked {
+                blocked: Some(blocked),
+            },
+            cx: Some(cx),
+            pending: Some(pending),
+        }
     }
 }
 
 impl<F, B, E> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
+    B: Default,
     E: Display,
 {
     type Output = Result<Response<ResponseBody<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, task: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        let this = self.project();
+        let mut this = self.project();
         let res = {
             let _guard = this.cx.as_ref().map(|cx| cx.clone().attach());
-            match this.inner.poll(task) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(res) => res,
+            loop {
+                match this.stage.as_mut().project() {
+                    StageProj::Running { inner } => match inner.poll(task) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(res) => break res,
+                    },
+                    StageProj::Filtering { filtering } => {
+                        let next = match filtering.as_mut().poll(task) {
+                            Poll::Pending => return Poll::Pending,
+                            Poll::Ready(Ok(inner)) => Stage::Running { inner },
+                            Poll::Ready(Err(blocked)) => Stage::Blocked {
+                                blocked: Some(blocked),
+                            },
+                        };
+                        this.stage.set(next);
+                    }
+                    StageProj::Blocked { blocked } => {
+                        let blocked = blocked
+                            .take()
+                            .expect("ResponseFuture polled after completion");
+                        break Ok(crate::filter::grpc::response(blocked));
+                    }
+                }
             }
         };
         let Some(pending) = this.pending.take() else {

@@ -23,7 +23,7 @@ mod client;
 mod descriptors;
 mod frame;
 mod future;
-mod message;
+pub(crate) mod message;
 mod metadata;
 mod options;
 mod propagate;

@@ -16,7 +16,25 @@ use super::future::ResponseFuture;
 use super::server;
 use crate::agent;
 use crate::capture::policy::Overrides;
-use crate::span::server::InFlight;
+use crate::filter::run::{Blocked, Chain, Evaluation};
+use crate::filter::{self, Filters};
+use crate::span::server::{InFlight, ServerSpan};
+
+/// A request the agent's filters blocked, answered (and its span finished) by the same response
+/// future as the layer's.
+async fn blocked_response(
+    blocked: Blocked,
+    agent: std::sync::Arc<crate::agent::Agent>,
+    span: ServerSpan,
+) -> Response {
+    let fut = ResponseFuture::<std::future::Ready<Result<Response, Infallible>>>::blocked(
+        blocked, agent, span,
+    );
+    match fut.await {
+        Ok(resp) => resp.map(Body::new),
+        Err(never) => match never {},
+    }
+}
 
 /// Per-handler options from `#[hypertrace::handler(...)]`; `None` means "as the config says".
 pub type HandlerOptions = Overrides;
@@ -64,6 +82,19 @@ where
         return inner(req).with_context(parent).await;
     }
     let (span, req) = server::start(&agent, opts, req);
+    // The agent's filters, with the same code as the layer's; the layer in front already ran them.
+    let req = match Chain::new(&agent.filters, &Filters::new()) {
+        None => req,
+        Some(chain) => {
+            let cx = span.context().clone();
+            let ev = Evaluation::new(chain, &agent.config);
+            let limit = agent.config.data_capture.body_max_processing_size_bytes;
+            match filter::http::check(ev, req, limit, &cx).await {
+                Ok(req) => req,
+                Err(blocked) => return blocked_response(blocked, agent, span).await,
+            }
+        }
+    };
     let fut = async move { Ok::<_, Infallible>(inner(req).await) };
     match ResponseFuture::with_span(fut, agent, span).await {
         Ok(resp) => resp.map(Body::new),

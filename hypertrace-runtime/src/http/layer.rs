@@ -24,6 +24,8 @@ use super::future::ResponseFuture;
 use super::server;
 use crate::agent;
 use crate::capture::policy::Overrides;
+use crate::filter::run::{Chain, Evaluation, Step};
+use crate::filter::{self, Filter, Filters};
 
 /// The layer returned by [`layer`].
 #[derive(Clone, Debug, Default)]
@@ -31,6 +33,8 @@ pub struct HypertraceLayer {
     overrides: Overrides,
     /// Route templates (or paths, for unmatched requests) that get no span.
     excluded: Arc<Vec<String>>,
+    /// Blocking filters of this layer, run after the agent's.
+    filters: Filters,
 }
 
 /// A layer that captures every request of the router it is applied to.
@@ -45,6 +49,13 @@ impl HypertraceLayer {
         self
     }
     crate::capture::policy::override_setters!();
+
+    /// Adds a blocking filter for the requests of this layer (after the agent's filters and the
+    /// ones added before). See [`Filter`].
+    pub fn filter(mut self, filter: impl Filter) -> Self {
+        self.filters.push(Arc::new(filter));
+        self
+    }
 }
 
 impl<S> Layer<S> for HypertraceLayer {
@@ -80,8 +91,9 @@ impl<S> HypertraceService<S> {
 
 impl<S, B, ResBody> Service<Request<B>> for HypertraceService<S>
 where
-    S: Service<Request<Body>, Response = Response<ResBody>>,
-    ResBody: http_body::Body<Data = bytes::Bytes>,
+    S: Service<Request<Body>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    ResBody: http_body::Body<Data = bytes::Bytes> + From<bytes::Bytes>,
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<axum::BoxError>,
 {
@@ -109,10 +121,54 @@ where
         }
         let (span, mut req) = server::start(&agent, &self.layer.overrides, req);
         req.extensions_mut().insert(span.in_flight());
+        if let Some(chain) = Chain::new(&agent.filters, &self.layer.filters) {
+            return self.call_filtered(chain, agent, span, req);
+        }
         let inner = {
             let _attached = span.context().clone().attach();
             self.inner.call(req)
         };
         ResponseFuture::with_span(inner, agent, span)
+    }
+}
+
+impl<S> HypertraceService<S> {
+    /// A request with filters: the header phase here; then the inner service, the block, or the
+    /// body phase, which calls the inner service (the one that was made ready; a clone stays
+    /// here) once the filters let the request through.
+    fn call_filtered<ResBody>(
+        &mut self,
+        chain: Chain,
+        agent: Arc<agent::Agent>,
+        span: crate::span::server::ServerSpan,
+        req: Request<Body>,
+    ) -> ResponseFuture<S::Future>
+    where
+        S: Service<Request<Body>, Response = Response<ResBody>> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+    {
+        let cx = span.context().clone();
+        let mut ev = Evaluation::new(chain, &agent.config);
+        match filter::http::header_phase(&mut ev, &req, &cx) {
+            Step::Done => {
+                let inner = {
+                    let _attached = cx.attach();
+                    self.inner.call(req)
+                };
+                ResponseFuture::with_span(inner, agent, span)
+            }
+            Step::Blocked(blocked) => ResponseFuture::blocked(blocked, agent, span),
+            Step::NeedsBody => {
+                let clone = self.inner.clone();
+                let mut ready = std::mem::replace(&mut self.inner, clone);
+                let limit = agent.config.data_capture.body_max_processing_size_bytes;
+                let filtering = Box::pin(async move {
+                    let req = filter::http::body_phase(ev, req, limit, cx).await?;
+                    // Polled by the response future, inside the span's context.
+                    Ok(ready.call(req))
+                });
+                ResponseFuture::filtering(filtering, agent, span)
+            }
+        }
     }
 }
