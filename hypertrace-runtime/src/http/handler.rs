@@ -13,7 +13,7 @@ use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::TraceContextExt as _;
 
 use super::future::ResponseFuture;
-use super::server;
+use super::server::{self, Serve};
 use crate::agent;
 use crate::capture::policy::Overrides;
 use crate::filter::run::{Blocked, Chain, Evaluation};
@@ -76,12 +76,12 @@ where
     let Some(agent) = agent::current() else {
         return inner(req).await;
     };
-    if !agent.config.enabled {
-        // No span, but the caller's trace context still reaches outgoing calls made inside.
-        let parent = server::parent_context(&agent, &req);
-        return inner(req).with_context(parent).await;
-    }
-    let (span, req) = server::start(&agent, opts, req);
+    let parent = match server::serve(&agent, &req, false) {
+        Serve::Span(parent) => parent,
+        // No span, but the trace context still reaches outgoing calls made inside.
+        Serve::Spanless(cx) => return inner(req).with_context(cx).await,
+    };
+    let (span, req) = server::start(&agent, opts, parent, req);
     // The agent's filters, with the same code as the layer's; the layer in front already ran them.
     let req = match Chain::new(&agent.filters, &Filters::new()) {
         None => req,

@@ -21,7 +21,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::future::ResponseFuture;
-use super::server;
+use super::server::{self, Serve};
 use crate::agent;
 use crate::capture::policy::Overrides;
 use crate::filter::run::{Chain, Evaluation, Step};
@@ -110,16 +110,18 @@ where
             Some(agent) if !self.excluded(&req) => agent,
             _ => return ResponseFuture::passthrough(self.inner.call(req.map(Body::new))),
         };
-        if !agent.config.enabled {
-            // No span, but the caller's trace context still reaches outgoing calls made inside.
-            let parent = server::parent_context(&agent, &req);
-            let inner = {
-                let _attached = parent.clone().attach();
-                self.inner.call(req.map(Body::new))
-            };
-            return ResponseFuture::with_context(inner, parent);
-        }
-        let (span, mut req) = server::start(&agent, &self.layer.overrides, req);
+        let parent = match server::serve(&agent, &req, !self.layer.filters.is_empty()) {
+            Serve::Span(parent) => parent,
+            Serve::Spanless(cx) => {
+                // No span, but the trace context still reaches outgoing calls made inside.
+                let inner = {
+                    let _attached = cx.clone().attach();
+                    self.inner.call(req.map(Body::new))
+                };
+                return ResponseFuture::with_context(inner, cx);
+            }
+        };
+        let (span, mut req) = server::start(&agent, &self.layer.overrides, parent, req);
         req.extensions_mut().insert(span.in_flight());
         if let Some(chain) = Chain::new(&agent.filters, &self.layer.filters) {
             return self.call_filtered(chain, agent, span, req);

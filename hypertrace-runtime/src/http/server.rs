@@ -21,7 +21,7 @@ use crate::capture::policy::{CaptureControl, CapturePolicy, HeaderScope, Overrid
 use crate::metrics::ServerTimer;
 use crate::propagation::HeaderExtractor;
 use crate::span::body::{expects_continue, EndSpan, RecordRequestBody, Tee};
-use crate::span::server::{surely_unsampled, ServerSpan, Shared};
+use crate::span::server::{surely_unsampled, unsampled_context, ServerSpan, Shared};
 
 /// The body of a response that went through the layer or an annotated handler.
 pub type ResponseBody<B> = Tee<B, EndSpan>;
@@ -33,6 +33,36 @@ pub(crate) fn parent_context<B>(agent: &Agent, req: &Request<B>) -> Context {
     agent
         .propagator
         .extract_with_context(&Context::new(), &HeaderExtractor::new(req.headers()))
+}
+
+/// Where a request is served: under a span, or, when no span would record anything, only under a
+/// context that the calls made inside hand on.
+pub(crate) enum Serve {
+    /// Start a span under this parent (the caller's context).
+    Span(Context),
+    /// No span: the agent is disabled (this is the caller's context), or the sampler surely drops
+    /// the request and nothing else needs its span (no blocking filter, no metrics: the span's
+    /// timer records the request's duration), so the SDK's non-recording span is not started
+    /// (see [`unsampled_context`]).
+    Spanless(Context),
+}
+
+/// Decides [`Serve`] for a request; `filters`: the entry point has blocking filters of its own.
+/// The caller's context is extracted once, whatever the outcome.
+pub(crate) fn serve<B>(agent: &Agent, req: &Request<B>, filters: bool) -> Serve {
+    let parent = parent_context(agent, req);
+    if !agent.config.enabled {
+        return Serve::Spanless(parent);
+    }
+    let spanless = agent.metrics.is_none()
+        && !filters
+        && agent.filters.is_empty()
+        && surely_unsampled(agent, &parent);
+    if spanless {
+        Serve::Spanless(unsampled_context(&parent))
+    } else {
+        Serve::Span(parent)
+    }
 }
 
 /// `"{METHOD} {route}"`, `"{METHOD}"` for an unmatched request, or the handler's `name`.
@@ -60,6 +90,7 @@ fn span_name(
 pub(crate) fn start<B>(
     agent: &Agent,
     ov: &Overrides,
+    parent: Context,
     req: Request<B>,
 ) -> (ServerSpan, Request<Body>)
 where
@@ -68,7 +99,6 @@ where
 {
     let cfg = &agent.config;
     let dc = &cfg.data_capture;
-    let parent = parent_context(agent, &req);
     // A clone of the extension is an `Arc` increment, not a copy of the template.
     let route = req.extensions().get::<MatchedPath>().cloned();
     let route = route.as_ref().map(MatchedPath::as_str);

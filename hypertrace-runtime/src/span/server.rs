@@ -122,6 +122,32 @@ pub(crate) fn surely_unsampled(agent: &Agent, parent: &Context) -> bool {
     }
 }
 
+/// The context of a request that [`surely_unsampled`] says is dropped, built without an SDK span:
+/// what the SDK hands on for a dropped span (the caller's trace id, or a new one for a root; a new
+/// span id; not sampled; the caller's `tracestate`), so that the calls made inside carry the same
+/// `traceparent` and `tracestate` as they would under the SDK's non-recording span.
+pub(crate) fn unsampled_context(parent: &Context) -> Context {
+    use opentelemetry::trace::{SpanContext, TraceFlags};
+    use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator};
+
+    let ids = RandomIdGenerator::default();
+    let caller = parent.span();
+    let caller = caller.span_context();
+    let trace_id = if caller.is_valid() {
+        caller.trace_id()
+    } else {
+        ids.new_trace_id()
+    };
+    let span = SpanContext::new(
+        trace_id,
+        ids.new_span_id(),
+        TraceFlags::default(),
+        false,
+        caller.trace_state().clone(),
+    );
+    parent.with_remote_span_context(span)
+}
+
 /// Starts a span of `kind` under `parent`, with `attrs`: the one place every entry point starts
 /// its span. A SERVER span remembers the `tracing` span an app's middleware had entered around the
 /// request ([`ServerScope`]).
