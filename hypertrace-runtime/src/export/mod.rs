@@ -20,6 +20,8 @@ mod resend;
 pub(crate) mod resource;
 pub(crate) mod retry;
 pub(crate) mod sampler;
+#[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
+mod scratch;
 pub(crate) mod size;
 #[cfg(feature = "zipkin")]
 pub(crate) mod zipkin;

@@ -1,4 +1,4 @@
-//! The OTLP/gRPC reporter: each batch is encoded once by [`TraceEncoder`] into a reused buffer and
+//! The OTLP/gRPC reporter: each batch is encoded once by `encode.rs` into a reused buffer and
 //! handed to tonic as bytes, through a codec that passes them through unchanged, to
 //! `TraceService/Export`.
 //!
@@ -9,7 +9,7 @@
 //! is read for a partial success, which is logged with its rejected count.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes};
@@ -24,8 +24,8 @@ use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
 use super::batch::BatchExporter;
-use super::encode::TraceEncoder;
 use super::resend::{resend, Again};
+use super::scratch::Scratch;
 use super::{error_chain as chain, ExportError, ExportStats};
 use crate::config::Config;
 
@@ -71,13 +71,6 @@ impl Decoder for PassThrough {
     }
 }
 
-/// The encoder and its output buffer, reused from batch to batch.
-#[derive(Debug, Default)]
-struct Scratch {
-    encoder: TraceEncoder,
-    buf: Vec<u8>,
-}
-
 /// The span exporter for `reporting.trace_reporter_type: OTLP`.
 #[derive(Debug)]
 pub(super) struct GrpcExporter {
@@ -86,7 +79,7 @@ pub(super) struct GrpcExporter {
     /// Where the spans go, for the partial-success line.
     endpoint: String,
     timeout: Duration,
-    scratch: Mutex<Scratch>,
+    scratch: Scratch,
     stats: Arc<ExportStats>,
     shut_down: AtomicBool,
 }
@@ -142,10 +135,7 @@ pub(super) fn build(
         metadata,
         endpoint,
         timeout,
-        scratch: Mutex::new(Scratch {
-            encoder: TraceEncoder::new(resource),
-            buf: Vec::new(),
-        }),
+        scratch: Scratch::new(resource),
         stats,
         shut_down: AtomicBool::new(false),
     })
@@ -219,19 +209,11 @@ impl BatchExporter for GrpcExporter {
         if self.shut_down.load(Ordering::Relaxed) {
             return Err(OTelSdkError::AlreadyShutdown);
         }
-        let body = {
-            let mut s = self.scratch.lock().unwrap_or_else(|p| p.into_inner());
-            let Scratch { encoder, buf } = &mut *s;
-            encoder.encode(batch, buf);
-            Bytes::from(std::mem::take(buf))
-        };
+        let body = self
+            .scratch
+            .encode(batch, |buf| Bytes::from(std::mem::take(buf)));
         let result = resend(self.timeout, || self.send_once(body.clone())).await;
-        // Once tonic has let go of its copy, the buffer comes back for the next batch.
-        if let Ok(back) = body.try_into_mut() {
-            let mut buf = Vec::from(back);
-            buf.clear();
-            self.scratch.lock().unwrap_or_else(|p| p.into_inner()).buf = buf;
-        }
+        self.scratch.give_back(body);
         result
     }
 
@@ -243,11 +225,7 @@ impl BatchExporter for GrpcExporter {
     }
 
     fn set_resource(&mut self, resource: &Resource) {
-        self.scratch
-            .get_mut()
-            .unwrap_or_else(|p| p.into_inner())
-            .encoder
-            .set_resource(resource);
+        self.scratch.set_resource(resource);
     }
 }
 

@@ -1,4 +1,4 @@
-//! The OTLP/HTTP reporter (`http/protobuf`): each batch is encoded once by [`TraceEncoder`] into a
+//! The OTLP/HTTP reporter (`http/protobuf`): each batch is encoded once by `encode.rs` into a
 //! reused buffer (gzipped when `rustagent.compression` asks) and POSTed with reqwest's blocking
 //! client, which suits the batch processor's own thread.
 //!
@@ -10,7 +10,7 @@
 
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -20,21 +20,14 @@ use opentelemetry_sdk::trace::SpanData;
 use opentelemetry_sdk::Resource;
 
 use super::batch::BatchExporter;
-use super::encode::TraceEncoder;
 use super::resend::{resend, Again};
+use super::scratch::Scratch;
 use super::{error_chain, ExportError, ExportStats};
 use crate::config::Config;
 
 /// A response body is read up to this much (a partial success is a few bytes; a collector that
 /// sends more is not worth the memory).
 const MAX_RESPONSE_BYTES: u64 = 1 << 20;
-
-/// The encoder and its output buffer, reused from batch to batch.
-#[derive(Debug, Default)]
-struct Scratch {
-    encoder: TraceEncoder,
-    buf: Vec<u8>,
-}
 
 /// The span exporter for `reporting.trace_reporter_type: OTLP_HTTP`.
 #[derive(Debug)]
@@ -45,7 +38,7 @@ pub(super) struct HttpExporter {
     headers: HeaderMap,
     gzip: bool,
     timeout: Duration,
-    scratch: Mutex<Scratch>,
+    scratch: Scratch,
     stats: Arc<ExportStats>,
     shut_down: AtomicBool,
 }
@@ -85,10 +78,7 @@ pub(super) fn build(
         headers,
         gzip,
         timeout,
-        scratch: Mutex::new(Scratch {
-            encoder: TraceEncoder::new(resource),
-            buf: Vec::new(),
-        }),
+        scratch: Scratch::new(resource),
         stats,
         shut_down: AtomicBool::new(false),
     })
@@ -149,20 +139,21 @@ impl HttpExporter {
 
     /// The request body of `batch`: the encoded request, gzipped when configured.
     fn body(&self, batch: &[SpanData]) -> Result<Bytes, OTelSdkError> {
-        let mut s = self.scratch.lock().unwrap_or_else(|p| p.into_inner());
-        let Scratch { encoder, buf } = &mut *s;
-        encoder.encode(batch, buf);
-        if !self.gzip {
-            return Ok(Bytes::from(std::mem::take(buf)));
-        }
-        let mut gz = flate2::write::GzEncoder::new(
-            Vec::with_capacity(buf.len() / 4 + 64),
-            flate2::Compression::default(),
-        );
-        gz.write_all(buf)
-            .and_then(|_| gz.finish())
-            .map(Bytes::from)
-            .map_err(|e| OTelSdkError::InternalFailure(format!("gzip of the export failed: {e}")))
+        self.scratch.encode(batch, |buf| {
+            if !self.gzip {
+                return Ok(Bytes::from(std::mem::take(buf)));
+            }
+            let mut gz = flate2::write::GzEncoder::new(
+                Vec::with_capacity(buf.len() / 4 + 64),
+                flate2::Compression::default(),
+            );
+            gz.write_all(buf)
+                .and_then(|_| gz.finish())
+                .map(Bytes::from)
+                .map_err(|e| {
+                    OTelSdkError::InternalFailure(format!("gzip of the export failed: {e}"))
+                })
+        })
     }
 }
 
@@ -177,13 +168,9 @@ impl BatchExporter for HttpExporter {
             async move { r }
         })
         .await;
-        // Uncompressed, the buffer comes back for the next batch once reqwest has let go of it.
+        // Uncompressed, the body is the encoder's buffer (gzipped, it is a new one).
         if !self.gzip {
-            if let Ok(back) = body.try_into_mut() {
-                let mut buf = Vec::from(back);
-                buf.clear();
-                self.scratch.lock().unwrap_or_else(|p| p.into_inner()).buf = buf;
-            }
+            self.scratch.give_back(body);
         }
         result
     }
@@ -196,11 +183,7 @@ impl BatchExporter for HttpExporter {
     }
 
     fn set_resource(&mut self, resource: &Resource) {
-        self.scratch
-            .get_mut()
-            .unwrap_or_else(|p| p.into_inner())
-            .encoder
-            .set_resource(resource);
+        self.scratch.set_resource(resource);
     }
 }
 
