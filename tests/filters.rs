@@ -605,3 +605,73 @@ async fn a_64_mib_streaming_upload_through_a_body_filter_arrives_byte_identical_
     );
     t.one_span();
 }
+
+/// Sampling and `tracestate` decide what the span records, never whether a request is filtered:
+/// a sampled-out request and one whose caller sent `hypertrace=cap:0` are blocked all the same,
+/// through the layer and through the handler macro alone, and the filter still sees the body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sampled_out_and_cap0_requests_are_filtered_all_the_same() {
+    let injection = r#"{"q":"' OR 1=1 --"}"#;
+    let send_injection = |url: String, headers: &[(&'static str, &'static str)]| {
+        let mut r = client()
+            .post(url)
+            .header("content-type", "application/json")
+            .body(injection);
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        r.send()
+    };
+    let cap0 = [
+        (
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ),
+        ("tracestate", "hypertrace=cap:0"),
+    ];
+    for sampled_out in [true, false] {
+        let t = agent_with(
+            |c| {
+                if sampled_out {
+                    c.rustagent.traces_sampler = hypertrace::config::TracesSampler::AlwaysOff;
+                }
+            },
+            |a| a.filter(SqlInjection),
+        );
+        let app = Router::new()
+            .route("/a", post(annotated))
+            .merge(layer_app(hypertrace::layer().filter(HeaderRule)));
+        let addr = serve(app).await;
+        let headers: &[(&str, &str)] = if sampled_out { &[] } else { &cap0 };
+        let before = runs();
+        for path in ["a", "echo"] {
+            let r = send_injection(format!("http://{addr}/{path}"), headers)
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 403, "/{path}, sampled out: {sampled_out}");
+        }
+        let r = client()
+            .post(format!("http://{addr}/echo"))
+            .header("x-attack", "1")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 429, "sampled out: {sampled_out}");
+        assert_eq!(
+            runs(),
+            before,
+            "no handler ran (sampled out: {sampled_out})"
+        );
+        if sampled_out {
+            std::thread::sleep(Duration::from_millis(100));
+            t.guard.flush();
+            assert!(t.spans.0.lock().unwrap().is_empty(), "nothing is exported");
+        } else {
+            // cap:0 kept the body off the spans, not away from the filter.
+            for span in t.wait_spans(3) {
+                assert!(!has(&span, "http.request.body"), "{}", span.name);
+            }
+        }
+    }
+}
