@@ -342,6 +342,104 @@ fn prometheus_page_has_every_instrument_with_bounded_attributes() {
 
 /// One route, many outcomes: each (method, status) pair is its own series with its own count,
 /// past the handles a route keeps bound (32) too, where recordings take the SDK's unbound path.
+/// The duration recorded for a request is its span's, to the nanosecond (the timer and the span
+/// share their two clock reads), and it runs until the response body ends: a body that streams
+/// for 40 ms after its head is inside it, and the request is in flight until then.
+#[test]
+fn the_duration_is_the_spans_and_covers_the_streamed_body() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let mut config = hypertrace::Config::defaults("metrics-test");
+    config.reporting.metric_reporter_type = hypertrace::config::MetricReporterType::Prometheus;
+    config.reporting.metric_endpoint = Some("127.0.0.1:0".into());
+    config.rustagent.scheduled_delay = Duration::from_millis(20);
+    let spans = support::Spans::default();
+    let guard = Agent::with_exporter(config, spans.clone())
+        .with_metrics_from_config()
+        .expect("metrics")
+        .install();
+    let prometheus = guard.agent().prometheus_address().expect("a page");
+    let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
+    let started_tx = Arc::new(Mutex::new(started_tx));
+    let app = Router::new()
+        .route(
+            "/stream",
+            get(move || {
+                let started = started_tx.clone();
+                async move {
+                    let chunks = futures_util::stream::unfold(0u8, move |i| {
+                        let started = started.clone();
+                        async move {
+                            match i {
+                                0 => Some((Ok::<_, std::io::Error>(Bytes::from("head ")), 1)),
+                                1 => {
+                                    let _ = started.lock().unwrap().send(());
+                                    tokio::time::sleep(Duration::from_millis(40)).await;
+                                    Some((Ok(Bytes::from("tail")), 2))
+                                }
+                                _ => None,
+                            }
+                        }
+                    });
+                    axum::body::Body::from_stream(chunks)
+                }
+            }),
+        )
+        .layer(hypertrace::layer());
+    let (_rt, base) = serve(app);
+    let url = format!("{base}/stream");
+    let fetch = std::thread::spawn(move || client().get(url).send().unwrap().text().unwrap());
+    // Mid-body: the head was sent long ago, the request is still in flight and not yet counted.
+    started_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the body started");
+    let (_, page) = scrape(&format!("http://{prometheus}/metrics"));
+    let in_flight = value(
+        &page,
+        "http_server_active_requests",
+        &[("http_request_method", "GET")],
+    );
+    assert_eq!(in_flight, Some(1.0), "{page}");
+    let route = [("http_route", "/stream")];
+    assert_eq!(
+        value(&page, "http_server_request_duration_seconds_count", &route),
+        None,
+        "{page}"
+    );
+    assert_eq!(fetch.join().unwrap(), "head tail");
+
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            guard.flush();
+            !spans.0.lock().unwrap().is_empty()
+        }),
+        "the request's span"
+    );
+    let span = spans.0.lock().unwrap()[0].clone();
+    let span_secs = span
+        .end_time
+        .duration_since(span.start_time)
+        .unwrap()
+        .as_secs_f64();
+    let (_, page) = scrape(&format!("http://{prometheus}/metrics"));
+    assert_eq!(
+        value(&page, "http_server_request_duration_seconds_count", &route),
+        Some(1.0),
+        "{page}"
+    );
+    let sum = value(&page, "http_server_request_duration_seconds_sum", &route).unwrap();
+    assert!(sum >= 0.04, "the streamed body is inside the duration: {sum}");
+    assert_eq!(sum, span_secs, "the span's duration exactly");
+    assert_eq!(
+        value(
+            &page,
+            "http_server_active_requests",
+            &[("http_request_method", "GET")]
+        ),
+        Some(0.0),
+        "{page}"
+    );
+}
+
 #[test]
 fn each_method_and_status_of_a_route_is_counted_apart() {
     let agent = install(&[

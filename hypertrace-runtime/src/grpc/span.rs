@@ -64,7 +64,7 @@ pub(crate) fn start(
         Side::Server => SpanKind::Server,
         Side::Client => SpanKind::Client,
     };
-    crate::span::server::start_span(agent, kind, name, parent, attrs)
+    crate::span::server::start_span(agent, kind, name, parent, attrs, None)
 }
 
 /// Records the status and ends the span, with `attrs` (trailers, captured messages) on it.

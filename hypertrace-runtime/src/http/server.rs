@@ -117,10 +117,7 @@ where
         let https = req.uri().scheme() == Some(&http::uri::Scheme::HTTPS);
         ServerTimer::start(m, req.method(), https, route)
     });
-    let mut span = ServerSpan::start(agent, &parent, name, attrs, policy);
-    if let Some(t) = timer {
-        span.set_timer(t);
-    }
+    let mut span = ServerSpan::start(agent, &parent, name, attrs, policy, timer);
     let policy = span.policy();
     let req = capture_request(agent, &mut span, policy, req.map(Body::new));
     (span, req)
@@ -187,15 +184,12 @@ pub(crate) fn tee_request_body(
 /// rule, and the body wrapped so that the span ends with it.
 pub(crate) fn finish<B: http_body::Body<Data = bytes::Bytes>>(
     agent: &Agent,
-    mut span: ServerSpan,
+    span: ServerSpan,
     resp: Response<B>,
 ) -> Response<ResponseBody<B>> {
     let cfg = &agent.config;
     let policy = span.policy();
     let status = resp.status();
-    if let Some(t) = span.take_timer() {
-        t.respond(status.as_u16());
-    }
     let mut attrs = Vec::new();
     if span.sampled() {
         attrs.reserve_exact(16);
@@ -215,6 +209,11 @@ pub(crate) fn finish<B: http_body::Body<Data = bytes::Bytes>>(
     } else {
         None
     };
-    let end = span.finish(attrs, failure::server(status), "http.response.body");
+    let end = span.finish(
+        status.as_u16(),
+        attrs,
+        failure::server(status),
+        "http.response.body",
+    );
     resp.map(|b| Tee::new(b, capture, end))
 }

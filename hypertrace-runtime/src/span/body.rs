@@ -15,6 +15,7 @@ use opentelemetry::Context as OtelContext;
 
 use super::server::Shared;
 use crate::capture::body::BodyCapture;
+use crate::metrics::ServerTimer;
 
 /// Told once, with what was captured, when the body has been read to the end, failed, or dropped.
 pub trait OnBodyDone: Send + 'static {
@@ -34,24 +35,40 @@ fn record_body(cx: &OtelContext, capture: Option<BodyCapture>, key: &'static str
 }
 
 /// Ends the span when the response body is finished or dropped, with the captured body on it.
-/// Server and client spans alike.
+/// Server and client spans alike; a server span's duration metric is recorded with the same end
+/// time.
 #[derive(Debug)]
 pub struct EndSpan {
     cx: OtelContext,
     key: &'static str,
+    timer: Option<ServerTimer>,
 }
 
 impl EndSpan {
     /// Ends `cx`'s span, recording the body under `key` (`http.response.body`).
     pub(crate) fn new(cx: OtelContext, key: &'static str) -> EndSpan {
-        EndSpan { cx, key }
+        EndSpan {
+            cx,
+            key,
+            timer: None,
+        }
+    }
+
+    /// Also records the request's duration metric, ending when the span ends.
+    pub(crate) fn with_timer(mut self, timer: Option<ServerTimer>) -> EndSpan {
+        self.timer = timer;
+        self
     }
 }
 
 impl OnBodyDone for EndSpan {
     fn done(self, capture: Option<BodyCapture>, _complete: bool) {
         record_body(&self.cx, capture, self.key);
-        self.cx.span().end();
+        match self.timer {
+            // One clock read for both.
+            Some(timer) => self.cx.span().end_with_timestamp(timer.end()),
+            None => self.cx.span().end(),
+        }
     }
 }
 

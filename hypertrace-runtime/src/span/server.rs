@@ -14,6 +14,7 @@
 
 use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
+use std::time::SystemTime;
 
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue};
@@ -150,21 +151,24 @@ pub(crate) fn unsampled_context(parent: &Context) -> Context {
 
 /// Starts a span of `kind` under `parent`, with `attrs`: the one place every entry point starts
 /// its span. A SERVER span remembers the `tracing` span an app's middleware had entered around the
-/// request ([`ServerScope`]).
+/// request ([`ServerScope`]). `start`: a start time the caller read already (else the SDK reads
+/// the clock).
 pub(crate) fn start_span(
     agent: &Agent,
     kind: SpanKind,
     name: Cow<'static, str>,
     parent: &Context,
     attrs: Vec<KeyValue>,
+    start: Option<SystemTime>,
 ) -> Context {
     let server = kind == SpanKind::Server;
-    let span = agent
+    let mut builder = agent
         .tracer
         .span_builder(name)
         .with_kind(kind)
-        .with_attributes(attrs)
-        .start_with_context(&agent.tracer, parent);
+        .with_attributes(attrs);
+    builder.start_time = start;
+    let span = builder.start_with_context(&agent.tracer, parent);
     let cx = parent.with_span(span);
     if !server {
         return cx;
@@ -186,22 +190,25 @@ pub(crate) struct ServerSpan {
     deferred: Vec<KeyValue>,
     /// `None` once finished or failed.
     open: bool,
-    /// The request's duration metric, when the agent has metrics: the protocol's finish phase
-    /// takes it ([`ServerSpan::take_timer`]) to record the outcome; failing records `panic`,
-    /// cancelling `cancelled`.
+    /// The request's duration metric, when the agent has metrics: it shares the span's start and
+    /// end times; finishing hands it to the [`EndSpan`] (the request is recorded when the
+    /// response body ends), failing records `panic`, cancelling `cancelled`.
     timer: Option<ServerTimer>,
 }
 
 impl ServerSpan {
     /// The *start* phase. An unsampled span captures nothing: its policy is [`CapturePolicy::NOTHING`].
+    /// `timer`: the request's duration metric, whose start time the span takes.
     pub(crate) fn start(
         agent: &Agent,
         parent: &Context,
         name: Cow<'static, str>,
         attrs: Vec<KeyValue>,
         policy: CapturePolicy,
+        timer: Option<ServerTimer>,
     ) -> ServerSpan {
-        let cx = start_span(agent, SpanKind::Server, name, parent, attrs);
+        let start = timer.as_ref().map(ServerTimer::start_time);
+        let cx = start_span(agent, SpanKind::Server, name, parent, attrs, start);
         let sampled = cx.span().span_context().is_sampled();
         ServerSpan {
             cx,
@@ -212,18 +219,8 @@ impl ServerSpan {
             }),
             deferred: Vec::new(),
             open: true,
-            timer: None,
+            timer,
         }
-    }
-
-    /// Attaches the request's duration metric (see the `timer` field).
-    pub(crate) fn set_timer(&mut self, timer: ServerTimer) {
-        self.timer = Some(timer);
-    }
-
-    /// The request's duration metric, for the finish phase to record with the response.
-    pub(crate) fn take_timer(&mut self) -> Option<ServerTimer> {
-        self.timer.take()
     }
 
     /// The span's context: attach it while the request is served.
@@ -266,16 +263,22 @@ impl ServerSpan {
         }
     }
 
-    /// The *finish* phase: the response's attributes, and status Error with `failure` when the
-    /// protocol's rule says the response is one. The span stays open: the returned [`EndSpan`]
-    /// ends it when the response body ends, recording the body under `body_key`.
+    /// The *finish* phase: the response's attributes (its status code is `status`), and status
+    /// Error with `failure` when the protocol's rule says the response is one. The span stays
+    /// open: the returned [`EndSpan`] ends it when the response body ends, recording the body under
+    /// `body_key` (and the request's duration metric).
     pub(crate) fn finish(
         mut self,
+        status: u16,
         attrs: Vec<KeyValue>,
         failure: Option<String>,
         body_key: &'static str,
     ) -> EndSpan {
         self.open = false;
+        let timer = self.timer.take().map(|mut t| {
+            t.respond(status);
+            t
+        });
         let cx = std::mem::take(&mut self.cx);
         self.record_deferred(&cx);
         let span = cx.span();
@@ -283,7 +286,7 @@ impl ServerSpan {
         if let Some(description) = failure {
             span.set_status(Status::error(description));
         }
-        EndSpan::new(cx.clone(), body_key)
+        EndSpan::new(cx.clone(), body_key).with_timer(timer)
     }
 
     /// The *fail* phase: the handler panicked. Records it and ends the span; the caller resumes the
@@ -373,7 +376,14 @@ mod tests {
                 );
                 assert_eq!(predicted, expected, "{sampler:?}, {what}");
                 for _ in 0..20 {
-                    let cx = start_span(&agent, SpanKind::Server, "t".into(), parent, Vec::new());
+                    let cx = start_span(
+                        &agent,
+                        SpanKind::Server,
+                        "t".into(),
+                        parent,
+                        Vec::new(),
+                        None,
+                    );
                     let sampled = cx.span().span_context().is_sampled();
                     assert!(!(predicted && sampled), "{sampler:?}, {what}: sampled");
                 }

@@ -203,7 +203,14 @@ impl QuerySpan {
         };
         let parent = parent_context();
         QuerySpan {
-            cx: crate::span::server::start_span(agent, SpanKind::Client, name, &parent, attrs),
+            cx: crate::span::server::start_span(
+                agent,
+                SpanKind::Client,
+                name,
+                &parent,
+                attrs,
+                None,
+            ),
             started: std::time::Instant::now(),
             metric,
             semconv: sc,
