@@ -427,7 +427,10 @@ fn the_duration_is_the_spans_and_covers_the_streamed_body() {
         "{page}"
     );
     let sum = value(&page, "http_server_request_duration_seconds_sum", &route).unwrap();
-    assert!(sum >= 0.04, "the streamed body is inside the duration: {sum}");
+    assert!(
+        sum >= 0.04,
+        "the streamed body is inside the duration: {sum}"
+    );
     assert_eq!(sum, span_secs, "the span's duration exactly");
     assert_eq!(
         value(

@@ -19,6 +19,15 @@
 //! given up (counted and logged) and the worker moves on to the oldest queued spans, so a long outage
 //! keeps the newest spans rather than the oldest. Each attempt is bounded by the exporter's own
 //! timeout (`rustagent.export_timeout`); at shutdown each batch gets one last attempt.
+//!
+//! Exported spans go back to the threads that end spans, to be freed there ([`State::spent`]):
+//! a span is allocated where it is served, and with glibc's malloc a free on another thread takes
+//! the allocating thread's arena lock, so an export thread freeing whole batches contends with the
+//! serving thread's every allocation. Each `on_end` frees at most two spent spans, after it has
+//! queued its own, outside the lock: the cost is spread evenly over requests, and in the usual
+//! single-worker server every span is freed on the thread that allocated it. The spent batch is
+//! held beyond the byte budget (it is one batch, at most a sixteenth of it), and only while
+//! requests come: a worker that wakes with nothing to export frees what is left itself.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -122,7 +131,8 @@ impl BatchSettings {
 pub struct ExportStats {
     /// Spans waiting in the queue now.
     pub queued: AtomicU64,
-    /// Bytes held now: the queued spans and the batch being exported or retried.
+    /// Bytes held now: the queued spans and the batch being exported or retried (not the last
+    /// exported batch, which waits to be freed by the threads that end spans: at most one batch).
     pub queued_bytes: AtomicU64,
     /// Spans refused because the queue was full, in spans or in bytes, or shut down.
     pub dropped: AtomicU64,
@@ -151,6 +161,10 @@ struct State {
     queue_bytes: usize,
     /// Bytes of the batch the worker is exporting or retrying.
     inflight_bytes: usize,
+    /// The last exported batch, freed a little at a time by `on_end` (see the module
+    /// documentation). At most one batch: a new one replaces what is left of the old, which the
+    /// worker then frees itself.
+    spent: Vec<SpanData>,
     /// Flush requests waiting for the worker to empty the queue.
     flush_waiters: Vec<mpsc::Sender<()>>,
     shutdown: bool,
@@ -293,13 +307,22 @@ fn run_worker<E: BatchExporter>(shared: &Shared, exporter: E) {
             (batch, waiters, st.shutdown && st.queue.is_empty())
         };
         if !batch.is_empty() {
-            export_with_retries(shared, &exporter, batch, &mut log);
+            export_with_retries(shared, &exporter, &batch, &mut log);
             let mut st = lock(shared);
             st.inflight_bytes = 0;
+            let older = std::mem::replace(&mut st.spent, batch);
             shared
                 .stats
                 .queued_bytes
                 .store(st.queue_bytes as u64, Ordering::Relaxed);
+            drop(st);
+            // What the serving threads had not freed yet.
+            drop(older);
+        } else {
+            // Nothing to export: no request is being served to free the spent spans, and none
+            // would contend with this thread for the allocator now.
+            let spent = std::mem::take(&mut lock(shared).spent);
+            drop(spent);
         }
         let log_due = last_drop_log.is_none_or(|t| t.elapsed() >= LOG_INTERVAL);
         if (log_due || shutting_down) && log_drops(shared) {
@@ -348,7 +371,7 @@ fn attempt<E: BatchExporter>(exporter: &E, batch: &[SpanData]) -> Result<(), Fai
 fn export_with_retries<E: BatchExporter>(
     shared: &Shared,
     exporter: &E,
-    batch: Vec<SpanData>,
+    batch: &[SpanData],
     log: &mut FailureLog,
 ) {
     let stats = &shared.stats;
@@ -361,7 +384,7 @@ fn export_with_retries<E: BatchExporter>(
         if tries > 0 {
             stats.retries.fetch_add(1, Ordering::Relaxed);
         }
-        let err = match attempt(exporter, &batch) {
+        let err = match attempt(exporter, batch) {
             Ok(()) => {
                 stats.exported.fetch_add(n, Ordering::Relaxed);
                 if tries > 0 {
@@ -511,10 +534,13 @@ impl SpanProcessor for BatchProcessor {
         let wake = st.queue.len() == shared.settings.max_export_batch_size
             || (st.queue_bytes >= shared.settings.max_batch_bytes()
                 && st.queue_bytes < shared.settings.max_batch_bytes() + bytes);
+        let spent = [st.spent.pop(), st.spent.pop()];
         drop(st);
         if wake {
             shared.wake.notify_one();
         }
+        // Freed here, on the serving thread, outside the lock (see the module documentation).
+        drop(spent);
     }
 
     fn force_flush(&self) -> OTelSdkResult {
@@ -599,6 +625,72 @@ mod tests {
             .with_span_processor(BatchProcessor::new(exp, settings(queue), stats.clone()))
             .build();
         (p, stats)
+    }
+
+    /// A sampled span holding a clone of `tag`: `Arc::strong_count(tag)` counts those alive.
+    fn tagged(tag: &Arc<str>) -> SpanData {
+        use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId};
+        SpanData {
+            span_context: SpanContext::new(
+                TraceId::from(1),
+                SpanId::from(1),
+                TraceFlags::SAMPLED,
+                false,
+                Default::default(),
+            ),
+            parent_span_id: SpanId::INVALID,
+            parent_span_is_remote: false,
+            span_kind: SpanKind::Server,
+            name: "GET /x".into(),
+            start_time: std::time::SystemTime::now(),
+            end_time: std::time::SystemTime::now(),
+            attributes: vec![opentelemetry::KeyValue::new(
+                "k",
+                opentelemetry::Value::from(tag.clone()),
+            )],
+            dropped_attributes_count: 0,
+            events: Default::default(),
+            links: Default::default(),
+            status: Status::Unset,
+            instrumentation_scope: Default::default(),
+        }
+    }
+
+    #[test]
+    fn exported_spans_are_freed_by_later_span_ends_then_by_an_idle_worker() {
+        let exp = Recorder::default();
+        let mut s = settings(100);
+        s.scheduled_delay = Duration::from_millis(100);
+        let p = BatchProcessor::new(exp.clone(), s, Arc::default());
+        let tag: Arc<str> = Arc::from("tag");
+        // A full batch: the worker exports it, then keeps it for the span ends to free.
+        for _ in 0..4 {
+            p.on_end(tagged(&tag));
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while lock(&p.shared).spent.len() < 4 {
+            assert!(Instant::now() < deadline, "the batch was not exported");
+            thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(exp.spans.lock().unwrap().len(), 4);
+        assert_eq!(Arc::strong_count(&tag), 5, "the worker freed none of them");
+        // Each span end frees two of them, on the calling thread, before it returns.
+        let other: Arc<str> = Arc::from("other");
+        p.on_end(tagged(&other));
+        assert_eq!(Arc::strong_count(&tag), 3);
+        p.on_end(tagged(&other));
+        assert_eq!(Arc::strong_count(&tag), 1);
+        // Those two are exported at the scheduled delay; with no span ending after that, the
+        // worker's next wake-up, with nothing to export, frees them itself.
+        while Arc::strong_count(&other) > 1 {
+            assert!(
+                Instant::now() < deadline,
+                "the idle worker kept the spent spans"
+            );
+            thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(exp.spans.lock().unwrap().len(), 6);
+        p.shutdown_with_timeout(Duration::from_secs(1)).unwrap();
     }
 
     #[test]
