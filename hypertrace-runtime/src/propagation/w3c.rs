@@ -29,12 +29,14 @@ const CANONICAL_LEN: usize = 55;
 /// empty context, as a composite of those two does.
 pub(super) fn extract(headers: &http::HeaderMap) -> Context {
     let extractor = HeaderExtractor::new(headers);
-    let cx = match span_context(&extractor) {
+    let cx = match span_context(headers, &extractor) {
         Some(sc) => Context::new().with_remote_span_context(sc),
         None => Context::new(),
     };
-    // Without the header the SDK's baggage propagator returns the context it was given.
-    if extractor.get("baggage").is_some() {
+    // Without the header (or with one that is not visible ASCII, which the extractor does not
+    // return) the SDK's baggage propagator returns the context it was given.
+    let baggage = headers.get(&super::BAGGAGE);
+    if baggage.is_some_and(|v| v.to_str().is_ok()) {
         BaggagePropagator::new().extract_with_context(&cx, &extractor)
     } else {
         cx
@@ -43,9 +45,9 @@ pub(super) fn extract(headers: &http::HeaderMap) -> Context {
 
 /// The remote parent `TraceContextPropagator` reads, or `None` where it keeps the context as it
 /// was (no or a malformed `traceparent`, or a zero id).
-fn span_context(extractor: &HeaderExtractor<'_>) -> Option<SpanContext> {
+fn span_context(headers: &http::HeaderMap, extractor: &HeaderExtractor<'_>) -> Option<SpanContext> {
     // The SDK reads a missing header as "", which has no fields: the same outcome.
-    let (trace_id, span_id, flags) = traceparent(extractor.get("traceparent")?)?;
+    let (trace_id, span_id, flags) = traceparent(headers.get(&super::TRACEPARENT)?)?;
     // The SDK parses `tracestate` before this check and then drops it: nothing to parse here.
     if trace_id == TraceId::INVALID || span_id == SpanId::INVALID {
         return None;
@@ -55,24 +57,27 @@ fn span_context(extractor: &HeaderExtractor<'_>) -> Option<SpanContext> {
         Some(s) => TraceState::from_str(s).unwrap_or_default(),
         None => TraceState::default(),
     };
-    Some(SpanContext::new(
-        trace_id,
-        span_id,
-        flags,
-        true,
-        trace_state,
-    ))
+    Some(SpanContext::new(trace_id, span_id, flags, true, trace_state))
 }
 
 /// Trace id, parent id and flags (all but `sampled` cleared) of a `traceparent` as the SDK reads
 /// it; the ids may be zero.
-fn traceparent(value: &str) -> Option<(TraceId, SpanId, TraceFlags)> {
-    let value = value.trim();
-    let (version, trace, span, flags, more) = match canonical(value.as_bytes()) {
+fn traceparent(value: &http::HeaderValue) -> Option<(TraceId, SpanId, TraceFlags)> {
+    let raw = value.as_bytes();
+    // A value that is the canonical form and nothing else is visible ASCII with nothing to trim:
+    // the SDK's `to_str` and `trim` leave it as it is, so they are skipped.
+    let fields = match (raw.len() == CANONICAL_LEN).then(|| canonical(raw)).flatten() {
         Some(fields) => fields,
-        None => general(value)?,
+        None => {
+            let value = value.to_str().ok()?.trim();
+            match canonical(value.as_bytes()) {
+                Some(fields) => fields,
+                None => general(value)?,
+            }
+        }
     };
     // Version 00 has exactly four fields; later versions may append more.
+    let (version, trace, span, flags, more) = fields;
     if version > MAX_VERSION || version == 0 && more {
         return None;
     }
