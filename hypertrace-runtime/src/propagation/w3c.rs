@@ -52,7 +52,8 @@ fn span_context(headers: &http::HeaderMap, extractor: &HeaderExtractor<'_>) -> O
     if trace_id == TraceId::INVALID || span_id == SpanId::INVALID {
         return None;
     }
-    // An invalid `tracestate` is no tracestate, the parent is kept.
+    // An invalid `tracestate` is no tracestate, the parent is kept. Most requests carry none:
+    // a plain lookup says so, without the extractor's list of lines.
     let trace_state = match headers
         .contains_key(&super::TRACESTATE)
         .then(|| extractor.get("tracestate"))
