@@ -11,6 +11,8 @@ use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 
 use crate::config::PropagationFormat;
 
+mod w3c;
+
 /// The composite propagator for the configured formats. When several formats carry a parent, the
 /// W3C one wins (it is listed last, and the composite lets later extractions override).
 pub fn build(formats: &[PropagationFormat]) -> TextMapCompositePropagator {
@@ -23,6 +25,25 @@ pub fn build(formats: &[PropagationFormat]) -> TextMapCompositePropagator {
         list.push(Box::new(BaggagePropagator::new()));
     }
     TextMapCompositePropagator::new(list)
+}
+
+/// The caller's context in `headers`, extracted into an empty context: what `propagator`, built by
+/// [`build`] from `formats`, extracts. For W3C alone (the default) it is read without the
+/// composite, at a fraction of the cost and with the same result for every input.
+pub(crate) fn extract_incoming(
+    propagator: &TextMapCompositePropagator,
+    formats: &[PropagationFormat],
+    headers: &http::HeaderMap,
+) -> Context {
+    if !formats.is_empty()
+        && formats
+            .iter()
+            .all(|f| *f == PropagationFormat::TraceContext)
+    {
+        w3c::extract(headers)
+    } else {
+        propagator.extract_with_context(&Context::new(), &HeaderExtractor::new(headers))
+    }
 }
 
 const B3_SINGLE: &str = "b3";

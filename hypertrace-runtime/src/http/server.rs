@@ -9,7 +9,6 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::MatchedPath;
 use http::{Request, Response};
-use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::TraceContextExt as _;
 use opentelemetry::{Context, KeyValue};
 
@@ -19,7 +18,6 @@ use crate::capture::body::BodyCapture;
 use crate::capture::headers::record_headers_scoped;
 use crate::capture::policy::{CaptureControl, CapturePolicy, HeaderScope, Overrides};
 use crate::metrics::ServerTimer;
-use crate::propagation::HeaderExtractor;
 use crate::span::body::{expects_continue, EndSpan, RecordRequestBody, Tee};
 use crate::span::server::{surely_unsampled, unsampled_context, ServerSpan, Shared};
 
@@ -30,9 +28,11 @@ pub type ResponseBody<B> = Tee<B, EndSpan>;
 /// may hold a span an app's own middleware opened around the request (the SERVER span is the entry
 /// span of this service, not that span's child).
 pub(crate) fn parent_context<B>(agent: &Agent, req: &Request<B>) -> Context {
-    agent
-        .propagator
-        .extract_with_context(&Context::new(), &HeaderExtractor::new(req.headers()))
+    crate::propagation::extract_incoming(
+        &agent.propagator,
+        &agent.config.propagation_formats,
+        req.headers(),
+    )
 }
 
 /// Where a request is served: under a span, or, when no span would record anything, only under a
