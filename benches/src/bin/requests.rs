@@ -4,6 +4,10 @@
 //!
 //!     requests <variant> <warmup> <n>
 //!     requests --wrk-lua     # prints the wrk script that sends the same request
+//!
+//! With `BENCH_OTLP=http://127.0.0.1:<port>` the spans go by OTLP/gRPC to a receiver there instead
+//! of the in-process encoding exporter (`callgrind-threads.sh`: what each thread of the agent
+//! spends, the gRPC client's included).
 
 use hypertrace_benches::{call, json_body, request, router, Export, Telemetry, HEADERS};
 
@@ -30,7 +34,11 @@ fn main() {
         .build()
         .unwrap();
     // A queue that holds every span of the run: none is dropped, all are encoded.
-    let telemetry = Telemetry::new(variant, &Export::Encode, Some((warmup + n) as usize + 16));
+    let export = match std::env::var("BENCH_OTLP") {
+        Ok(endpoint) => Export::Otlp(endpoint),
+        Err(_) => Export::Encode,
+    };
+    let telemetry = Telemetry::new(variant, &export, Some((warmup + n) as usize + 16));
     let _scoped = telemetry.set_thread_default();
     let app = router(variant);
     let body = json_body();
