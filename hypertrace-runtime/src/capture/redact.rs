@@ -405,17 +405,30 @@ const JSON_REDACTED: &[u8] = b"\"[REDACTED]\"";
 
 fn redact_json(body: &[u8], m: &FieldNames) -> Option<Vec<u8>> {
     let mut edits = Edits::new(body);
+    let mut strings = Strings::new(body);
+    // Made on the first key: a body without one does not pay for its table.
+    let mut memo: Option<Memo> = None;
     let mut i = 0;
     while let Some(start) = find(body, i, b'"', b'"') {
         // A string cut by the end of the capture: a key fragment, or a value whose key did not
         // match (a matching key's value is handled below, and skipped).
-        let Some((end, escaped)) = string_end(body, start) else {
+        let Some(string) = strings.at(start) else {
             break;
         };
+        let end = string.end;
         i = end;
         let colon = skip_ws(body, end);
-        if body.get(colon) != Some(&b':') || !m.json_key_matches(&body[start + 1..end - 1], escaped)
-        {
+        if body.get(colon) != Some(&b':') {
+            continue;
+        }
+        let raw = &body[start + 1..end - 1];
+        let matches = match string.short {
+            Some(short) => memo
+                .get_or_insert_with(Memo::new)
+                .verdict(short, raw.len(), || m.plain_key_matches(raw)),
+            None => m.json_key_matches(raw, string.escaped),
+        };
+        if !matches {
             continue;
         }
         let value = skip_ws(body, colon + 1);
@@ -460,6 +473,147 @@ fn skip_ws(body: &[u8], mut i: usize) -> usize {
         i += 1;
     }
     i
+}
+
+/// A JSON string found by [`Strings::at`].
+struct JsonString {
+    /// The index just past the closing quote.
+    end: usize,
+    /// The string holds a `\`.
+    escaped: bool,
+    /// The string's bytes, zero-padded to 16, when it is at most 15 bytes long and holds no
+    /// escape: what [`Memo`] knows a key by.
+    short: Option<[u64; 2]>,
+}
+
+/// Finds the ends of the JSON strings of one body, front to back.
+///
+/// Most strings hold no escape, and then end at the next quote: knowing where the next `\` of
+/// the body is (one `memchr`, again only once the scan has passed it), such a string's end is
+/// searched for the quote alone, in the first two words that it starts with, and those words are
+/// the memo's key for free. Any other string is left to [`string_end`].
+struct Strings<'a> {
+    body: &'a [u8],
+    /// The first `\` at or after the strings still to come (`body.len()`: none).
+    next_escape: usize,
+}
+
+impl<'a> Strings<'a> {
+    fn new(body: &'a [u8]) -> Self {
+        // Not searched yet: the first call does.
+        Strings {
+            body,
+            next_escape: 0,
+        }
+    }
+
+    /// The string whose opening quote is `body[start]`; `None` when it is cut.
+    #[inline(always)]
+    fn at(&mut self, start: usize) -> Option<JsonString> {
+        let body = self.body;
+        let from = start + 1;
+        if self.next_escape < from {
+            self.next_escape = memchr(b'\\', &body[from..]).map_or(body.len(), |p| from + p);
+        }
+        // The closing quote if it is in the first 16 bytes, with those bytes up to it.
+        let lo = word_at(body, from);
+        let quotes = bytes_equal(lo, b'"');
+        let (close, short) = if quotes != 0 {
+            let len = (quotes.trailing_zeros() / 8) as usize;
+            (Some(from + len), Some([lo & below_first(quotes), 0]))
+        } else {
+            let hi = word_at(body, from + 8);
+            let quotes = bytes_equal(hi, b'"');
+            if quotes != 0 {
+                let len = 8 + (quotes.trailing_zeros() / 8) as usize;
+                (Some(from + len), Some([lo, hi & below_first(quotes)]))
+            } else {
+                let rest = body.get(from + 16..).unwrap_or_default();
+                (memchr(b'"', rest).map(|p| from + 16 + p), None)
+            }
+        };
+        match close {
+            // No `\` before the closing quote: the string ends there.
+            Some(close) if close < self.next_escape => Some(JsonString {
+                end: close + 1,
+                escaped: false,
+                short,
+            }),
+            // No quote and no `\` up to the end: cut.
+            None if self.next_escape == body.len() => None,
+            // A `\` first: it may escape that quote, or be all of what there is.
+            _ => string_end(body, start).map(|(end, escaped)| JsonString {
+                end,
+                escaped,
+                short: None,
+            }),
+        }
+    }
+}
+
+/// The 8 bytes of `body` from `at`, little-endian, zero past the end (no quote).
+#[inline(always)]
+fn word_at(body: &[u8], at: usize) -> u64 {
+    match body.get(at..at + 8) {
+        Some(w) => u64::from_le_bytes(w.try_into().expect("8 bytes")),
+        None => {
+            let mut w = [0u8; 8];
+            let rest = body.get(at..).unwrap_or_default();
+            w[..rest.len()].copy_from_slice(rest);
+            u64::from_le_bytes(w)
+        }
+    }
+}
+
+/// For `m` from [`bytes_equal`] (not zero): the mask of the bytes before the first match.
+#[inline(always)]
+fn below_first(m: u64) -> u64 {
+    // The lowest set bit is the high bit of the first match's byte.
+    ((m & m.wrapping_neg()) >> 7) - 1
+}
+
+/// How many keys [`Memo`] holds.
+const MEMO_SLOTS: usize = 32;
+
+/// In [`Memo::tags`]: the key matches.
+const MEMO_MATCHES: u8 = 0x80;
+
+/// The verdicts on the short keys already met in one body. JSON API bodies repeat the same few
+/// keys (arrays of objects), and a verdict is a function of the key's bytes alone (for a key
+/// without escapes), so a key met again costs a lookup, not a match. Direct-mapped: a key
+/// whose slot another key took is matched again, never wrongly.
+struct Memo {
+    /// The key in each slot, as in [`JsonString::short`].
+    words: [[u64; 2]; MEMO_SLOTS],
+    /// The key's length plus one (0: the slot is empty), and [`MEMO_MATCHES`]. The length
+    /// tells keys apart that only differ by trailing NUL bytes, which the zero padding hides.
+    tags: [u8; MEMO_SLOTS],
+}
+
+impl Memo {
+    fn new() -> Self {
+        Memo {
+            words: [[0; 2]; MEMO_SLOTS],
+            tags: [0; MEMO_SLOTS],
+        }
+    }
+
+    /// Whether the key of `len` (at most 15) bytes `words` matches: remembered, or `matches()`.
+    #[inline(always)]
+    fn verdict(&mut self, words: [u64; 2], len: usize, matches: impl FnOnce() -> bool) -> bool {
+        debug_assert!(len <= 15);
+        let tag = len as u8 + 1;
+        let hash =
+            (words[0] ^ words[1].rotate_left(29) ^ len as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let slot = (hash >> 59) as usize % MEMO_SLOTS;
+        if self.tags[slot] & !MEMO_MATCHES == tag && self.words[slot] == words {
+            return self.tags[slot] & MEMO_MATCHES != 0;
+        }
+        let matches = matches();
+        self.words[slot] = words;
+        self.tags[slot] = tag | if matches { MEMO_MATCHES } else { 0 };
+        matches
+    }
 }
 
 /// `body[start]` is `"`: the index just past the closing quote, and whether the string holds an
