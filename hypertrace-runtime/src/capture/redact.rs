@@ -1130,6 +1130,105 @@ mod tests {
         proptest::collection::vec(piece, 0..60).prop_map(|p| p.concat())
     }
 
+    /// Keys that the memo of verdicts could confuse: sensitive and not, differing only past byte
+    /// 8 or in the last of 15, only by an escape or by trailing NULs (which its zero padding
+    /// hides), 15 and 16 bytes long (remembered or not), or escaped to the same text.
+    fn tricky_key() -> impl Strategy<Value = &'static str> {
+        prop_oneof![
+            Just("id"),
+            Just("token"),
+            Just("tokeN"),
+            Just("tokex"),
+            Just("to\\u006ben"),
+            Just("to\\\"ken"),
+            Just("\\u0074oken"),
+            Just("tok\0"),
+            Just("tok\0\0"),
+            Just("tok"),
+            Just("abcdefghtoken"),
+            Just("abcdefghtokex"),
+            Just("abcdefghijklmno"),
+            Just("abcdefghijklpwd"),
+            Just("abcdefghijklpwX"),
+            Just("abcdefghijklmnoX"),
+            Just("abcdefghijklmpwd"),
+            Just("abcdefghijklmpwX"),
+            Just("abcdefghijklmnopsecret"),
+            Just("abcdefghijklmnopsecreX"),
+            Just("pass_word"),
+            Just("pass-worD"),
+            Just(""),
+        ]
+    }
+
+    /// Arrays of objects whose keys come from [`tricky_key`]: the same keys again and again, and
+    /// more distinct keys than the memo has slots (keys take each other's slots).
+    fn repeated_keys() -> impl Strategy<Value = Vec<u8>> {
+        let value = prop_oneof![
+            Just("1"),
+            Just("\"v\""),
+            Just("null"),
+            Just("{\"a\":[1]}"),
+            Just("\"\\\"\""),
+        ];
+        let object = proptest::collection::vec((tricky_key(), value), 0..6).prop_map(|kv| {
+            let members: Vec<String> = kv.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+            format!("{{{}}}", members.join(","))
+        });
+        let numbered = (0usize..80).prop_map(|n| format!("{{\"k{n}\":1}}"));
+        let item = prop_oneof![4 => object, 1 => numbered];
+        proptest::collection::vec(item, 0..12)
+            .prop_map(|items| format!("[{}]", items.join(",")).into_bytes())
+    }
+
+    #[test]
+    fn remembered_verdicts_are_those_of_the_key() {
+        // The same key again, and keys its memo entry must not answer for.
+        assert_eq!(
+            json(r#"[{"id":1,"token":2},{"id":3,"token":4},{"tokex":5,"tok":6,"token":7}]"#),
+            r#"[{"id":1,"token":"[REDACTED]"},{"id":3,"token":"[REDACTED]"},{"tokex":5,"tok":6,"token":"[REDACTED]"}]"#
+        );
+        // Differing only past the first word, or in the last byte remembered.
+        assert_eq!(
+            json(r#"{"abcdefghtokex":1,"abcdefghtoken":2,"abcdefghtokex":3}"#),
+            r#"{"abcdefghtokex":1,"abcdefghtoken":"[REDACTED]","abcdefghtokex":3}"#
+        );
+        assert_eq!(
+            json(r#"{"abcdefghijklpwX":1,"abcdefghijklpwd":2,"abcdefghijklpwX":3}"#),
+            r#"{"abcdefghijklpwX":1,"abcdefghijklpwd":"[REDACTED]","abcdefghijklpwX":3}"#
+        );
+        // 16 bytes and more: not remembered, matched every time.
+        assert_eq!(
+            json(r#"{"abcdefghijklmpwX":1,"abcdefghijklmpwd":2,"abcdefghijklmpwX":3}"#),
+            r#"{"abcdefghijklmpwX":1,"abcdefghijklmpwd":"[REDACTED]","abcdefghijklmpwX":3}"#
+        );
+        // Trailing NULs: `tok` and `tok\0` pad to the same words, and only one holds this name.
+        let body = b"{\"tok\0\":1,\"tok\":2,\"tok\0\":3,\"tok\":4}";
+        let out = redact(body, Syntax::Json, &["tok\0".into()]).unwrap();
+        assert_eq!(
+            out,
+            b"{\"tok\0\":\"[REDACTED]\",\"tok\":2,\"tok\0\":\"[REDACTED]\",\"tok\":4}"
+        );
+        // Escaped and plain spellings of the same key, and an escape that makes another key.
+        assert_eq!(
+            json(r#"{"tokn":1,"to\u006ben":2,"tokn":3,"token":4,"to\"ken":5}"#),
+            r#"{"tokn":1,"to\u006ben":"[REDACTED]","tokn":3,"token":"[REDACTED]","to\"ken":5}"#
+        );
+        // A key met whole, then cut by the end of the capture (in the last 16 bytes).
+        assert_eq!(
+            json(r#"{"token":1,"x":2,"token"#),
+            r#"{"token":"[REDACTED]","x":2,"token"#
+        );
+        assert_eq!(
+            json(r#"{"token":1,"token":"#),
+            r#"{"token":"[REDACTED]","token":"#
+        );
+        assert_eq!(
+            json(r#"{"token":1,"token":"ab"#),
+            r#"{"token":"[REDACTED]","token":"[REDACTED]""#
+        );
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(1024))]
 
@@ -1144,6 +1243,19 @@ mod tests {
             prop_assert_eq!(cached, reference::redact(&body, syntax, &fields));
         }
 
+        #[test]
+        fn repeated_keys_agree_with_the_plain_scan(body in repeated_keys(), cut in 0usize..400, defaults_list in any::<bool>()) {
+            // A name with a NUL tells `tok` from `tok\0`.
+            let fields = if defaults_list { defaults() } else { vec!["tok\0".into(), "ijklmno".into(), "pwX".into()] };
+            // Whole, and cut anywhere (also inside a key, and in the last 16 bytes).
+            let cut = &body[..cut.min(body.len())];
+            for body in [&body[..], cut] {
+                prop_assert_eq!(
+                    redact(body, Syntax::Json, &fields),
+                    reference::redact(body, Syntax::Json, &fields)
+                );
+            }
+        }
     }
 
     proptest! {
