@@ -409,7 +409,7 @@ fn redact_json(body: &[u8], m: &FieldNames) -> Option<Vec<u8>> {
     // Made on the first key: a body without one does not pay for its table.
     let mut memo: Option<Memo> = None;
     let mut i = 0;
-    while let Some(start) = find(body, i, b'"', b'"') {
+    while let Some(start) = strings.next_quote(i) {
         // A string cut by the end of the capture: a key fragment, or a value whose key did not
         // match (a matching key's value is handled below, and skipped).
         let Some(string) = strings.at(start) else {
@@ -417,16 +417,23 @@ fn redact_json(body: &[u8], m: &FieldNames) -> Option<Vec<u8>> {
         };
         let end = string.end;
         i = end;
-        let colon = skip_ws(body, end);
+        // Mostly the colon, or the `,` `}` `]` after a value, right after the quote.
+        let colon = match body.get(end) {
+            Some(b':') => end,
+            Some(b' ' | b'\t' | b'\n' | b'\r') => skip_ws(body, end),
+            _ => continue,
+        };
         if body.get(colon) != Some(&b':') {
             continue;
         }
-        let raw = &body[start + 1..end - 1];
-        let matches = match string.short {
-            Some(short) => memo
-                .get_or_insert_with(Memo::new)
-                .verdict(short, raw.len(), || m.plain_key_matches(raw)),
-            None => m.json_key_matches(raw, string.escaped),
+        let (key, len) = (start + 1, end - start - 2);
+        let matches = if string.escaped || len > MEMO_KEY_LEN {
+            m.json_key_matches(&body[key..end - 1], string.escaped)
+        } else {
+            memo.get_or_insert_with(Memo::new)
+                .verdict(key_words(body, key, len), len, || {
+                    m.plain_key_matches(&body[key..end - 1])
+                })
         };
         if !matches {
             continue;
@@ -481,99 +488,174 @@ struct JsonString {
     end: usize,
     /// The string holds a `\`.
     escaped: bool,
-    /// The string's bytes, zero-padded to 16, when it is at most 15 bytes long and holds no
-    /// escape: what [`Memo`] knows a key by.
-    short: Option<[u64; 2]>,
 }
 
-/// Finds the ends of the JSON strings of one body, front to back.
+/// Finds the JSON strings of one body, front to back.
 ///
-/// Most strings hold no escape, and then end at the next quote: knowing where the next `\` of
-/// the body is (one `memchr`, again only once the scan has passed it), such a string's end is
-/// searched for the quote alone, in the first two words that it starts with, and those words are
-/// the memo's key for free. Any other string is left to [`string_end`].
+/// Most strings hold no escape, and then end at the next quote. So the quotes are found a block
+/// of 64 bytes at a time, as a bit set (no branch per byte, and a string's two quotes are often
+/// in the same block), and the next `\` of the body is known (one `memchr`, again only once the
+/// scan has passed it): a string that closes before it is done; any other is left to
+/// [`string_end`].
 struct Strings<'a> {
     body: &'a [u8],
+    /// The start of the block whose quotes are in `quotes`.
+    block: usize,
+    /// The quotes of `body[block..block + 64]` at or after `pos`, bit `i` for `body[block + i]`:
+    /// taken one by one, so that the quote after a string's is at hand without a search.
+    quotes: u64,
+    /// Where the next quote is looked for from.
+    pos: usize,
     /// The first `\` at or after the strings still to come (`body.len()`: none).
     next_escape: usize,
 }
 
 impl<'a> Strings<'a> {
     fn new(body: &'a [u8]) -> Self {
-        // Not searched yet: the first call does.
         Strings {
             body,
+            block: 0,
+            quotes: quote_block(body, 0),
+            pos: 0,
+            // Not searched yet: the first string does.
             next_escape: 0,
         }
     }
 
-    /// The string whose opening quote is `body[start]`; `None` when it is cut.
+    /// The index of the first `"` in `body[from..]`, where `from` is never before where the
+    /// last search ended.
+    #[inline(always)]
+    fn next_quote(&mut self, from: usize) -> Option<usize> {
+        debug_assert!(from >= self.pos);
+        // Right after a string, `quotes` is already where to look from.
+        if from != self.pos {
+            let block = from & !63;
+            if block != self.block {
+                self.block = block;
+                self.quotes = quote_block(self.body, block);
+            }
+            self.quotes &= u64::MAX << (from & 63);
+            self.pos = from;
+        }
+        while self.quotes == 0 {
+            self.block += 64;
+            if self.block >= self.body.len() {
+                return None;
+            }
+            self.quotes = quote_block(self.body, self.block);
+        }
+        let quote = self.block + self.quotes.trailing_zeros() as usize;
+        self.quotes &= self.quotes - 1;
+        self.pos = quote + 1;
+        Some(quote)
+    }
+
+    /// The string whose opening quote is `body[start]`, the last quote found; `None` when it
+    /// is cut.
     #[inline(always)]
     fn at(&mut self, start: usize) -> Option<JsonString> {
-        let body = self.body;
         let from = start + 1;
         if self.next_escape < from {
-            self.next_escape = memchr(b'\\', &body[from..]).map_or(body.len(), |p| from + p);
+            self.next_escape =
+                memchr(b'\\', &self.body[from..]).map_or(self.body.len(), |p| from + p);
         }
-        // The closing quote if it is in the first 16 bytes, with those bytes up to it.
-        let lo = word_at(body, from);
-        let quotes = bytes_equal(lo, b'"');
-        let (close, short) = if quotes != 0 {
-            let len = (quotes.trailing_zeros() / 8) as usize;
-            (Some(from + len), Some([lo & below_first(quotes), 0]))
-        } else {
-            let hi = word_at(body, from + 8);
-            let quotes = bytes_equal(hi, b'"');
-            if quotes != 0 {
-                let len = 8 + (quotes.trailing_zeros() / 8) as usize;
-                (Some(from + len), Some([lo, hi & below_first(quotes)]))
-            } else {
-                let rest = body.get(from + 16..).unwrap_or_default();
-                (memchr(b'"', rest).map(|p| from + 16 + p), None)
-            }
-        };
-        match close {
+        match self.next_quote(from) {
             // No `\` before the closing quote: the string ends there.
             Some(close) if close < self.next_escape => Some(JsonString {
                 end: close + 1,
                 escaped: false,
-                short,
             }),
             // No quote and no `\` up to the end: cut.
-            None if self.next_escape == body.len() => None,
-            // A `\` first: it may escape that quote, or be all of what there is.
-            _ => string_end(body, start).map(|(end, escaped)| JsonString {
-                end,
-                escaped,
-                short: None,
-            }),
+            None if self.next_escape == self.body.len() => None,
+            // A `\` first: it may escape that quote, or be all of what there is. Its real end
+            // is not before the quote just taken: the search goes on from there.
+            _ => string_end(self.body, start).map(|(end, escaped)| JsonString { end, escaped }),
         }
     }
 }
 
-/// The 8 bytes of `body` from `at`, little-endian, zero past the end (no quote).
-#[inline(always)]
-fn word_at(body: &[u8], at: usize) -> u64 {
-    match body.get(at..at + 8) {
-        Some(w) => u64::from_le_bytes(w.try_into().expect("8 bytes")),
+/// The quotes of `body[at..at + 64]` as a bit set (bit `i` for `body[at + i]`), none past the
+/// end.
+fn quote_block(body: &[u8], at: usize) -> u64 {
+    let mut padded = [0u8; 64];
+    let block = match body.get(at..at + 64) {
+        Some(block) => block,
         None => {
-            let mut w = [0u8; 8];
+            // The last block: zero is not a quote.
             let rest = body.get(at..).unwrap_or_default();
-            w[..rest.len()].copy_from_slice(rest);
-            u64::from_le_bytes(w)
+            padded[..rest.len()].copy_from_slice(rest);
+            &padded[..]
         }
-    }
+    };
+    block
+        .chunks_exact(8)
+        .enumerate()
+        .fold(0, |bits, (k, word)| {
+            let word = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+            bits | quote_bits(word) << (8 * k)
+        })
 }
 
-/// For `m` from [`bytes_equal`] (not zero): the mask of the bytes before the first match.
+/// The quotes of the 8 bytes of `word` (little-endian) as 8 bits.
 #[inline(always)]
-fn below_first(m: u64) -> u64 {
-    // The lowest set bit is the high bit of the first match's byte.
-    ((m & m.wrapping_neg()) >> 7) - 1
+fn quote_bits(word: u64) -> u64 {
+    // The high bit of each byte that is zero once the quotes are XORed to zero, exactly: adding
+    // 0x7f to the low 7 bits carries into the high bit unless they are all zero, and never into
+    // the next byte.
+    let x = word ^ (ONES * u64::from(b'"'));
+    let low7 = !HIGHS;
+    let zero = !(((x & low7) + low7) | x) & HIGHS;
+    // Gathers bit 8j+7 to bit 56+j: the partial products land on distinct bits, no carry.
+    ((zero >> 7).wrapping_mul(0x0102_0408_1020_4080)) >> 56
 }
+
+/// The key of `len` bytes (at most [`MEMO_KEY_LEN`]) at `body[at..]` as two little-endian
+/// words, zero-padded: what [`Memo`] knows a key by.
+#[inline(always)]
+fn key_words(body: &[u8], at: usize, len: usize) -> [u64; 2] {
+    let mask = KEY_MASKS[len];
+    let Some(bytes) = body.get(at..at + 16) else {
+        return key_words_at_end(&body[at..], mask);
+    };
+    let (lo, hi) = bytes.split_at(8);
+    [
+        u64::from_le_bytes(lo.try_into().expect("8 bytes")) & mask[0],
+        u64::from_le_bytes(hi.try_into().expect("8 bytes")) & mask[1],
+    ]
+}
+
+/// [`key_words`] for a key within 16 bytes of the end of the body: padded first.
+#[cold]
+fn key_words_at_end(rest: &[u8], mask: [u64; 2]) -> [u64; 2] {
+    let mut padded = [0u8; 16];
+    padded[..rest.len()].copy_from_slice(rest);
+    let (lo, hi) = padded.split_at(8);
+    [
+        u64::from_le_bytes(lo.try_into().expect("8 bytes")) & mask[0],
+        u64::from_le_bytes(hi.try_into().expect("8 bytes")) & mask[1],
+    ]
+}
+
+/// `KEY_MASKS[n]`: the masks of the first `n` bytes of two little-endian words.
+const KEY_MASKS: [[u64; 2]; MEMO_KEY_LEN + 1] = {
+    let mut t = [[0u64; 2]; MEMO_KEY_LEN + 1];
+    let mut n = 1;
+    while n <= MEMO_KEY_LEN {
+        t[n] = if n <= 8 {
+            [u64::MAX >> (64 - 8 * n), 0]
+        } else {
+            [u64::MAX, u64::MAX >> (128 - 8 * n)]
+        };
+        n += 1;
+    }
+    t
+};
 
 /// How many keys [`Memo`] holds.
 const MEMO_SLOTS: usize = 32;
+
+/// The longest key [`Memo`] holds: two words.
+const MEMO_KEY_LEN: usize = 16;
 
 /// In [`Memo::tags`]: the key matches.
 const MEMO_MATCHES: u8 = 0x80;
@@ -583,7 +665,7 @@ const MEMO_MATCHES: u8 = 0x80;
 /// without escapes), so a key met again costs a lookup, not a match. Direct-mapped: a key
 /// whose slot another key took is matched again, never wrongly.
 struct Memo {
-    /// The key in each slot, as in [`JsonString::short`].
+    /// The key in each slot, as [`key_words`] gives it.
     words: [[u64; 2]; MEMO_SLOTS],
     /// The key's length plus one (0: the slot is empty), and [`MEMO_MATCHES`]. The length
     /// tells keys apart that only differ by trailing NUL bytes, which the zero padding hides.
@@ -598,13 +680,14 @@ impl Memo {
         }
     }
 
-    /// Whether the key of `len` (at most 15) bytes `words` matches: remembered, or `matches()`.
+    /// Whether the key of `len` bytes (at most [`MEMO_KEY_LEN`]) `words` matches: remembered,
+    /// or `matches()`.
     #[inline(always)]
     fn verdict(&mut self, words: [u64; 2], len: usize, matches: impl FnOnce() -> bool) -> bool {
-        debug_assert!(len <= 15);
+        debug_assert!(len <= MEMO_KEY_LEN);
         let tag = len as u8 + 1;
-        let hash =
-            (words[0] ^ words[1].rotate_left(29) ^ len as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        // Keys that only differ in length (trailing NULs) share a slot: too rare to mix in.
+        let hash = (words[0] ^ words[1]).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let slot = (hash >> 59) as usize % MEMO_SLOTS;
         if self.tags[slot] & !MEMO_MATCHES == tag && self.words[slot] == words {
             return self.tags[slot] & MEMO_MATCHES != 0;
