@@ -576,37 +576,49 @@ impl<'a> Strings<'a> {
 
 /// The quotes of `body[at..at + 64]` as a bit set (bit `i` for `body[at + i]`), none past the
 /// end.
+#[inline]
 fn quote_block(body: &[u8], at: usize) -> u64 {
-    let mut padded = [0u8; 64];
-    let block = match body.get(at..at + 64) {
-        Some(block) => block,
-        None => {
-            // The last block: zero is not a quote.
-            let rest = body.get(at..).unwrap_or_default();
-            padded[..rest.len()].copy_from_slice(rest);
-            &padded[..]
-        }
-    };
-    block
-        .chunks_exact(8)
-        .enumerate()
-        .fold(0, |bits, (k, word)| {
-            let word = u64::from_le_bytes(word.try_into().expect("8 bytes"));
-            bits | quote_bits(word) << (8 * k)
-        })
+    match body.get(at..at + 64) {
+        Some(block) => quote_bits(block),
+        None => quote_block_at_end(body.get(at..).unwrap_or_default()),
+    }
 }
 
-/// The quotes of the 8 bytes of `word` (little-endian) as 8 bits.
+/// [`quote_block`] for the last, short block: padded with zeros, which are not quotes.
+#[cold]
+fn quote_block_at_end(rest: &[u8]) -> u64 {
+    let mut padded = [0u8; 64];
+    padded[..rest.len()].copy_from_slice(rest);
+    quote_bits(&padded)
+}
+
+/// The quotes of a 64-byte block as a bit set, 8 bytes (a word) at a time.
 #[inline(always)]
-fn quote_bits(word: u64) -> u64 {
-    // The high bit of each byte that is zero once the quotes are XORed to zero, exactly: adding
-    // 0x7f to the low 7 bits carries into the high bit unless they are all zero, and never into
-    // the next byte.
-    let x = word ^ (ONES * u64::from(b'"'));
+fn quote_bits(block: &[u8]) -> u64 {
     let low7 = !HIGHS;
-    let zero = !(((x & low7) + low7) | x) & HIGHS;
-    // Gathers bit 8j+7 to bit 56+j: the partial products land on distinct bits, no carry.
-    ((zero >> 7).wrapping_mul(0x0102_0408_1020_4080)) >> 56
+    // For word k, the high bit of each byte whose low 7 bits, once XORed with a quote's, are not
+    // all zero (adding 0x7f carries into it, and never into the next byte), or whose own high
+    // bit is set: that is, of each byte that is not a quote. Shifted down by 7 - k, word k's
+    // byte j lands on bit 8j + k: the block's bits, transposed as an 8x8 matrix.
+    let mut not_quotes = 0u64;
+    for (k, word) in block.chunks_exact(8).enumerate() {
+        let w = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+        let x = w ^ (ONES * u64::from(b'"'));
+        not_quotes |= ((((x & low7) + low7) | x) & HIGHS) >> (7 - k);
+    }
+    transpose8(!not_quotes)
+}
+
+/// The 8x8 bit matrix in `x` (bit 8r + c for row r, column c) transposed: three swaps of ever
+/// larger blocks about the diagonal.
+#[inline(always)]
+fn transpose8(mut x: u64) -> u64 {
+    let t = (x ^ (x >> 7)) & 0x00AA_00AA_00AA_00AA;
+    x ^= t ^ (t << 7);
+    let t = (x ^ (x >> 14)) & 0x0000_CCCC_0000_CCCC;
+    x ^= t ^ (t << 14);
+    let t = (x ^ (x >> 28)) & 0x0000_0000_F0F0_F0F0;
+    x ^ t ^ (t << 28)
 }
 
 /// The key of `len` bytes (at most [`MEMO_KEY_LEN`]) at `body[at..]` as two little-endian
@@ -1324,6 +1336,13 @@ mod tests {
             let shared: Arc<[String]> = fields.clone().into();
             let cached = FieldNames::shared(&shared).and_then(|n| n.redact(&body, syntax));
             prop_assert_eq!(cached, reference::redact(&body, syntax, &fields));
+        }
+
+        #[test]
+        fn quote_blocks_are_the_quotes(body in proptest::collection::vec(prop_oneof![Just(b'"'), Just(b'\\'), Just(0u8), Just(0xa2u8), any::<u8>()], 0..200), at in 0usize..200) {
+            let at = at.min(body.len());
+            let naive = (0..64).filter(|&i| body.get(at + i) == Some(&b'"')).fold(0u64, |bits, i| bits | 1 << i);
+            prop_assert_eq!(quote_block(&body, at), naive);
         }
 
         #[test]
