@@ -19,9 +19,11 @@
 //!
 //! This runs on the serving thread for every captured JSON or form body, so the scan is built for
 //! the common case, a body full of short keys none of which matches: the names are normalised
-//! once ([`FieldNames`], cached per thread for the configured list), strings are searched a word
-//! at a time, and a key is only normalised into a buffer and searched when the set of its letters
-//! holds all the letters of some name.
+//! once ([`FieldNames`], cached per thread for the configured list); a JSON body's quotes are
+//! found 64 bytes at a time as a bit set, and a string without a `\` ends at its next quote
+//! (`Strings`); a short key met again in the same body (the keys of an array of objects) is
+//! answered from a small table of verdicts (`Memo`); and a key is only normalised into a
+//! buffer and searched when the set of its letters holds all the letters of some name.
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -405,17 +407,37 @@ const JSON_REDACTED: &[u8] = b"\"[REDACTED]\"";
 
 fn redact_json(body: &[u8], m: &FieldNames) -> Option<Vec<u8>> {
     let mut edits = Edits::new(body);
+    let mut strings = Strings::new(body);
+    // Made on the first key: a body without one does not pay for its table.
+    let mut memo: Option<Memo> = None;
     let mut i = 0;
-    while let Some(start) = find(body, i, b'"', b'"') {
+    while let Some(start) = strings.next_quote(i) {
         // A string cut by the end of the capture: a key fragment, or a value whose key did not
         // match (a matching key's value is handled below, and skipped).
-        let Some((end, escaped)) = string_end(body, start) else {
+        let Some(string) = strings.at(start) else {
             break;
         };
+        let end = string.end;
         i = end;
-        let colon = skip_ws(body, end);
-        if body.get(colon) != Some(&b':') || !m.json_key_matches(&body[start + 1..end - 1], escaped)
-        {
+        // Mostly the colon, or the `,` `}` `]` after a value, right after the quote.
+        let colon = match body.get(end) {
+            Some(b':') => end,
+            Some(b' ' | b'\t' | b'\n' | b'\r') => skip_ws(body, end),
+            _ => continue,
+        };
+        if body.get(colon) != Some(&b':') {
+            continue;
+        }
+        let (key, len) = (start + 1, end - start - 2);
+        let matches = if string.escaped || len > MEMO_KEY_LEN {
+            m.json_key_matches(&body[key..end - 1], string.escaped)
+        } else {
+            memo.get_or_insert_with(Memo::new)
+                .verdict(key_words(body, key, len), len, || {
+                    m.plain_key_matches(&body[key..end - 1])
+                })
+        };
+        if !matches {
             continue;
         }
         let value = skip_ws(body, colon + 1);
@@ -460,6 +482,235 @@ fn skip_ws(body: &[u8], mut i: usize) -> usize {
         i += 1;
     }
     i
+}
+
+/// A JSON string found by [`Strings::at`].
+struct JsonString {
+    /// The index just past the closing quote.
+    end: usize,
+    /// The string holds a `\`.
+    escaped: bool,
+}
+
+/// Finds the JSON strings of one body, front to back.
+///
+/// Most strings hold no escape, and then end at the next quote. So the quotes are found a block
+/// of 64 bytes at a time, as a bit set (no branch per byte, and a string's two quotes are often
+/// in the same block), and the next `\` of the body is known (one `memchr`, again only once the
+/// scan has passed it): a string that closes before it is done; any other is left to
+/// [`string_end`].
+struct Strings<'a> {
+    body: &'a [u8],
+    /// The start of the block whose quotes are in `quotes`.
+    block: usize,
+    /// The quotes of `body[block..block + 64]` at or after `pos`, bit `i` for `body[block + i]`:
+    /// taken one by one, so that the quote after a string's is at hand without a search.
+    quotes: u64,
+    /// Where the next quote is looked for from.
+    pos: usize,
+    /// The first `\` at or after the strings still to come (`body.len()`: none).
+    next_escape: usize,
+}
+
+impl<'a> Strings<'a> {
+    fn new(body: &'a [u8]) -> Self {
+        Strings {
+            body,
+            block: 0,
+            quotes: quote_block(body, 0),
+            pos: 0,
+            // Not searched yet: the first string does.
+            next_escape: 0,
+        }
+    }
+
+    /// The index of the first `"` in `body[from..]`, where `from` is never before where the
+    /// last search ended.
+    #[inline(always)]
+    fn next_quote(&mut self, from: usize) -> Option<usize> {
+        debug_assert!(from >= self.pos);
+        // Right after a string, `quotes` is already where to look from.
+        if from != self.pos {
+            let block = from & !63;
+            if block != self.block {
+                self.block = block;
+                self.quotes = quote_block(self.body, block);
+            }
+            self.quotes &= u64::MAX << (from & 63);
+            self.pos = from;
+        }
+        while self.quotes == 0 {
+            self.block += 64;
+            if self.block >= self.body.len() {
+                return None;
+            }
+            self.quotes = quote_block(self.body, self.block);
+        }
+        let quote = self.block + self.quotes.trailing_zeros() as usize;
+        self.quotes &= self.quotes - 1;
+        self.pos = quote + 1;
+        Some(quote)
+    }
+
+    /// The string whose opening quote is `body[start]`, the last quote found; `None` when it
+    /// is cut.
+    #[inline(always)]
+    fn at(&mut self, start: usize) -> Option<JsonString> {
+        let from = start + 1;
+        if self.next_escape < from {
+            self.next_escape =
+                memchr(b'\\', &self.body[from..]).map_or(self.body.len(), |p| from + p);
+        }
+        match self.next_quote(from) {
+            // No `\` before the closing quote: the string ends there.
+            Some(close) if close < self.next_escape => Some(JsonString {
+                end: close + 1,
+                escaped: false,
+            }),
+            // No quote and no `\` up to the end: cut.
+            None if self.next_escape == self.body.len() => None,
+            // A `\` first: it may escape that quote, or be all of what there is. Its real end
+            // is not before the quote just taken: the search goes on from there.
+            _ => string_end(self.body, start).map(|(end, escaped)| JsonString { end, escaped }),
+        }
+    }
+}
+
+/// The quotes of `body[at..at + 64]` as a bit set (bit `i` for `body[at + i]`), none past the
+/// end.
+#[inline]
+fn quote_block(body: &[u8], at: usize) -> u64 {
+    match body.get(at..at + 64) {
+        Some(block) => quote_bits(block),
+        None => quote_block_at_end(body.get(at..).unwrap_or_default()),
+    }
+}
+
+/// [`quote_block`] for the last, short block: padded with zeros, which are not quotes.
+#[cold]
+fn quote_block_at_end(rest: &[u8]) -> u64 {
+    let mut padded = [0u8; 64];
+    padded[..rest.len()].copy_from_slice(rest);
+    quote_bits(&padded)
+}
+
+/// The quotes of a 64-byte block as a bit set, 8 bytes (a word) at a time.
+#[inline(always)]
+fn quote_bits(block: &[u8]) -> u64 {
+    let low7 = !HIGHS;
+    // For word k, the high bit of each byte whose low 7 bits, once XORed with a quote's, are not
+    // all zero (adding 0x7f carries into it, and never into the next byte), or whose own high
+    // bit is set: that is, of each byte that is not a quote. Shifted down by 7 - k, word k's
+    // byte j lands on bit 8j + k: the block's bits, transposed as an 8x8 matrix.
+    let mut not_quotes = 0u64;
+    for (k, word) in block.chunks_exact(8).enumerate() {
+        let w = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+        let x = w ^ (ONES * u64::from(b'"'));
+        not_quotes |= ((((x & low7) + low7) | x) & HIGHS) >> (7 - k);
+    }
+    transpose8(!not_quotes)
+}
+
+/// The 8x8 bit matrix in `x` (bit 8r + c for row r, column c) transposed: three swaps of ever
+/// larger blocks about the diagonal.
+#[inline(always)]
+fn transpose8(mut x: u64) -> u64 {
+    let t = (x ^ (x >> 7)) & 0x00AA_00AA_00AA_00AA;
+    x ^= t ^ (t << 7);
+    let t = (x ^ (x >> 14)) & 0x0000_CCCC_0000_CCCC;
+    x ^= t ^ (t << 14);
+    let t = (x ^ (x >> 28)) & 0x0000_0000_F0F0_F0F0;
+    x ^ t ^ (t << 28)
+}
+
+/// The key of `len` bytes (at most [`MEMO_KEY_LEN`]) at `body[at..]` as two little-endian
+/// words, zero-padded: what [`Memo`] knows a key by.
+#[inline(always)]
+fn key_words(body: &[u8], at: usize, len: usize) -> [u64; 2] {
+    let mask = KEY_MASKS[len];
+    let Some(bytes) = body.get(at..at + 16) else {
+        return key_words_at_end(&body[at..], mask);
+    };
+    let (lo, hi) = bytes.split_at(8);
+    [
+        u64::from_le_bytes(lo.try_into().expect("8 bytes")) & mask[0],
+        u64::from_le_bytes(hi.try_into().expect("8 bytes")) & mask[1],
+    ]
+}
+
+/// [`key_words`] for a key within 16 bytes of the end of the body: padded first.
+#[cold]
+fn key_words_at_end(rest: &[u8], mask: [u64; 2]) -> [u64; 2] {
+    let mut padded = [0u8; 16];
+    padded[..rest.len()].copy_from_slice(rest);
+    let (lo, hi) = padded.split_at(8);
+    [
+        u64::from_le_bytes(lo.try_into().expect("8 bytes")) & mask[0],
+        u64::from_le_bytes(hi.try_into().expect("8 bytes")) & mask[1],
+    ]
+}
+
+/// `KEY_MASKS[n]`: the masks of the first `n` bytes of two little-endian words.
+const KEY_MASKS: [[u64; 2]; MEMO_KEY_LEN + 1] = {
+    let mut t = [[0u64; 2]; MEMO_KEY_LEN + 1];
+    let mut n = 1;
+    while n <= MEMO_KEY_LEN {
+        t[n] = if n <= 8 {
+            [u64::MAX >> (64 - 8 * n), 0]
+        } else {
+            [u64::MAX, u64::MAX >> (128 - 8 * n)]
+        };
+        n += 1;
+    }
+    t
+};
+
+/// How many keys [`Memo`] holds.
+const MEMO_SLOTS: usize = 32;
+
+/// The longest key [`Memo`] holds: two words.
+const MEMO_KEY_LEN: usize = 16;
+
+/// In [`Memo::tags`]: the key matches.
+const MEMO_MATCHES: u8 = 0x80;
+
+/// The verdicts on the short keys already met in one body. JSON API bodies repeat the same few
+/// keys (arrays of objects), and a verdict is a function of the key's bytes alone (for a key
+/// without escapes), so a key met again costs a lookup, not a match. Direct-mapped: a key
+/// whose slot another key took is matched again, never wrongly.
+struct Memo {
+    /// The key in each slot, as [`key_words`] gives it.
+    words: [[u64; 2]; MEMO_SLOTS],
+    /// The key's length plus one (0: the slot is empty), and [`MEMO_MATCHES`]. The length
+    /// tells keys apart that only differ by trailing NUL bytes, which the zero padding hides.
+    tags: [u8; MEMO_SLOTS],
+}
+
+impl Memo {
+    fn new() -> Self {
+        Memo {
+            words: [[0; 2]; MEMO_SLOTS],
+            tags: [0; MEMO_SLOTS],
+        }
+    }
+
+    /// Whether the key of `len` bytes (at most [`MEMO_KEY_LEN`]) `words` matches: remembered,
+    /// or `matches()`.
+    #[inline(always)]
+    fn verdict(&mut self, words: [u64; 2], len: usize, matches: impl FnOnce() -> bool) -> bool {
+        debug_assert!(len <= MEMO_KEY_LEN);
+        let tag = len as u8 + 1;
+        // Keys that only differ in length (trailing NULs) share a slot: too rare to mix in.
+        let hash = (words[0] ^ words[1]).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let slot = (hash >> 59) as usize % MEMO_SLOTS;
+        if self.tags[slot] & !MEMO_MATCHES == tag && self.words[slot] == words {
+            return self.tags[slot] & MEMO_MATCHES != 0;
+        }
+        let matches = matches();
+        self.words[slot] = words;
+        self.tags[slot] = tag | if matches { MEMO_MATCHES } else { 0 };
+        matches
+    }
 }
 
 /// `body[start]` is `"`: the index just past the closing quote, and whether the string holds an
@@ -976,6 +1227,105 @@ mod tests {
         proptest::collection::vec(piece, 0..60).prop_map(|p| p.concat())
     }
 
+    /// Keys that the memo of verdicts could confuse: sensitive and not, differing only past byte
+    /// 8 or in the last of 15, only by an escape or by trailing NULs (which its zero padding
+    /// hides), 15 and 16 bytes long (remembered or not), or escaped to the same text.
+    fn tricky_key() -> impl Strategy<Value = &'static str> {
+        prop_oneof![
+            Just("id"),
+            Just("token"),
+            Just("tokeN"),
+            Just("tokex"),
+            Just("to\\u006ben"),
+            Just("to\\\"ken"),
+            Just("\\u0074oken"),
+            Just("tok\0"),
+            Just("tok\0\0"),
+            Just("tok"),
+            Just("abcdefghtoken"),
+            Just("abcdefghtokex"),
+            Just("abcdefghijklmno"),
+            Just("abcdefghijklpwd"),
+            Just("abcdefghijklpwX"),
+            Just("abcdefghijklmnoX"),
+            Just("abcdefghijklmpwd"),
+            Just("abcdefghijklmpwX"),
+            Just("abcdefghijklmnopsecret"),
+            Just("abcdefghijklmnopsecreX"),
+            Just("pass_word"),
+            Just("pass-worD"),
+            Just(""),
+        ]
+    }
+
+    /// Arrays of objects whose keys come from [`tricky_key`]: the same keys again and again, and
+    /// more distinct keys than the memo has slots (keys take each other's slots).
+    fn repeated_keys() -> impl Strategy<Value = Vec<u8>> {
+        let value = prop_oneof![
+            Just("1"),
+            Just("\"v\""),
+            Just("null"),
+            Just("{\"a\":[1]}"),
+            Just("\"\\\"\""),
+        ];
+        let object = proptest::collection::vec((tricky_key(), value), 0..6).prop_map(|kv| {
+            let members: Vec<String> = kv.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+            format!("{{{}}}", members.join(","))
+        });
+        let numbered = (0usize..80).prop_map(|n| format!("{{\"k{n}\":1}}"));
+        let item = prop_oneof![4 => object, 1 => numbered];
+        proptest::collection::vec(item, 0..12)
+            .prop_map(|items| format!("[{}]", items.join(",")).into_bytes())
+    }
+
+    #[test]
+    fn remembered_verdicts_are_those_of_the_key() {
+        // The same key again, and keys its memo entry must not answer for.
+        assert_eq!(
+            json(r#"[{"id":1,"token":2},{"id":3,"token":4},{"tokex":5,"tok":6,"token":7}]"#),
+            r#"[{"id":1,"token":"[REDACTED]"},{"id":3,"token":"[REDACTED]"},{"tokex":5,"tok":6,"token":"[REDACTED]"}]"#
+        );
+        // Differing only past the first word, or in the last byte remembered.
+        assert_eq!(
+            json(r#"{"abcdefghtokex":1,"abcdefghtoken":2,"abcdefghtokex":3}"#),
+            r#"{"abcdefghtokex":1,"abcdefghtoken":"[REDACTED]","abcdefghtokex":3}"#
+        );
+        assert_eq!(
+            json(r#"{"abcdefghijklpwX":1,"abcdefghijklpwd":2,"abcdefghijklpwX":3}"#),
+            r#"{"abcdefghijklpwX":1,"abcdefghijklpwd":"[REDACTED]","abcdefghijklpwX":3}"#
+        );
+        // 16 bytes and more: not remembered, matched every time.
+        assert_eq!(
+            json(r#"{"abcdefghijklmpwX":1,"abcdefghijklmpwd":2,"abcdefghijklmpwX":3}"#),
+            r#"{"abcdefghijklmpwX":1,"abcdefghijklmpwd":"[REDACTED]","abcdefghijklmpwX":3}"#
+        );
+        // Trailing NULs: `tok` and `tok\0` pad to the same words, and only one holds this name.
+        let body = b"{\"tok\0\":1,\"tok\":2,\"tok\0\":3,\"tok\":4}";
+        let out = redact(body, Syntax::Json, &["tok\0".into()]).unwrap();
+        assert_eq!(
+            out,
+            b"{\"tok\0\":\"[REDACTED]\",\"tok\":2,\"tok\0\":\"[REDACTED]\",\"tok\":4}"
+        );
+        // Escaped and plain spellings of the same key, and an escape that makes another key.
+        assert_eq!(
+            json(r#"{"tokn":1,"to\u006ben":2,"tokn":3,"token":4,"to\"ken":5}"#),
+            r#"{"tokn":1,"to\u006ben":"[REDACTED]","tokn":3,"token":"[REDACTED]","to\"ken":5}"#
+        );
+        // A key met whole, then cut by the end of the capture (in the last 16 bytes).
+        assert_eq!(
+            json(r#"{"token":1,"x":2,"token"#),
+            r#"{"token":"[REDACTED]","x":2,"token"#
+        );
+        assert_eq!(
+            json(r#"{"token":1,"token":"#),
+            r#"{"token":"[REDACTED]","token":"#
+        );
+        assert_eq!(
+            json(r#"{"token":1,"token":"ab"#),
+            r#"{"token":"[REDACTED]","token":"[REDACTED]""#
+        );
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(1024))]
 
@@ -990,6 +1340,26 @@ mod tests {
             prop_assert_eq!(cached, reference::redact(&body, syntax, &fields));
         }
 
+        #[test]
+        fn quote_blocks_are_the_quotes(body in proptest::collection::vec(prop_oneof![Just(b'"'), Just(b'\\'), Just(0u8), Just(0xa2u8), any::<u8>()], 0..200), at in 0usize..200) {
+            let at = at.min(body.len());
+            let naive = (0..64).filter(|&i| body.get(at + i) == Some(&b'"')).fold(0u64, |bits, i| bits | 1 << i);
+            prop_assert_eq!(quote_block(&body, at), naive);
+        }
+
+        #[test]
+        fn repeated_keys_agree_with_the_plain_scan(body in repeated_keys(), cut in 0usize..400, defaults_list in any::<bool>()) {
+            // A name with a NUL tells `tok` from `tok\0`.
+            let fields = if defaults_list { defaults() } else { vec!["tok\0".into(), "ijklmno".into(), "pwX".into()] };
+            // Whole, and cut anywhere (also inside a key, and in the last 16 bytes).
+            let cut = &body[..cut.min(body.len())];
+            for body in [&body[..], cut] {
+                prop_assert_eq!(
+                    redact(body, Syntax::Json, &fields),
+                    reference::redact(body, Syntax::Json, &fields)
+                );
+            }
+        }
     }
 
     proptest! {
