@@ -424,6 +424,7 @@ pub(crate) static FIELDS: &[Field] = &[
     field!("rustagent.tracestate_capture_control", Bool, |c, b| c.rustagent.tracestate_capture_control = b),
     field!("rustagent.filter_budget_ms", DurationMs, |c, d| c.rustagent.filter_budget = d),
     field!("rustagent.filter_failure_mode", FilterFailure, |c, m| c.rustagent.filter_failure_mode = m),
+    field!("rustagent.free_spans_where_served", Bool, |c, b| c.rustagent.free_spans_where_served = b),
 ];
 
 /// Sections of other agents (and removed parts of the schema) that are accepted and ignored.

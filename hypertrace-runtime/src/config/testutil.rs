@@ -225,6 +225,9 @@ pub(crate) const CASES: &[Case] = &[
         "CLOSED",
         |c| c.rustagent.filter_failure_mode = super::FilterFailureMode::Closed,
     ),
+    case("rustagent.free_spans_where_served", "false", "false", |c| {
+        c.rustagent.free_spans_where_served = false
+    }),
 ];
 
 /// The defaults with the case's change applied.

@@ -27,7 +27,9 @@
 //! queued its own, outside the lock: the cost is spread evenly over requests, and in the usual
 //! single-worker server every span is freed on the thread that allocated it. The spent batch is
 //! held beyond the byte budget (it is one batch, at most a sixteenth of it), and only while
-//! requests come: a worker that wakes with nothing to export frees what is left itself.
+//! requests come: a worker that wakes with nothing to export frees what is left itself. With
+//! `rustagent.free_spans_where_served: false` the worker frees every batch itself (better with
+//! an allocator whose remote frees are cheap, such as jemalloc).
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -105,6 +107,9 @@ pub(crate) struct BatchSettings {
     pub max_queue_bytes: usize,
     /// Where the spans go (`OTLP http://collector:4317`), for log lines.
     pub destination: String,
+    /// Exported spans are freed by the threads that end spans (`rustagent.free_spans_where_served`;
+    /// see the module documentation).
+    pub free_where_served: bool,
 }
 
 impl BatchSettings {
@@ -118,6 +123,7 @@ impl BatchSettings {
             shutdown_timeout: r.shutdown_timeout,
             max_queue_bytes: r.max_queue_bytes,
             destination,
+            free_where_served: r.free_spans_where_served,
         }
     }
 
@@ -310,7 +316,11 @@ fn run_worker<E: BatchExporter>(shared: &Shared, exporter: E) {
             export_with_retries(shared, &exporter, &batch, &mut log);
             let mut st = lock(shared);
             st.inflight_bytes = 0;
-            let older = std::mem::replace(&mut st.spent, batch);
+            let older = if settings.free_where_served {
+                std::mem::replace(&mut st.spent, batch)
+            } else {
+                batch
+            };
             shared
                 .stats
                 .queued_bytes
@@ -616,6 +626,7 @@ mod tests {
             shutdown_timeout: Duration::from_millis(300),
             max_queue_bytes: usize::MAX,
             destination: "test".into(),
+            free_where_served: true,
         }
     }
 
@@ -690,6 +701,29 @@ mod tests {
             thread::sleep(Duration::from_millis(5));
         }
         assert_eq!(exp.spans.lock().unwrap().len(), 6);
+        p.shutdown_with_timeout(Duration::from_secs(1)).unwrap();
+    }
+
+    #[test]
+    fn the_worker_frees_exported_spans_itself_when_told_to() {
+        let exp = Recorder::default();
+        let mut s = settings(100);
+        s.free_where_served = false;
+        let p = BatchProcessor::new(exp.clone(), s, Arc::default());
+        let tag: Arc<str> = Arc::from("tag");
+        for _ in 0..4 {
+            p.on_end(tagged(&tag));
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Arc::strong_count(&tag) > 1 {
+            assert!(
+                Instant::now() < deadline,
+                "the worker kept the exported spans"
+            );
+            thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(exp.spans.lock().unwrap().len(), 4);
+        assert!(lock(&p.shared).spent.is_empty());
         p.shutdown_with_timeout(Duration::from_secs(1)).unwrap();
     }
 
