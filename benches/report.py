@@ -154,15 +154,17 @@ def tables(ov, cg, tp, tpj, mem, memj, machine):
         for name, src in (("time, glibc", ovv), ("time, jemalloc", ovj)):
             if "hypertrace-disabled" in src:
                 r = src["hypertrace-disabled"]["ratio_to_plain"]
-                checks.append(r <= 1.02)
+                # Within 2% either way: a run where plain came out more than 2% slower than the
+                # same code plus the agent's extraction measured noise, not the agent.
+                checks.append(abs(r - 1) <= 0.02)
                 parts.append(f"{(r - 1) * 100:+.1f}% ({name})")
         if "hypertrace-disabled" in cgv:
             r = cgv["hypertrace-disabled"]["ratio_to_plain"]
-            checks.append(r <= 1.02)
+            checks.append(abs(r - 1) <= 0.02)
             parts.append(f"{(r - 1) * 100:+.1f}% (instructions)")
         if "hypertrace-disabled" in tpv:
             r = tpv["hypertrace-disabled"]["ratio_to_plain"]
-            checks.append(r >= 0.98)
+            checks.append(abs(r - 1) <= 0.02)
             parts.append(f"{(r - 1) * 100:+.1f}% (loopback requests/s)")
         v = "**met**" if all(checks) else ("**missed**" if not any(checks) else f"**met by {sum(checks)} of {len(checks)} measures**")
         L.append(f"| `enabled: false` within 2% of plain | {', '.join(parts)} | {v} |")
@@ -172,7 +174,7 @@ def tables(ov, cg, tp, tpj, mem, memj, machine):
                                ("instructions", cgv, "total"), ("loopback requests/s", tpv, "rps")):
             if "hypertrace-unsampled" in src and "hypertrace-disabled" in src:
                 r = src["hypertrace-unsampled"][key] / src["hypertrace-disabled"][key]
-                checks.append(r >= 0.98 if key == "rps" else r <= 1.02)
+                checks.append(abs(r - 1) <= 0.02)
                 parts.append(f"{(r - 1) * 100:+.1f}% ({name})")
         v = "**met**" if all(checks) else ("**missed**" if not any(checks) else f"**met by {sum(checks)} of {len(checks)} measures**")
         L.append(f"| an unsampled request within 2% of `enabled: false` | {', '.join(parts)} | {v} |")
