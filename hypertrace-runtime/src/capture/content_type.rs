@@ -122,18 +122,42 @@ pub fn content_encoding(headers: &HeaderMap) -> ContentEncoding {
 }
 
 /// An empty needle matches nothing: a blank config entry must not switch on capture of every body.
+///
+/// Runs for every request and response against each allowed type, so a window is only compared
+/// where its first byte can start the needle (one or two byte comparisons per position), not at
+/// every position.
 fn contains_ignore_ascii_case(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty()
-        && haystack.len() >= needle.len()
-        && haystack
-            .windows(needle.len())
-            .any(|w| w.eq_ignore_ascii_case(needle))
+    let Some(&first) = needle.first() else {
+        return false;
+    };
+    let Some(last_start) = haystack.len().checked_sub(needle.len()) else {
+        return false;
+    };
+    let (lower, upper) = (first.to_ascii_lowercase(), first.to_ascii_uppercase());
+    haystack[..=last_start].iter().enumerate().any(|(i, &b)| {
+        (b == lower || b == upper) && haystack[i..i + needle.len()].eq_ignore_ascii_case(needle)
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::DEFAULT_ALLOWED_CONTENT_TYPES;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The first-byte filter finds what comparing every window finds.
+        #[test]
+        fn contains_agrees_with_every_window(
+            hay in proptest::collection::vec(prop::sample::select(b"aAjJsSoOnN/+-; =x".to_vec()), 0..40),
+            needle in proptest::collection::vec(prop::sample::select(b"aAjJsSoOnN/+-".to_vec()), 0..6),
+        ) {
+            let every_window = !needle.is_empty()
+                && hay.len() >= needle.len()
+                && hay.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(&needle));
+            prop_assert_eq!(contains_ignore_ascii_case(&hay, &needle), every_window);
+        }
+    }
 
     fn defaults() -> Vec<String> {
         DEFAULT_ALLOWED_CONTENT_TYPES
