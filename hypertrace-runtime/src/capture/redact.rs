@@ -21,11 +21,17 @@
 //! the common case, a body full of short keys none of which matches: the names are normalised
 //! once ([`FieldNames`], cached per thread for the configured list); a JSON body's quotes are
 //! found 64 bytes at a time as a bit set, and a string without a `\` ends at its next quote
-//! (`Strings`); a short key met again in the same body (the keys of an array of objects) is
-//! answered from a small table of verdicts (`Memo`); and a key is only normalised into a
-//! buffer and searched when the set of its letters holds all the letters of some name.
+//! (`Strings`); a short key met before on the same thread (the keys of an array of objects, the
+//! same endpoint's keys request after request) is answered from a small table of verdicts
+//! (`Memo`); and a key is only normalised into a buffer and searched when the set of its letters
+//! holds all the letters of some name.
+//!
+//! The table keeps, per thread, the verdicts on the last short keys met (at most 32 keys of at
+//! most 16 bytes) for one list of names: key names of earlier bodies, never their values, stay in
+//! that thread's memory until other keys take their slots. A different list starts it afresh.
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use memchr::{memchr, memchr2};
@@ -60,7 +66,12 @@ pub struct FieldNames {
     masks: Vec<u32>,
     /// The length of the shortest name.
     min_len: usize,
+    /// Unique to this list: what a thread's [`Memo`] is kept for.
+    id: u64,
 }
+
+/// The next [`FieldNames::id`].
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// One normalised name of [`FieldNames`].
 #[derive(Debug)]
@@ -79,6 +90,9 @@ thread_local! {
     /// The last list compiled on this thread: the configuration's list is the same `Arc` for
     /// every body, so it is normalised once per thread, not once per body.
     static COMPILED: RefCell<Option<Compiled>> = const { RefCell::new(None) };
+
+    /// The verdicts on the short keys met on this thread, and the [`FieldNames::id`] they are for.
+    static MEMO: RefCell<(u64, Memo)> = const { RefCell::new((0, Memo::EMPTY)) };
 }
 
 impl FieldNames {
@@ -109,6 +123,7 @@ impl FieldNames {
             names,
             masks,
             min_len,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         })
     }
 
@@ -406,10 +421,24 @@ impl<'a> Edits<'a> {
 const JSON_REDACTED: &[u8] = b"\"[REDACTED]\"";
 
 fn redact_json(body: &[u8], m: &FieldNames) -> Option<Vec<u8>> {
+    MEMO.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut kept) => {
+            if kept.0 != m.id {
+                *kept = (m.id, Memo::EMPTY);
+            }
+            redact_json_with(body, m, &mut kept.1)
+        }
+        // Not reentered in practice; a table of its own would be as right.
+        Err(_) => {
+            let mut fresh = Memo::EMPTY;
+            redact_json_with(body, m, &mut fresh)
+        }
+    })
+}
+
+fn redact_json_with(body: &[u8], m: &FieldNames, memo: &mut Memo) -> Option<Vec<u8>> {
     let mut edits = Edits::new(body);
     let mut strings = Strings::new(body);
-    // Made on the first key: a body without one does not pay for its table.
-    let mut memo: Option<Memo> = None;
     let mut i = 0;
     while let Some(start) = strings.next_quote(i) {
         // A string cut by the end of the capture: a key fragment, or a value whose key did not
@@ -432,10 +461,9 @@ fn redact_json(body: &[u8], m: &FieldNames) -> Option<Vec<u8>> {
         let matches = if string.escaped || len > MEMO_KEY_LEN {
             m.json_key_matches(&body[key..end - 1], string.escaped)
         } else {
-            memo.get_or_insert_with(Memo::new)
-                .verdict(key_words(body, key, len), len, || {
-                    m.plain_key_matches(&body[key..end - 1])
-                })
+            memo.verdict(key_words(body, key, len), len, || {
+                m.plain_key_matches(&body[key..end - 1])
+            })
         };
         if !matches {
             continue;
@@ -674,10 +702,11 @@ const MEMO_KEY_LEN: usize = 16;
 /// In [`Memo::tags`]: the key matches.
 const MEMO_MATCHES: u8 = 0x80;
 
-/// The verdicts on the short keys already met in one body. JSON API bodies repeat the same few
-/// keys (arrays of objects), and a verdict is a function of the key's bytes alone (for a key
-/// without escapes), so a key met again costs a lookup, not a match. Direct-mapped: a key
-/// whose slot another key took is matched again, never wrongly.
+/// The verdicts on the short keys already met, for one list of names. JSON APIs repeat the same
+/// few keys (arrays of objects, and every request to an endpoint), and a verdict is a function of
+/// the key's bytes alone (for a key without escapes) and the list, so a key met again costs a
+/// lookup, not a match. Direct-mapped: a key whose slot another key took is matched again, never
+/// wrongly.
 struct Memo {
     /// The key in each slot, as [`key_words`] gives it.
     words: [[u64; 2]; MEMO_SLOTS],
@@ -687,12 +716,10 @@ struct Memo {
 }
 
 impl Memo {
-    fn new() -> Self {
-        Memo {
-            words: [[0; 2]; MEMO_SLOTS],
-            tags: [0; MEMO_SLOTS],
-        }
-    }
+    const EMPTY: Memo = Memo {
+        words: [[0; 2]; MEMO_SLOTS],
+        tags: [0; MEMO_SLOTS],
+    };
 
     /// Whether the key of `len` bytes (at most [`MEMO_KEY_LEN`]) `words` matches: remembered,
     /// or `matches()`.
@@ -1276,6 +1303,32 @@ mod tests {
         let item = prop_oneof![4 => object, 1 => numbered];
         proptest::collection::vec(item, 0..12)
             .prop_map(|items| format!("[{}]", items.join(",")).into_bytes())
+    }
+
+    /// The thread's table is for one list: another list on the same thread starts afresh, so a
+    /// key that one list redacts and the other keeps gets each list's verdict, alternately.
+    #[test]
+    fn remembered_verdicts_are_per_list() {
+        let secret = FieldNames::new(&["sku".to_string()]).unwrap();
+        let other = FieldNames::new(&["password".to_string()]).unwrap();
+        let body = br#"{"sku":"A-1","qty":2}"#;
+        for _ in 0..3 {
+            assert_eq!(
+                secret.redact(body, Syntax::Json).as_deref(),
+                Some(&br#"{"sku":"[REDACTED]","qty":2}"#[..])
+            );
+            assert_eq!(other.redact(body, Syntax::Json), None);
+        }
+        // And a list met again after another one is not answered from the other's verdicts.
+        let again = FieldNames::new(&["qty".to_string()]).unwrap();
+        assert_eq!(
+            again.redact(body, Syntax::Json).as_deref(),
+            Some(&br#"{"sku":"A-1","qty":"[REDACTED]"}"#[..])
+        );
+        assert_eq!(
+            secret.redact(body, Syntax::Json).as_deref(),
+            Some(&br#"{"sku":"[REDACTED]","qty":2}"#[..])
+        );
     }
 
     #[test]
