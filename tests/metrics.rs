@@ -195,6 +195,15 @@ fn value(page: &str, name: &str, want: &[(&str, &str)]) -> Option<f64> {
         .map(|(_, _, v)| v)
 }
 
+/// `http.server.active_requests` for GET on the page.
+fn gets_in_flight(page: &str) -> Option<f64> {
+    value(
+        page,
+        "http_server_active_requests",
+        &[("http_request_method", "GET")],
+    )
+}
+
 fn series(page: &str, name: &str) -> Vec<BTreeMap<String, String>> {
     samples(page)
         .into_iter()
@@ -303,15 +312,7 @@ fn prometheus_page_has_every_instrument_with_bounded_attributes() {
     assert!(sum.is_some_and(|s| (0.03..5.0).contains(&s)), "{sum:?}");
 
     // Nothing in flight now; the panicked and answered requests were all counted back.
-    assert_eq!(
-        value(
-            &page,
-            "http_server_active_requests",
-            &[("http_request_method", "GET")]
-        ),
-        Some(0.0),
-        "{page}"
-    );
+    assert_eq!(gets_in_flight(&page), Some(0.0), "{page}");
     // The export counters, the process, the resource.
     assert!(
         value(&page, "hypertrace_agent_spans_exported_total", &[]).is_some(),
@@ -393,11 +394,7 @@ fn the_duration_is_the_spans_and_covers_the_streamed_body() {
         .recv_timeout(Duration::from_secs(10))
         .expect("the body started");
     let (_, page) = scrape(&format!("http://{prometheus}/metrics"));
-    let in_flight = value(
-        &page,
-        "http_server_active_requests",
-        &[("http_request_method", "GET")],
-    );
+    let in_flight = gets_in_flight(&page);
     assert_eq!(in_flight, Some(1.0), "{page}");
     let route = [("http_route", "/stream")];
     assert_eq!(
@@ -432,15 +429,7 @@ fn the_duration_is_the_spans_and_covers_the_streamed_body() {
         "the streamed body is inside the duration: {sum}"
     );
     assert_eq!(sum, span_secs, "the span's duration exactly");
-    assert_eq!(
-        value(
-            &page,
-            "http_server_active_requests",
-            &[("http_request_method", "GET")]
-        ),
-        Some(0.0),
-        "{page}"
-    );
+    assert_eq!(gets_in_flight(&page), Some(0.0), "{page}");
 }
 
 #[test]

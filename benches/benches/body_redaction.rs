@@ -38,9 +38,17 @@ fn capture(body: &[u8], fields: Option<&Arc<[String]>>) -> usize {
 fn with_secrets(body: &[u8]) -> Vec<u8> {
     let s = std::str::from_utf8(body).unwrap();
     let s = s
-        .replacen(r#""order_id":"ord-7f3c2a9e""#, r#""token":"tok-7f3c2a9e-xy""#, 1)
+        .replacen(
+            r#""order_id":"ord-7f3c2a9e""#,
+            r#""token":"tok-7f3c2a9e-xy""#,
+            1,
+        )
         .replacen(r#""name":"Ada Lovelace""#, r#""password":"Lovelace""#, 1)
-        .replacen(r#""email":"ada@example.com""#, r#""api_key":"a1b2c3d4e5f6g""#, 1);
+        .replacen(
+            r#""email":"ada@example.com""#,
+            r#""api_key":"a1b2c3d4e5f6g""#,
+            1,
+        );
     assert_eq!(s.len(), body.len());
     s.into_bytes()
 }
@@ -64,7 +72,12 @@ fn redaction(c: &mut Criterion) {
         out[0].value.as_str().into_owned()
     };
     assert_eq!(record(&plain, Some(&fields)).as_bytes(), &plain[..]);
-    assert_eq!(record(&secrets, Some(&fields)).matches("[REDACTED]").count(), 3);
+    assert_eq!(
+        record(&secrets, Some(&fields))
+            .matches("[REDACTED]")
+            .count(),
+        3
+    );
 
     let mut group = c.benchmark_group("body_redaction");
     group.bench_function("a-1KiB-json-no-redaction", |b| {

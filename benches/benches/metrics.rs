@@ -245,11 +245,9 @@ fn requests(spec: &str) {
     drop(guard);
 }
 
-/// `HT_BENCH_AB` mode: `blocks` pairs of back-to-back blocks of `GET /users/{id}`, metrics off
-/// then on (the order alternating), each block under a freshly installed agent, timed alone. On a
-/// machine whose load drifts, the two blocks of a pair see nearly the same load, so the median of
-/// the per-pair differences is steadier than two separate criterion runs. Prints the medians per
-/// request and that of the differences with a 95% confidence interval (order statistics).
+/// `HT_BENCH_AB` mode: `blocks` pairs of blocks of `GET /users/{id}` with metrics on and off
+/// ([`hypertrace_benches::alternate`]), each block under a freshly installed agent, timed alone.
+/// Prints the medians per request and that of the differences with a 95% confidence interval.
 fn ab(blocks: usize) {
     const PER_BLOCK: u32 = 5000;
     hypertrace_benches::multi_threaded_process();
@@ -273,33 +271,11 @@ fn ab(blocks: usize) {
         drop(guard);
         ns
     };
-    let (mut off, mut on, mut diff) = (Vec::new(), Vec::new(), Vec::new());
-    for i in 0..blocks {
-        let (a, b) = if i % 2 == 0 {
-            let a = block(false);
-            (a, block(true))
-        } else {
-            let b = block(true);
-            (block(false), b)
-        };
-        off.push(a);
-        on.push(b);
-        diff.push(b - a);
-    }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let (m_off, m_on, m_diff) = (median(&mut off), median(&mut on), median(&mut diff));
-    // Ranks of a distribution-free 95% interval for the median of n values.
-    let n = diff.len() as f64;
-    let half = 1.96 * n.sqrt() / 2.0;
-    let lo = ((n / 2.0 - half).floor().max(0.0)) as usize;
-    let hi = ((n / 2.0 + half).ceil() as usize).min(diff.len() - 1);
+    let p = hypertrace_benches::alternate(blocks, block);
     println!(
-        "GET /users/{{id}}, {blocks} pairs of {PER_BLOCK}: off {m_off:.0} ns, on {m_on:.0} ns per request (medians); \
-         on - off: median {m_diff:.0} ns, 95% CI {:.0}..{:.0} ns",
-        diff[lo], diff[hi]
+        "GET /users/{{id}}, {blocks} pairs of {PER_BLOCK}: off {:.0} ns, on {:.0} ns per request (medians); \
+         on - off: median {:.0} ns, 95% CI {:.0}..{:.0} ns",
+        p.off, p.on, p.diff, p.lo, p.hi
     );
 }
 

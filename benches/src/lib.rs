@@ -566,6 +566,55 @@ pub fn multi_threaded_process() {
     });
 }
 
+/// What [`alternate`] measured: the median of each side, and the median of the per-pair
+/// differences (`on - off`) with a distribution-free 95% confidence interval.
+#[derive(Clone, Copy, Debug)]
+pub struct Paired {
+    pub on: f64,
+    pub off: f64,
+    pub diff: f64,
+    pub lo: f64,
+    pub hi: f64,
+}
+
+/// `pairs` pairs of blocks, `block(true)` and `block(false)` back to back (each returns its time
+/// per request), the order alternating from pair to pair. On a machine whose speed drifts, the two
+/// blocks of a pair see nearly the same machine, so the median of the per-pair differences is
+/// steadier than two separate runs.
+pub fn alternate(pairs: usize, mut block: impl FnMut(bool) -> f64) -> Paired {
+    assert!(pairs > 0, "at least one pair");
+    let (mut on, mut off, mut diff) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..pairs {
+        let (a, b) = if i % 2 == 0 {
+            let a = block(true);
+            (a, block(false))
+        } else {
+            let b = block(false);
+            (block(true), b)
+        };
+        on.push(a);
+        off.push(b);
+        diff.push(a - b);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (on, off, mid) = (median(&mut on), median(&mut off), median(&mut diff));
+    // Ranks of a distribution-free 95% interval for the median of n values.
+    let n = diff.len() as f64;
+    let half = 1.96 * n.sqrt() / 2.0;
+    let lo = ((n / 2.0 - half).floor().max(0.0)) as usize;
+    let hi = ((n / 2.0 + half).ceil() as usize).min(diff.len() - 1);
+    Paired {
+        on,
+        off,
+        diff: mid,
+        lo: diff[lo],
+        hi: diff[hi],
+    }
+}
+
 /// Sends `req` through `app` and reads the whole response body; returns the status and body length.
 pub async fn call(app: Router, req: Request) -> (u16, usize) {
     use http_body_util::BodyExt as _;

@@ -40,32 +40,10 @@ fn main() {
         drop(guard);
         ns
     };
-    let (mut on, mut off, mut diff) = (Vec::new(), Vec::new(), Vec::new());
-    for i in 0..pairs {
-        let (a, b) = if i % 2 == 0 {
-            let a = block(true);
-            (a, block(false))
-        } else {
-            let b = block(false);
-            (block(true), b)
-        };
-        on.push(a);
-        off.push(b);
-        diff.push(a - b);
-    }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let (m_on, m_off, m_diff) = (median(&mut on), median(&mut off), median(&mut diff));
-    // Ranks of a distribution-free 95% interval for the median of n values.
-    let n = diff.len() as f64;
-    let half = 1.96 * n.sqrt() / 2.0;
-    let lo = ((n / 2.0 - half).floor().max(0.0)) as usize;
-    let hi = ((n / 2.0 + half).ceil() as usize).min(diff.len() - 1);
+    let p = hypertrace_benches::alternate(pairs, block);
     println!(
-        "POST /echo, {pairs} pairs of {PER_BLOCK}: free_spans_where_served true {m_on:.0} ns, false {m_off:.0} ns per request (medians); \
-         true - false: median {m_diff:.0} ns, 95% CI {:.0}..{:.0} ns",
-        diff[lo], diff[hi]
+        "POST /echo, {pairs} pairs of {PER_BLOCK}: free_spans_where_served true {:.0} ns, false {:.0} ns per request (medians); \
+         true - false: median {:.0} ns, 95% CI {:.0}..{:.0} ns",
+        p.on, p.off, p.diff, p.lo, p.hi
     );
 }
