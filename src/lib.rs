@@ -17,6 +17,13 @@ pub use hypertrace_macros::{handler, main};
 pub use hypertrace_runtime::BatchExporter;
 /// Spans straight to OTLP protobuf bytes, for an exporter of the application's own.
 pub use hypertrace_runtime::TraceEncoder;
+
+/// Packed attributes: a request's headers, carried on the span as one attribute. A
+/// [`BatchExporter`] of the application's own that reads attributes one by one reads them through
+/// [`unpacked`](packed::unpacked).
+pub mod packed {
+    pub use hypertrace_runtime::capture::packed::{unpacked, Packed, Packer, PACKED_KEY};
+}
 pub use hypertrace_runtime::{
     current_agent, layer, otel_layer, shutdown_signal, Agent, Config, ConfigBuilder, ConfigError,
     ExportError, ExportStats, Guard, HypertraceLayer,

@@ -8,6 +8,7 @@ use std::borrow::Cow;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use hypertrace::packed::Packer;
 use hypertrace::TraceEncoder;
 use opentelemetry::trace::{
     Event, Link, SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
@@ -261,6 +262,78 @@ proptest! {
         resource in resource(),
     ) {
         assert_same(&batch, &resource);
+    }
+}
+
+/// A header-like entry: a name (the key without its prefix) and a value, either possibly empty.
+fn entry() -> impl Strategy<Value = (String, String)> {
+    ("[a-z0-9\\-]{0,20}(\\[[0-9]\\])?", string())
+}
+
+/// Attributes with packed ones among them (as header capture appends them), and the same
+/// attributes each on its own, built independently of the code that unpacks.
+fn packed_and_plain() -> impl Strategy<Value = (Vec<KeyValue>, Vec<KeyValue>)> {
+    let group = prop_oneof![
+        attributes(3).prop_map(|a| (None, a)),
+        (
+            prop_oneof![
+                Just(String::new()),
+                Just("http.request.header.".to_owned()),
+                string()
+            ],
+            prop::collection::vec(entry(), 0..6),
+        )
+            .prop_map(|(prefix, entries)| (
+                Some(prefix),
+                entries
+                    .into_iter()
+                    .map(|(n, v)| KeyValue::new(n, v))
+                    .collect()
+            )),
+    ];
+    prop::collection::vec(group, 0..5).prop_map(|groups| {
+        let (mut packed, mut plain) = (Vec::new(), Vec::new());
+        for (prefix, attrs) in groups {
+            let Some(prefix) = prefix else {
+                packed.extend(attrs.iter().cloned());
+                plain.extend(attrs);
+                continue;
+            };
+            let mut p = Packer::new(&prefix, 0);
+            for kv in &attrs {
+                p.push(kv.key.as_str(), "", kv.value.as_str().as_ref());
+                plain.push(KeyValue::new(
+                    format!("{prefix}{}", kv.key),
+                    kv.value.clone(),
+                ));
+            }
+            packed.extend(p.finish());
+        }
+        (packed, plain)
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// A packed attribute goes on the wire as the attributes it stands for: the bytes are the
+    /// transform's for the span whose attributes are each their own.
+    #[test]
+    fn packed_attributes_encode_as_the_attributes_they_stand_for(
+        spans in prop::collection::vec((span(), packed_and_plain()), 1..4),
+        resource in resource(),
+    ) {
+        let (mut packed, mut plain) = (Vec::new(), Vec::new());
+        for (span, (p, q)) in spans {
+            let mut a = span.clone();
+            a.attributes = p;
+            packed.push(a);
+            let mut b = span;
+            b.attributes = q;
+            plain.push(b);
+        }
+        let got = ours(&packed, &resource);
+        prop_assert_eq!(got, reference(&plain, &resource).1);
     }
 }
 

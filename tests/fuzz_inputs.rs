@@ -597,6 +597,9 @@ proptest! {
         let redact: Vec<String> = redact.into_iter().collect();
         let mut out = Vec::new();
         record_headers("http.request.header.", &map, &redact, &mut out);
+        // Packed into one attribute; unpacked, one attribute per value.
+        prop_assert!(out.len() <= 1);
+        let out = hypertrace::packed::unpacked(&out);
         prop_assert_eq!(out.len(), map.len(), "one attribute per value");
         for name in map.keys() {
             let values: Vec<&HeaderValue> = map.get_all(name).iter().collect();

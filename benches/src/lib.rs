@@ -304,9 +304,10 @@ impl SpanExporter for EncodingExporter {
             _ => {}
         }
         if let Some(last) = batch.last() {
-            self.stats
-                .last_span_attributes
-                .store(last.attributes.len(), Ordering::Relaxed);
+            self.stats.last_span_attributes.store(
+                hypertrace::packed::unpacked(&last.attributes).len(),
+                Ordering::Relaxed,
+            );
             self.stats
                 .last_span_events
                 .store(last.events.len(), Ordering::Relaxed);
@@ -339,9 +340,10 @@ impl hypertrace::BatchExporter for EncodingExporter {
             std::hint::black_box(&buf).len()
         };
         if let Some(last) = batch.last() {
-            self.stats
-                .last_span_attributes
-                .store(last.attributes.len(), Ordering::Relaxed);
+            self.stats.last_span_attributes.store(
+                hypertrace::packed::unpacked(&last.attributes).len(),
+                Ordering::Relaxed,
+            );
             self.stats
                 .last_span_events
                 .store(last.events.len(), Ordering::Relaxed);

@@ -1,9 +1,13 @@
 //! Header capture.
 
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
 use http::header::{CONTENT_TYPE, USER_AGENT};
 use http::{HeaderMap, HeaderValue};
-use opentelemetry::{Key, KeyValue, Value};
+use opentelemetry::KeyValue;
 
+use super::packed::Packer;
 use super::policy::HeaderScope;
 
 /// What a redacted header's value is recorded as.
@@ -51,8 +55,10 @@ pub fn record_headers_scoped(
     }
 }
 
-/// Appends one attribute per header value to `out`: `<prefix><name>` for a header sent once,
-/// `<prefix><name>[i]` for each value of a header sent several times.
+/// Records one attribute per header value: `<prefix><name>` for a header sent once,
+/// `<prefix><name>[i]` for each value of a header sent several times. They are appended to `out`
+/// packed into one attribute ([`super::packed`]; [`super::packed::unpacked`] gives them back
+/// one by one), which every exporter of the agent sends as the separate attributes.
 ///
 /// `prefix` is `"http.request.header."` or `"http.response.header."`. Names in `redact` (lower-case)
 /// are recorded as [`REDACTED`]; values that are not UTF-8 are recorded lossily.
@@ -74,6 +80,10 @@ pub fn record_headers(
 /// [`record_headers`], with values longer than `max_value_bytes` (`rustagent.max_header_value_bytes`)
 /// cut on a UTF-8 boundary and marked by `<key>.truncated = true`, as bodies are: a 100 KiB header
 /// (hyper accepts ~400 KiB of them) would otherwise be copied whole into every span.
+///
+/// The values are appended as one packed attribute ([`super::packed`]): one allocation for all of
+/// them, however many there are. The `.truncated` marks (rare) follow it as attributes of their
+/// own, where they came when each header was an attribute.
 pub fn record_headers_limited(
     prefix: &str,
     headers: &HeaderMap,
@@ -81,100 +91,77 @@ pub fn record_headers_limited(
     max_value_bytes: usize,
     out: &mut Vec<KeyValue>,
 ) {
-    let start = out.len();
-    record_all(prefix, headers, redact, out);
-    // Rare, so checked after the fact: the hot path stays one pass without a length test per value.
-    if headers.values().any(|v| v.len() > max_value_bytes) {
-        truncate_values(start, max_value_bytes, out);
+    if headers.is_empty() {
+        return;
     }
-}
-
-/// Cuts the string values of `out[start..]` longer than `max` and adds their `.truncated` marks.
-fn truncate_values(start: usize, max: usize, out: &mut Vec<KeyValue>) {
-    let mut marks = Vec::new();
-    for kv in &mut out[start..] {
-        if let Value::String(s) = &kv.value {
-            let text = s.as_str();
-            // The redaction marker is never cut: it must stay recognisable.
-            if text.len() > max && text != REDACTED {
-                let mut cut = max;
-                while !text.is_char_boundary(cut) {
-                    cut -= 1;
-                }
-                kv.value = Value::from(text[..cut].to_owned());
-                marks.push(KeyValue::new(format!("{}.truncated", kv.key), true));
-            }
-        }
-    }
-    out.extend(marks);
-}
-
-fn record_all(prefix: &str, headers: &HeaderMap, redact: &[String], out: &mut Vec<KeyValue>) {
-    // `len()` counts values, not names: exactly the number of attributes pushed.
-    out.reserve(headers.len());
     // `eq_ignore_ascii_case` so a hand-built list with capitals still redacts.
     let redacted = |name: &str| redact.iter().any(|r| r.eq_ignore_ascii_case(name));
-    let value = |redacted: bool, v: &HeaderValue| -> Value {
+    let mut packer = Packer::new(prefix, headers.len() * 32);
+    let mut marks = Vec::new();
+    let mut put = |name: &str, suffix: &str, redacted: bool, v: &HeaderValue| {
         if redacted {
-            Value::from(REDACTED)
-        } else {
-            Value::from(value_text(v))
+            return packer.push(name, suffix, REDACTED);
         }
+        let text = value_text(v);
+        if text.len() <= max_value_bytes {
+            return packer.push(name, suffix, &text);
+        }
+        let mut cut = max_value_bytes;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        packer.push(name, suffix, &text[..cut]);
+        marks.push(KeyValue::new(
+            format!("{prefix}{name}{suffix}.truncated"),
+            true,
+        ));
     };
 
     // Per request, on the hot path: when no header is sent twice (the usual case), one pass over
-    // the map, without looking each name up again.
+    // the map, without looking each name up again. (`len()` counts values, `keys_len()` names.)
     if headers.keys_len() == headers.len() {
         for (name, v) in headers {
-            let name_str = name.as_str();
-            out.push(KeyValue::new(
-                key(prefix, name_str),
-                value(redacted(name_str), v),
-            ));
+            let name = name.as_str();
+            put(name, "", redacted(name), v);
         }
-        return;
-    }
-
-    for name in headers.keys() {
-        let name_str = name.as_str();
-        let redacted = redacted(name_str);
-        let mut values = headers.get_all(name).iter();
-        let Some(first) = values.next() else { continue };
-        match values.next() {
-            None => out.push(KeyValue::new(key(prefix, name_str), value(redacted, first))),
-            Some(second) => {
-                for (i, v) in [first, second].into_iter().chain(values).enumerate() {
-                    out.push(KeyValue::new(
-                        format!("{prefix}{name_str}[{i}]"),
-                        value(redacted, v),
-                    ));
+    } else {
+        let mut index = String::new();
+        for name in headers.keys() {
+            let name = name.as_str();
+            let redacted = redacted(name);
+            let mut values = headers.get_all(name).iter();
+            let Some(first) = values.next() else { continue };
+            match values.next() {
+                None => put(name, "", redacted, first),
+                Some(second) => {
+                    for (i, v) in [first, second].into_iter().chain(values).enumerate() {
+                        index.clear();
+                        let _ = write!(index, "[{i}]");
+                        put(name, &index, redacted, v);
+                    }
                 }
             }
         }
     }
-}
-
-/// `<prefix><name>`.
-fn key(prefix: &str, name: &str) -> Key {
-    let mut key = String::with_capacity(prefix.len() + name.len());
-    key.push_str(prefix);
-    key.push_str(name);
-    Key::from(key)
+    out.extend(packer.finish());
+    out.extend(marks);
 }
 
 /// The value as text: as is when UTF-8 (checked the fast way), lossily otherwise.
-fn value_text(v: &HeaderValue) -> String {
+fn value_text(v: &HeaderValue) -> Cow<'_, str> {
     match std::str::from_utf8(v.as_bytes()) {
-        Ok(s) => s.to_owned(),
-        Err(_) => String::from_utf8_lossy(v.as_bytes()).into_owned(),
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(v.as_bytes()),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::capture::packed::unpacked;
     use crate::config::DEFAULT_REDACT_HEADERS;
     use http::header::{HeaderName, AUTHORIZATION, CONTENT_TYPE, COOKIE, SET_COOKIE};
+    use opentelemetry::Value;
 
     const REQ: &str = "http.request.header.";
 
@@ -188,8 +175,9 @@ mod tests {
     fn record(headers: &HeaderMap, redact: &[String]) -> Vec<(String, String)> {
         let mut out = Vec::new();
         record_headers(REQ, headers, redact, &mut out);
-        let mut pairs: Vec<_> = out
-            .into_iter()
+        let mut pairs: Vec<_> = unpacked(&out)
+            .iter()
+            .cloned()
             .map(|kv| match kv.value {
                 Value::String(s) => (kv.key.to_string(), s.to_string()),
                 other => panic!("{} is not a string: {other:?}", kv.key),
@@ -222,6 +210,7 @@ mod tests {
 
         let mut out = Vec::new();
         record_headers("http.response.header.", &h, &[], &mut out);
+        let out = unpacked(&out).into_owned();
         assert!(out
             .iter()
             .any(|kv| kv.key.as_str() == "http.response.header.x-request-id"));
@@ -316,9 +305,10 @@ mod tests {
         h.insert("a", HeaderValue::from_static("1"));
         let mut out = vec![KeyValue::new("http.method", "GET")];
         record_headers(REQ, &h, &[], &mut out);
-        assert_eq!(out.len(), 2);
+        assert_eq!(unpacked(&out).len(), 2);
         assert_eq!(out[0].key.as_str(), "http.method");
 
+        // No headers: nothing appended, not even an empty packed attribute.
         record_headers(REQ, &HeaderMap::new(), &[], &mut out);
         assert_eq!(out.len(), 2);
     }
@@ -335,6 +325,7 @@ mod tests {
         );
         let mut out = Vec::new();
         record_headers_limited(REQ, &h, &default_redact(), 5, &mut out);
+        let out = unpacked(&out).into_owned();
         let get = |k: &str| {
             out.iter()
                 .find(|kv| kv.key.as_str() == k)
@@ -367,6 +358,7 @@ mod tests {
         let cfg = crate::config::Config::defaults("t");
         let mut out = Vec::new();
         record_headers_scoped(REQ, &h, &cfg, HeaderScope::Minimal, &mut out);
+        let out = unpacked(&out).into_owned();
         let mut got: Vec<_> = out
             .iter()
             .map(|kv| (kv.key.to_string(), kv.value.to_string()))
@@ -382,6 +374,7 @@ mod tests {
         );
         let mut out = Vec::new();
         record_headers_scoped(REQ, &h, &cfg, HeaderScope::All, &mut out);
+        let out = unpacked(&out).into_owned();
         assert_eq!(out.len(), h.len());
     }
 
@@ -394,6 +387,7 @@ mod tests {
         );
         let mut out = Vec::new();
         record_headers(REQ, &h, &[], &mut out);
+        let out = unpacked(&out).into_owned();
         assert_eq!(out[0].value.as_str().len(), 8192);
         assert_eq!(out[1].key.as_str(), "http.request.header.x-big.truncated");
     }

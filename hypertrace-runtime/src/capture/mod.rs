@@ -7,6 +7,7 @@ pub mod base64;
 pub mod body;
 pub mod content_type;
 pub mod headers;
+pub mod packed;
 pub mod policy;
 pub mod redact;
 mod zstd;

@@ -31,6 +31,7 @@
 //! `rustagent.free_spans_where_served: false` the worker frees every batch itself (better with
 //! an allocator whose remote frees are cheap, such as jemalloc).
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -45,6 +46,7 @@ use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
 
 use super::retry::{self, Retry};
 use super::size::span_bytes;
+use crate::capture::packed::unpacked;
 
 /// How often at most the drop count, and a failed export, is written to stderr.
 const LOG_INTERVAL: Duration = Duration::from_secs(10);
@@ -56,6 +58,11 @@ const LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// copy. The agent's own OTLP exporters are of this kind: they encode straight from the borrowed
 /// spans. An SDK `SpanExporter` takes the spans by value, so behind this processor it gets a copy
 /// per attempt.
+///
+/// The borrowed spans may hold packed attributes (a request's headers, carried as one attribute:
+/// [`capture::packed`](crate::capture::packed)). [`TraceEncoder`](crate::TraceEncoder) writes
+/// them as the attributes they stand for; an exporter of its own kind reads them with
+/// [`unpacked`](crate::capture::packed::unpacked).
 pub trait BatchExporter: Send + 'static {
     /// Exports `batch`. Runs on the export thread under `futures_executor::block_on`: the future
     /// must not need a tokio reactor of its own.
@@ -70,14 +77,24 @@ pub trait BatchExporter: Send + 'static {
     fn set_resource(&mut self, _resource: &opentelemetry_sdk::Resource) {}
 }
 
+/// A copy of `span` with its packed attributes unpacked.
+fn unpacked_span(span: &SpanData) -> SpanData {
+    let mut copy = span.clone();
+    if let Cow::Owned(attrs) = unpacked(&span.attributes) {
+        copy.attributes = attrs;
+    }
+    copy
+}
+
 /// An SDK [`SpanExporter`] (the application's own, LOGGING, Zipkin), given a copy of the batch per
-/// attempt.
+/// attempt, with packed attributes (`capture::packed`) unpacked: such an exporter sees each header
+/// as an attribute of its own.
 #[derive(Debug)]
 pub(crate) struct Owned<E>(pub E);
 
 impl<E: SpanExporter + 'static> BatchExporter for Owned<E> {
     fn export(&self, batch: &[SpanData]) -> impl Future<Output = OTelSdkResult> {
-        self.0.export(batch.to_vec())
+        self.0.export(batch.iter().map(unpacked_span).collect())
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {

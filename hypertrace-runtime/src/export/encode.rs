@@ -7,7 +7,8 @@
 //! message's length is computed once, bottom-up, before it is written, and the bytes go into the
 //! caller's buffer with no intermediate allocation. The output is byte-for-byte what the transform
 //! plus prost produce (fields in tag order, proto3 defaults left out, the same grouping of spans by
-//! instrumentation scope); `tests/export_encoding.rs` proves it on arbitrary spans.
+//! instrumentation scope); `tests/export_encoding.rs` proves it on arbitrary spans. A packed
+//! attribute (`capture::packed`: a request's headers) is written as the attributes it stands for.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -15,6 +16,8 @@ use opentelemetry::trace::{SpanId, Status};
 use opentelemetry::{Array, InstrumentationScope, KeyValue, Value};
 use opentelemetry_sdk::trace::SpanData;
 use opentelemetry_sdk::Resource;
+
+use crate::capture::packed::Packed;
 
 /// Protobuf wire types.
 const VARINT: u8 = 0;
@@ -221,10 +224,23 @@ fn kv_len(key: &str, v: &Value) -> usize {
     str_field_len(key) + len_field_len(any_value_len(v))
 }
 
-/// A repeated `KeyValue` field (tag below 16).
+/// The `KeyValue` message of a packed entry: key `prefix` + `name`, a string value.
+fn entry_len(prefix: &str, name: &str, value: &str) -> usize {
+    let key = prefix.len() + name.len();
+    let key = if key == 0 { 0 } else { len_field_len(key) };
+    key + len_field_len(len_field_len(value.len()))
+}
+
+/// A repeated `KeyValue` field (tag below 16), a packed attribute counting as its entries.
 fn attrs_len(kvs: &[KeyValue]) -> usize {
     kvs.iter()
-        .map(|kv| len_field_len(kv_len(kv.key.as_str(), &kv.value)))
+        .map(|kv| match Packed::of(kv) {
+            Some(p) => p
+                .entries()
+                .map(|(name, value)| len_field_len(entry_len(p.prefix, name, value)))
+                .sum(),
+            None => len_field_len(kv_len(kv.key.as_str(), &kv.value)),
+        })
         .sum()
 }
 
@@ -405,9 +421,24 @@ fn put_kv(out: &mut Vec<u8>, key: &str, v: &Value) {
     put_any_value(out, v);
 }
 
-/// Each attribute as a `KeyValue` in `field`.
+/// Each attribute as a `KeyValue` in `field`; each entry of a packed attribute as the attribute it
+/// stands for.
 fn put_attrs<'a>(out: &mut Vec<u8>, field: u8, kvs: impl IntoIterator<Item = &'a KeyValue>) {
     for kv in kvs {
+        if let Some(p) = Packed::of(kv) {
+            for (name, value) in p.entries() {
+                put_len_field(out, field, entry_len(p.prefix, name, value));
+                let key = p.prefix.len() + name.len();
+                if key != 0 {
+                    put_len_field(out, 1, key);
+                    out.extend_from_slice(p.prefix.as_bytes());
+                    out.extend_from_slice(name.as_bytes());
+                }
+                put_len_field(out, 2, len_field_len(value.len()));
+                put_bytes_field(out, 1, value.as_bytes());
+            }
+            continue;
+        }
         put_len_field(out, field, kv_len(kv.key.as_str(), &kv.value));
         put_kv(out, kv.key.as_str(), &kv.value);
     }

@@ -80,7 +80,7 @@ mod tests {
         let mut cfg = Config::defaults("t");
         cfg.rustagent.redact_headers = vec!["authorization".to_string()];
         request(&req, &cfg, HeaderScope::All, &mut out);
-        let got: Vec<(String, String)> = out
+        let got: Vec<(String, String)> = crate::capture::packed::unpacked(&out)
             .iter()
             .map(|kv| (kv.key.to_string(), kv.value.as_str().into_owned()))
             .collect();
@@ -110,7 +110,10 @@ mod tests {
             .unwrap();
         let mut out = Vec::new();
         request(&req, &cfg, HeaderScope::Minimal, &mut out);
-        let keys: Vec<_> = out.iter().map(|kv| kv.key.as_str().to_owned()).collect();
+        let keys: Vec<_> = crate::capture::packed::unpacked(&out)
+            .iter()
+            .map(|kv| kv.key.as_str().to_owned())
+            .collect();
         assert_eq!(
             keys,
             [
