@@ -125,6 +125,20 @@ impl<'a> Packed<'a> {
         Packed::parse(s.as_str())
     }
 
+    /// [`Packed::of`] without checking the entries again: for an attribute `of` already
+    /// accepted (the encoder's second pass over a span). Were it malformed after all, the entries
+    /// would stop at the first malformed one.
+    pub(crate) fn of_validated(kv: &'a KeyValue) -> Option<Packed<'a>> {
+        if kv.key.as_str() != PACKED_KEY {
+            return None;
+        }
+        let Value::String(s) = &kv.value else {
+            return None;
+        };
+        let (prefix, rest) = take(s.as_str())?;
+        Some(Packed { prefix, rest })
+    }
+
     fn parse(s: &'a str) -> Option<Packed<'a>> {
         let (prefix, rest) = take(s)?;
         let packed = Packed { prefix, rest };
@@ -151,8 +165,16 @@ impl<'a> Packed<'a> {
 }
 
 /// The length-prefixed string at the start of `s`, and what follows it; `None` if malformed.
+#[inline]
 fn take(s: &str) -> Option<(&str, &str)> {
     let bytes = s.as_bytes();
+    // Mostly a length below 64: one byte.
+    if let Some(&b) = bytes.first() {
+        if b < 0x40 {
+            let end = 1 + b as usize;
+            return Some((s.get(1..end)?, s.get(end..)?));
+        }
+    }
     let (mut n, mut shift, mut i) = (0usize, 0u32, 0usize);
     loop {
         let b = *bytes.get(i)?;

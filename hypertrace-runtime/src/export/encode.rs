@@ -41,6 +41,11 @@ pub struct TraceEncoder {
     schema_url: String,
     /// Per span of the batch: its encoded length.
     span_lens: Vec<usize>,
+    /// The lengths of the `KeyValue` messages of every span's attributes (a packed attribute's
+    /// entries each), batch order: computed once for the span's length, used again to write them.
+    attr_lens: Vec<u32>,
+    /// Per span of the batch: where its attributes' lengths start in `attr_lens`.
+    attr_start: Vec<usize>,
     /// Per span of the batch: the index of its scope group.
     group_of: Vec<u32>,
     /// Per scope group: the index of its first span (whose scope names the group).
@@ -71,7 +76,12 @@ impl TraceEncoder {
         out.clear();
         self.group(batch);
         self.span_lens.clear();
-        self.span_lens.extend(batch.iter().map(span_len));
+        self.attr_lens.clear();
+        self.attr_start.clear();
+        for span in batch {
+            self.attr_start.push(self.attr_lens.len());
+            self.span_lens.push(span_len(span, &mut self.attr_lens));
+        }
 
         // ResourceSpans: resource (always present), one ScopeSpans per group, schema_url.
         let mut rs_len = len_field_len(self.resource.len()) + str_field_len(&self.schema_url);
@@ -92,7 +102,7 @@ impl TraceEncoder {
                 if self.group_of[i] == g {
                     put_len_field(out, 2, self.span_lens[i]);
                     let start = out.len();
-                    put_span(out, span);
+                    put_span(out, span, &self.attr_lens[self.attr_start[i]..]);
                     debug_assert_eq!(out.len() - start, self.span_lens[i]);
                 }
             }
@@ -233,15 +243,23 @@ fn entry_len(prefix: &str, name: &str, value: &str) -> usize {
 
 /// A repeated `KeyValue` field (tag below 16), a packed attribute counting as its entries.
 fn attrs_len(kvs: &[KeyValue]) -> usize {
-    kvs.iter()
-        .map(|kv| match Packed::of(kv) {
+    let mut n = 0;
+    each_attr_len(kvs, |len| n += len_field_len(len));
+    n
+}
+
+/// The length of each `KeyValue` message `kvs` is written as, in order: one per attribute, one
+/// per entry of a packed attribute.
+#[inline]
+fn each_attr_len(kvs: &[KeyValue], mut f: impl FnMut(usize)) {
+    for kv in kvs {
+        match Packed::of(kv) {
             Some(p) => p
                 .entries()
-                .map(|(name, value)| len_field_len(entry_len(p.prefix, name, value)))
-                .sum(),
-            None => len_field_len(kv_len(kv.key.as_str(), &kv.value)),
-        })
-        .sum()
+                .for_each(|(name, value)| f(entry_len(p.prefix, name, value))),
+            None => f(kv_len(kv.key.as_str(), &kv.value)),
+        }
+    }
 }
 
 fn scope_len(s: &InstrumentationScope) -> usize {
@@ -286,8 +304,8 @@ fn status_len(s: &Status) -> usize {
     }
 }
 
-/// The `Span` message of `s`.
-fn span_len(s: &SpanData) -> usize {
+/// The `Span` message of `s`; the lengths of its attributes' messages are appended to `attr_lens`.
+fn span_len(s: &SpanData, attr_lens: &mut Vec<u32>) -> usize {
     let cx = &s.span_context;
     let mut n = len_field_len(16) + len_field_len(8);
     n += str_field_len(&cx.trace_state().header());
@@ -297,7 +315,12 @@ fn span_len(s: &SpanData) -> usize {
     n += str_field_len(&s.name);
     n += 2; // kind: never zero
     n += fixed64_field_len(to_nanos(s.start_time)) + fixed64_field_len(to_nanos(s.end_time));
-    n += attrs_len(&s.attributes) + u32_field_len(s.dropped_attributes_count);
+    each_attr_len(&s.attributes, |len| {
+        // A span's attributes are bounded by the queue's byte budget, far below 4 GiB.
+        attr_lens.push(len as u32);
+        n += len_field_len(len);
+    });
+    n += u32_field_len(s.dropped_attributes_count);
     n += s
         .events
         .iter()
@@ -421,6 +444,18 @@ fn put_kv(out: &mut Vec<u8>, key: &str, v: &Value) {
     put_any_value(out, v);
 }
 
+/// A packed entry's `KeyValue` message's fields (its length already written).
+fn put_entry(out: &mut Vec<u8>, prefix: &str, name: &str, value: &str) {
+    let key = prefix.len() + name.len();
+    if key != 0 {
+        put_len_field(out, 1, key);
+        out.extend_from_slice(prefix.as_bytes());
+        out.extend_from_slice(name.as_bytes());
+    }
+    put_len_field(out, 2, len_field_len(value.len()));
+    put_bytes_field(out, 1, value.as_bytes());
+}
+
 /// Each attribute as a `KeyValue` in `field`; each entry of a packed attribute as the attribute it
 /// stands for.
 fn put_attrs<'a>(out: &mut Vec<u8>, field: u8, kvs: impl IntoIterator<Item = &'a KeyValue>) {
@@ -428,18 +463,28 @@ fn put_attrs<'a>(out: &mut Vec<u8>, field: u8, kvs: impl IntoIterator<Item = &'a
         if let Some(p) = Packed::of(kv) {
             for (name, value) in p.entries() {
                 put_len_field(out, field, entry_len(p.prefix, name, value));
-                let key = p.prefix.len() + name.len();
-                if key != 0 {
-                    put_len_field(out, 1, key);
-                    out.extend_from_slice(p.prefix.as_bytes());
-                    out.extend_from_slice(name.as_bytes());
-                }
-                put_len_field(out, 2, len_field_len(value.len()));
-                put_bytes_field(out, 1, value.as_bytes());
+                put_entry(out, p.prefix, name, value);
             }
             continue;
         }
         put_len_field(out, field, kv_len(kv.key.as_str(), &kv.value));
+        put_kv(out, kv.key.as_str(), &kv.value);
+    }
+}
+
+/// [`put_attrs`] for attributes whose messages' lengths are known, in order, from `lens`.
+fn put_attrs_sized(out: &mut Vec<u8>, field: u8, kvs: &[KeyValue], lens: &[u32]) {
+    let mut lens = lens.iter().map(|&l| l as usize);
+    let mut next_len = || lens.next().expect("a length per attribute");
+    for kv in kvs {
+        if let Some(p) = Packed::of_validated(kv) {
+            for (name, value) in p.entries() {
+                put_len_field(out, field, next_len());
+                put_entry(out, p.prefix, name, value);
+            }
+            continue;
+        }
+        put_len_field(out, field, next_len());
         put_kv(out, kv.key.as_str(), &kv.value);
     }
 }
@@ -450,7 +495,9 @@ fn put_scope(out: &mut Vec<u8>, s: &InstrumentationScope) {
     put_attrs(out, 3, s.attributes());
 }
 
-fn put_span(out: &mut Vec<u8>, s: &SpanData) {
+/// Writes the `Span` message of `s`; `attr_lens` starts with the lengths [`span_len`] gave its
+/// attributes.
+fn put_span(out: &mut Vec<u8>, s: &SpanData, attr_lens: &[u32]) {
     let cx = &s.span_context;
     put_bytes_field(out, 1, &cx.trace_id().to_bytes());
     put_bytes_field(out, 2, &cx.span_id().to_bytes());
@@ -463,7 +510,7 @@ fn put_span(out: &mut Vec<u8>, s: &SpanData) {
     out.push(span_kind(&s.span_kind));
     put_fixed64_field(out, 7, to_nanos(s.start_time));
     put_fixed64_field(out, 8, to_nanos(s.end_time));
-    put_attrs(out, 9, &s.attributes);
+    put_attrs_sized(out, 9, &s.attributes, attr_lens);
     put_u32_field(out, 10, s.dropped_attributes_count);
     for e in s.events.iter() {
         put_len_field(out, 11, event_len(e));
