@@ -6,6 +6,8 @@
 # Builds the bench package (release; ~4 min from scratch on 2 cores), then runs, in order:
 #   1. the in-process criterion bench, each variant in its own process, with glibc's malloc and
 #      again with jemalloc preloaded              (benches/benches/overhead.rs, ~2 x 1 min)
+#   1a. the same request paired with plain axum in one process, alternating blocks, glibc and
+#      jemalloc                                    (src/bin/inprocess_ab.rs, ~2 x 2.5 min)
 #   2. instruction counts under callgrind          (benches/callgrind.sh, ~2 min)
 #   3. loopback throughput with wrk, glibc then jemalloc servers  (benches/throughput.sh, ~4.5 min)
 #   4. peak RSS for 1 GiB up and down, glibc then jemalloc        (benches/memory.sh, ~30 s)
@@ -22,9 +24,9 @@ cd "$(dirname "$0")"
 # Before each phase: the 1-min load average (which still counts the previous phase's own work) and
 # the CPU that other processes use over 2 s while none of ours runs (the better sign of a quiet
 # machine; 100% = one core).
-# PHASES="criterion throughput" runs only those (of: criterion callgrind throughput memory); the
+# PHASES="criterion throughput" runs only those (of: criterion paired callgrind throughput memory); the
 # report then combines them with the results already in benches/results/.
-PHASES="${PHASES:-criterion callgrind throughput memory}"
+PHASES="${PHASES:-criterion paired callgrind throughput memory}"
 want() { [[ " $PHASES " == *" $1 "* ]]; }
 # QUIET_WAIT=600 waits up to that many seconds per phase for other processes to use < 20% CPU.
 QUIET_WAIT="${QUIET_WAIT:-0}"
@@ -81,6 +83,14 @@ if want criterion; then
   if [ -n "$jemalloc" ]; then
     phase criterion-jemalloc
     criterion_pass "$PWD/target/criterion-jemalloc" env "LD_PRELOAD=$jemalloc"
+  fi
+fi
+if want paired; then
+  phase paired
+  ./target/release/inprocess_ab "${PAIRS:-60}" > results/paired.json
+  if [ -n "$jemalloc" ]; then
+    phase paired-jemalloc
+    LD_PRELOAD="$jemalloc" ./target/release/inprocess_ab "${PAIRS:-60}" > results/paired-jemalloc.json
   fi
 fi
 if want callgrind; then
