@@ -440,7 +440,33 @@ fn redact_json_with(body: &[u8], m: &FieldNames, memo: &mut Memo) -> Option<Vec<
     let mut edits = Edits::new(body);
     let mut strings = Strings::new(body);
     let mut i = 0;
-    while let Some(start) = strings.next_quote(i) {
+    // The first `\` at or after `i` (`body.len()`: none).
+    let mut escape = memchr(b'\\', body).unwrap_or(body.len());
+    loop {
+        // Where no `\` is, the blocks up to the one that holds the next are scanned in bulk.
+        if escape < i {
+            escape = memchr(b'\\', &body[i..]).map_or(body.len(), |p| i + p);
+        }
+        let limit = if escape == body.len() {
+            body.len()
+        } else {
+            escape & !63
+        };
+        if i < limit {
+            match bulk(body, m, memo, &mut edits, i, limit) {
+                Bulk::Done => break,
+                Bulk::At(next) => {
+                    i = next;
+                    continue;
+                }
+                // The next string is taken the careful way below.
+                Bulk::Limit(next) => i = next,
+            }
+        }
+        // One string the careful way: it may hold escapes.
+        let Some(start) = strings.next_quote(i) else {
+            break;
+        };
         // A string cut by the end of the capture: a key fragment, or a value whose key did not
         // match (a matching key's value is handled below, and skipped).
         let Some(string) = strings.at(start) else {
@@ -448,50 +474,171 @@ fn redact_json_with(body: &[u8], m: &FieldNames, memo: &mut Memo) -> Option<Vec<
         };
         let end = string.end;
         i = end;
-        // Mostly the colon, or the `,` `}` `]` after a value, right after the quote.
-        let colon = match body.get(end) {
-            Some(b':') => end,
-            Some(b' ' | b'\t' | b'\n' | b'\r') => skip_ws(body, end),
-            _ => continue,
+        let Some(colon) = colon_after(body, end) else {
+            continue;
         };
-        if body.get(colon) != Some(&b':') {
-            continue;
-        }
-        let (key, len) = (start + 1, end - start - 2);
-        let matches = if string.escaped || len > MEMO_KEY_LEN {
-            m.json_key_matches(&body[key..end - 1], string.escaped)
-        } else {
-            memo.verdict(key_words(body, key, len), len, || {
-                m.plain_key_matches(&body[key..end - 1])
-            })
-        };
-        if !matches {
-            continue;
-        }
-        let value = skip_ws(body, colon + 1);
-        if value >= body.len() {
-            // Cut before the value: nothing of it was captured.
-            break;
-        }
-        if let Some(len) = literal_len(&body[value..]) {
-            i = value + len;
-            continue;
-        }
-        match value_end(body, value) {
-            // No value at all (`"token":}`): nothing to hide.
-            Some(value_end) if value_end == value => i = value,
-            Some(value_end) => {
-                edits.replace(value, value_end, JSON_REDACTED);
-                i = value_end;
-            }
-            None => {
-                // The value runs to the end of the capture: all of the rest is redacted.
-                edits.replace(value, body.len(), JSON_REDACTED);
-                break;
-            }
+        match key_found(body, m, memo, &mut edits, start, end, string.escaped, colon) {
+            None => {}
+            Some(Flow::At(next)) => i = next,
+            Some(Flow::Stop) => break,
         }
     }
     edits.finish()
+}
+
+/// Where [`bulk`] stopped.
+enum Bulk {
+    /// At the end of the body: nothing more to redact.
+    Done,
+    /// A key matched: the scan goes on here, just past its value.
+    At(usize),
+    /// At the limit: the scan goes on here, outside any string or at the opening quote of a
+    /// string that runs past the limit.
+    Limit(usize),
+}
+
+/// Scans `body[from..limit]`, where no `\` is and `from` is outside any string, a block of 64
+/// bytes at a time: the quotes as a bit set, and which of them open and close strings from the
+/// running parity of the quotes before them (a prefix XOR). Only a closing quote costs a look at
+/// the byte after it, and only a key (a closing quote and then `:`) its verdict: the strings
+/// themselves are never walked. Stops at the first key that matches, where [`key_found`] went on.
+fn bulk(
+    body: &[u8],
+    m: &FieldNames,
+    memo: &mut Memo,
+    edits: &mut Edits<'_>,
+    from: usize,
+    limit: usize,
+) -> Bulk {
+    let mut block = from & !63;
+    let mut quotes = quote_block(body, block) & (u64::MAX << (from & 63));
+    // Whether the block starts inside a string, and then where that string's quote is.
+    let (mut inside, mut open) = (false, 0usize);
+    loop {
+        // Bit `i`: an odd number of quotes at or before `block + i` (inverted when the block
+        // starts inside a string), so set from an opening quote up to its closing one, which is
+        // clear.
+        let mut parity = prefix_xor(quotes);
+        if inside {
+            parity = !parity;
+        }
+        let opening = quotes & parity;
+        let mut closing = quotes & !parity;
+        while closing != 0 {
+            let p = closing.trailing_zeros();
+            closing &= closing - 1;
+            // Its opening quote: the last one before it, in this block or an earlier one.
+            let before = opening & ((1u64 << p) - 1);
+            let start = if before != 0 {
+                block + 63 - before.leading_zeros() as usize
+            } else {
+                open
+            };
+            let end = block + p as usize + 1;
+            let Some(colon) = colon_after(body, end) else {
+                continue;
+            };
+            match key_found(body, m, memo, edits, start, end, false, colon) {
+                None => {}
+                Some(Flow::At(next)) => return Bulk::At(next),
+                Some(Flow::Stop) => return Bulk::Done,
+            }
+        }
+        inside = parity >> 63 != 0;
+        if inside && opening != 0 {
+            open = block + 63 - opening.leading_zeros() as usize;
+        }
+        block += 64;
+        if block >= body.len() {
+            // Past the end: a string still open here was cut, as far as it goes.
+            return Bulk::Done;
+        }
+        if block >= limit {
+            return Bulk::Limit(if inside { open } else { block });
+        }
+        quotes = quote_block(body, block);
+    }
+}
+
+/// Bit `i` set when an odd number of bits `0..=i` of `x` are.
+#[inline(always)]
+fn prefix_xor(mut x: u64) -> u64 {
+    x ^= x << 1;
+    x ^= x << 2;
+    x ^= x << 4;
+    x ^= x << 8;
+    x ^= x << 16;
+    x ^= x << 32;
+    x
+}
+
+/// After the string that ends just before `end`: the index of the `:` that makes it a key,
+/// whitespace allowed between.
+#[inline(always)]
+fn colon_after(body: &[u8], end: usize) -> Option<usize> {
+    // Mostly the colon, or the `,` `}` `]` after a value, right after the quote.
+    let colon = match body.get(end) {
+        Some(b':') => return Some(end),
+        Some(b' ' | b'\t' | b'\n' | b'\r') => skip_ws(body, end),
+        _ => return None,
+    };
+    (body.get(colon) == Some(&b':')).then_some(colon)
+}
+
+/// What the scan does after a key that matched.
+enum Flow {
+    /// Goes on here, past the value.
+    At(usize),
+    /// Stops: the value runs to the end of the capture.
+    Stop,
+}
+
+/// The key `body[start..end]` (quotes included; `escaped`: it holds a `\`), followed by the `:`
+/// at `colon`. `None` when it does not match; else its value is redacted, and where to go on.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn key_found(
+    body: &[u8],
+    m: &FieldNames,
+    memo: &mut Memo,
+    edits: &mut Edits<'_>,
+    start: usize,
+    end: usize,
+    escaped: bool,
+    colon: usize,
+) -> Option<Flow> {
+    let (key, len) = (start + 1, end - start - 2);
+    let matches = if escaped || len > MEMO_KEY_LEN {
+        m.json_key_matches(&body[key..end - 1], escaped)
+    } else {
+        memo.verdict(key_words(body, key, len), len, || {
+            m.plain_key_matches(&body[key..end - 1])
+        })
+    };
+    if !matches {
+        return None;
+    }
+    let value = skip_ws(body, colon + 1);
+    if value >= body.len() {
+        // Cut before the value: nothing of it was captured.
+        return Some(Flow::Stop);
+    }
+    if let Some(len) = literal_len(&body[value..]) {
+        return Some(Flow::At(value + len));
+    }
+    Some(match value_end(body, value) {
+        // No value at all (`"token":}`): nothing to hide.
+        Some(value_end) if value_end == value => Flow::At(value),
+        Some(value_end) => {
+            edits.replace(value, value_end, JSON_REDACTED);
+            Flow::At(value_end)
+        }
+        None => {
+            // The value runs to the end of the capture: all of the rest is redacted.
+            edits.replace(value, body.len(), JSON_REDACTED);
+            Flow::Stop
+        }
+    })
 }
 
 /// `true`, `false` or `null` as a whole token at the start of `s`: its length.
@@ -1305,6 +1452,31 @@ mod tests {
             .prop_map(|items| format!("[{}]", items.join(",")).into_bytes())
     }
 
+    /// Long bodies with few escapes, at any offset from a block's start: the bulk scan's blocks,
+    /// strings that run from one block into the next, keys that straddle two, and the hand-over
+    /// to the careful scan at the block of the next `\\` and back.
+    fn sparse_escapes() -> impl Strategy<Value = Vec<u8>> {
+        let piece = prop_oneof![
+            20 => Just(&br#"{"sku":"SKU-00001","qty":1,"price":1999},"#[..]),
+            6 => Just(&br#""customer":{"id":48213,"name":"Ada"},"#[..]),
+            6 => Just(&br#""token":"t0k","#[..]),
+            4 => Just(&br#""api_key" : [1,"x"],"#[..]),
+            4 => Just(&br#""note":"yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy","#[..]),
+            3 => Just(&br#""abcdefghijklmnopsecret":"v","#[..]),
+            2 => Just(&b" "[..]),
+            2 => Just(&b"\""[..]),
+            1 => Just(&br#""to\"ken":"a\\b","#[..]),
+            1 => Just(&br#""pass\u0077ord":"x","#[..]),
+            1 => Just(&b"\\"[..]),
+        ];
+        (0usize..64, proptest::collection::vec(piece, 0..80)).prop_map(|(pad, p)| {
+            let mut body = vec![b' '; pad];
+            body.push(b'[');
+            body.extend(p.concat());
+            body
+        })
+    }
+
     /// The thread's table is for one list: another list on the same thread starts afresh, so a
     /// key that one list redacts and the other keeps gets each list's verdict, alternately.
     #[test]
@@ -1398,6 +1570,18 @@ mod tests {
             let at = at.min(body.len());
             let naive = (0..64).filter(|&i| body.get(at + i) == Some(&b'"')).fold(0u64, |bits, i| bits | 1 << i);
             prop_assert_eq!(quote_block(&body, at), naive);
+        }
+
+        #[test]
+        fn bodies_of_many_blocks_agree_with_the_plain_scan(body in sparse_escapes(), cut in 0usize..4000, defaults_list in any::<bool>()) {
+            let fields = if defaults_list { defaults() } else { vec!["sku".into(), "name".into(), "to\"k".into()] };
+            let cut = &body[..cut.min(body.len())];
+            for body in [&body[..], cut] {
+                prop_assert_eq!(
+                    redact(body, Syntax::Json, &fields),
+                    reference::redact(body, Syntax::Json, &fields)
+                );
+            }
         }
 
         #[test]
