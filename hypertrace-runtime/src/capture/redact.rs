@@ -20,8 +20,9 @@
 //! This runs on the serving thread for every captured JSON or form body, so the scan is built for
 //! the common case, a body full of short keys none of which matches: the names are normalised
 //! once ([`FieldNames`], cached per thread for the configured list); a JSON body's quotes are
-//! found 64 bytes at a time as a bit set, and a string without a `\` ends at its next quote
-//! (`Strings`); a short key met before on the same thread (the keys of an array of objects, the
+//! found 64 bytes at a time as a bit set, and where the body holds no `\` which quotes open and
+//! close strings follows from their parity (`bulk`: only a key costs a look of its own), while
+//! around a `\` each string is taken by itself (`Strings`); a short key met before on the same thread (the keys of an array of objects, the
 //! same endpoint's keys request after request) is answered from a small table of verdicts
 //! (`Memo`); and a key is only normalised into a buffer and searched when the set of its letters
 //! holds all the letters of some name.
