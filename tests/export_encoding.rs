@@ -8,12 +8,12 @@ use std::borrow::Cow;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use hypertrace::packed::Packer;
+use hypertrace::packed::{Packer, PACKED_KEY};
 use hypertrace::TraceEncoder;
 use opentelemetry::trace::{
     Event, Link, SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
 };
-use opentelemetry::{Array, InstrumentationScope, KeyValue, StringValue, Value};
+use opentelemetry::{Array, InstrumentationScope, Key, KeyValue, StringValue, Value};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
 use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
@@ -273,8 +273,15 @@ fn entry() -> impl Strategy<Value = (String, String)> {
 /// Attributes with packed ones among them (as header capture appends them), and the same
 /// attributes each on its own, built independently of the code that unpacks.
 fn packed_and_plain() -> impl Strategy<Value = (Vec<KeyValue>, Vec<KeyValue>)> {
+    // An attribute under the packed key that does not parse (a well-formed prefix, then an entry
+    // cut short) is an attribute like any other, on both sides.
+    let malformed = Just(vec![KeyValue::new(
+        Key::from_static_str(PACKED_KEY),
+        "\u{1}a\u{1}b\u{2}c",
+    )]);
     let group = prop_oneof![
         attributes(3).prop_map(|a| (None, a)),
+        malformed.prop_map(|a| (None, a)),
         (
             prop_oneof![
                 Just(String::new()),

@@ -125,9 +125,10 @@ impl<'a> Packed<'a> {
         Packed::parse(s.as_str())
     }
 
-    /// [`Packed::of`] without checking the entries again: for an attribute `of` already
-    /// accepted (the encoder's second pass over a span). Were it malformed after all, the entries
-    /// would stop at the first malformed one.
+    /// [`Packed::of`] without checking the entries again: only for an attribute that `of`
+    /// accepted (the encoder's second pass over a span, which follows the first pass's verdicts).
+    /// Given one that `of` refused, it may still return `Some`, with entries that stop at the
+    /// first malformed one.
     pub(crate) fn of_validated(kv: &'a KeyValue) -> Option<Packed<'a>> {
         if kv.key.as_str() != PACKED_KEY {
             return None;

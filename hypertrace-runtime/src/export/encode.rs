@@ -244,19 +244,30 @@ fn entry_len(prefix: &str, name: &str, value: &str) -> usize {
 /// A repeated `KeyValue` field (tag below 16), a packed attribute counting as its entries.
 fn attrs_len(kvs: &[KeyValue]) -> usize {
     let mut n = 0;
-    each_attr_len(kvs, |len| n += len_field_len(len));
+    each_attr_len(kvs, |len| {
+        if len != PACKED {
+            n += len_field_len(len)
+        }
+    });
     n
 }
 
-/// The length of each `KeyValue` message `kvs` is written as, in order: one per attribute, one
-/// per entry of a packed attribute.
+/// In [`each_attr_len`]'s output: the entries of a packed attribute follow. (No message is
+/// that long: a span's attributes are bounded by the queue's byte budget.)
+const PACKED: usize = u32::MAX as usize;
+
+/// The length of each `KeyValue` message `kvs` is written as, in order: one per attribute, and
+/// for a packed attribute [`PACKED`] and then one per entry. The write pass follows the marks,
+/// so that it treats as packed exactly the attributes that [`Packed::of`] accepted here.
 #[inline]
 fn each_attr_len(kvs: &[KeyValue], mut f: impl FnMut(usize)) {
     for kv in kvs {
         match Packed::of(kv) {
-            Some(p) => p
-                .entries()
-                .for_each(|(name, value)| f(entry_len(p.prefix, name, value))),
+            Some(p) => {
+                f(PACKED);
+                p.entries()
+                    .for_each(|(name, value)| f(entry_len(p.prefix, name, value)))
+            }
             None => f(kv_len(kv.key.as_str(), &kv.value)),
         }
     }
@@ -318,7 +329,9 @@ fn span_len(s: &SpanData, attr_lens: &mut Vec<u32>) -> usize {
     each_attr_len(&s.attributes, |len| {
         // A span's attributes are bounded by the queue's byte budget, far below 4 GiB.
         attr_lens.push(len as u32);
-        n += len_field_len(len);
+        if len != PACKED {
+            n += len_field_len(len);
+        }
     });
     n += u32_field_len(s.dropped_attributes_count);
     n += s
@@ -472,19 +485,20 @@ fn put_attrs<'a>(out: &mut Vec<u8>, field: u8, kvs: impl IntoIterator<Item = &'a
     }
 }
 
-/// [`put_attrs`] for attributes whose messages' lengths are known, in order, from `lens`.
+/// [`put_attrs`] for attributes whose messages' lengths are known, in order, from `lens` (as
+/// [`each_attr_len`] gave them).
 fn put_attrs_sized(out: &mut Vec<u8>, field: u8, kvs: &[KeyValue], lens: &[u32]) {
-    let mut lens = lens.iter().map(|&l| l as usize);
-    let mut next_len = || lens.next().expect("a length per attribute");
+    let mut lens = lens.iter().map(|&l| l as usize).peekable();
     for kv in kvs {
-        if let Some(p) = Packed::of_validated(kv) {
+        if lens.next_if_eq(&PACKED).is_some() {
+            let p = Packed::of_validated(kv).expect("checked by the length pass");
             for (name, value) in p.entries() {
-                put_len_field(out, field, next_len());
+                put_len_field(out, field, lens.next().expect("a length per entry"));
                 put_entry(out, p.prefix, name, value);
             }
             continue;
         }
-        put_len_field(out, field, next_len());
+        put_len_field(out, field, lens.next().expect("a length per attribute"));
         put_kv(out, kv.key.as_str(), &kv.value);
     }
 }
