@@ -130,11 +130,7 @@ fn count(spec: &str) {
 }
 
 fn filters(c: &mut Criterion) {
-    hypertrace_benches::multi_threaded_process();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = hypertrace_benches::bench_runtime();
     let body = json_body();
     let _guard = Agent::with_exporter(Config::defaults("bench"), EncodingExporter::new()).install();
     let mut group = c.benchmark_group("filters");

@@ -62,11 +62,7 @@ fn get_user() -> Request {
 }
 
 fn metrics(c: &mut Criterion) {
-    hypertrace_benches::multi_threaded_process();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = hypertrace_benches::bench_runtime();
     let body = json_body();
     let mut group = c.benchmark_group("metrics");
     for (name, app, make) in [
@@ -220,11 +216,7 @@ fn requests(spec: &str) {
         other => panic!("HT_BENCH_REQUESTS: {other:?} is neither off nor on"),
     };
     let n: u64 = n.parse().expect("HT_BENCH_REQUESTS: a number of requests");
-    hypertrace_benches::multi_threaded_process();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = hypertrace_benches::bench_runtime();
     // Exported spans freed by the export thread on both sides: under callgrind the threads run one
     // at a time, and which of them frees the spans would depend on when the export thread gets to
     // run (the metrics side has more threads), not on the metrics.
@@ -250,11 +242,7 @@ fn requests(spec: &str) {
 /// Prints the medians per request and that of the differences with a 95% confidence interval.
 fn ab(blocks: usize) {
     const PER_BLOCK: u32 = 5000;
-    hypertrace_benches::multi_threaded_process();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = hypertrace_benches::bench_runtime();
     let app = users();
     let block = |on: bool| -> f64 {
         let guard = agent(on);

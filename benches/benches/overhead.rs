@@ -15,11 +15,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use hypertrace_benches::{call, json_body, letter, request, router, Export, Telemetry, VARIANTS};
 
 fn overhead(c: &mut Criterion) {
-    hypertrace_benches::multi_threaded_process();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = hypertrace_benches::bench_runtime();
     let body = json_body();
     let mut group = c.benchmark_group("request");
     // The peers (scoped tracing subscriber) go last, so that their thread-local dispatcher is not

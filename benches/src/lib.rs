@@ -552,6 +552,16 @@ impl Telemetry {
     }
 }
 
+/// The runtime the in-process benches serve requests on: a current-thread tokio runtime, in a
+/// process made multi-threaded first ([`multi_threaded_process`]).
+pub fn bench_runtime() -> tokio::runtime::Runtime {
+    multi_threaded_process();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
 /// Starts one idle thread, once. A server process always has several threads; without this the
 /// in-process runs of the variants that start no thread of their own (plain axum on a current-thread
 /// runtime) would be single-threaded, and glibc's malloc skips its arena locks in a single-threaded

@@ -17,11 +17,7 @@ fn main() {
         .nth(1)
         .map(|p| p.parse().expect("a number of pairs"))
         .unwrap_or(100);
-    hypertrace_benches::multi_threaded_process();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = hypertrace_benches::bench_runtime();
     let app = router("hypertrace");
     let body = json_body();
     let block = |where_served: bool| -> f64 {

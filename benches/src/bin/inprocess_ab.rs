@@ -42,11 +42,7 @@ fn main() {
         .map(String::from)
         .to_vec();
     }
-    hypertrace_benches::multi_threaded_process();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = hypertrace_benches::bench_runtime();
     let body = json_body();
     let plain = router("plain");
     let run = |app: &axum::Router| -> f64 {

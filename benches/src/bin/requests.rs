@@ -28,11 +28,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    hypertrace_benches::multi_threaded_process();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = hypertrace_benches::bench_runtime();
     // A queue that holds every span of the run: none is dropped, all are encoded.
     let export = match std::env::var("BENCH_OTLP") {
         Ok(endpoint) => Export::Otlp(endpoint),

@@ -655,6 +655,15 @@ mod tests {
         (p, stats)
     }
 
+    /// Waits, up to 5 s, for `done` to hold; fails saying `what` did not happen.
+    fn eventually(what: &str, done: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !done() {
+            assert!(Instant::now() < deadline, "{what}");
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// A sampled span holding a clone of `tag`: `Arc::strong_count(tag)` counts those alive.
     fn tagged(tag: &Arc<str>) -> SpanData {
         use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId};
@@ -695,11 +704,9 @@ mod tests {
         for _ in 0..4 {
             p.on_end(tagged(&tag));
         }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while lock(&p.shared).spent.len() < 4 {
-            assert!(Instant::now() < deadline, "the batch was not exported");
-            thread::sleep(Duration::from_millis(5));
-        }
+        eventually("the batch was not exported", || {
+            lock(&p.shared).spent.len() >= 4
+        });
         assert_eq!(exp.spans.lock().unwrap().len(), 4);
         assert_eq!(Arc::strong_count(&tag), 5, "the worker freed none of them");
         // Each span end frees two of them, on the calling thread, before it returns.
@@ -710,13 +717,9 @@ mod tests {
         assert_eq!(Arc::strong_count(&tag), 1);
         // Those two are exported at the scheduled delay; with no span ending after that, the
         // worker's next wake-up, with nothing to export, frees them itself.
-        while Arc::strong_count(&other) > 1 {
-            assert!(
-                Instant::now() < deadline,
-                "the idle worker kept the spent spans"
-            );
-            thread::sleep(Duration::from_millis(5));
-        }
+        eventually("the idle worker kept the spent spans", || {
+            Arc::strong_count(&other) == 1
+        });
         assert_eq!(exp.spans.lock().unwrap().len(), 6);
         p.shutdown_with_timeout(Duration::from_secs(1)).unwrap();
     }
@@ -731,14 +734,9 @@ mod tests {
         for _ in 0..4 {
             p.on_end(tagged(&tag));
         }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Arc::strong_count(&tag) > 1 {
-            assert!(
-                Instant::now() < deadline,
-                "the worker kept the exported spans"
-            );
-            thread::sleep(Duration::from_millis(5));
-        }
+        eventually("the worker kept the exported spans", || {
+            Arc::strong_count(&tag) == 1
+        });
         assert_eq!(exp.spans.lock().unwrap().len(), 4);
         assert!(lock(&p.shared).spent.is_empty());
         p.shutdown_with_timeout(Duration::from_secs(1)).unwrap();
