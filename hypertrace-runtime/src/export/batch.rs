@@ -79,11 +79,25 @@ pub trait BatchExporter: Send + 'static {
 
 /// A copy of `span` with its packed attributes unpacked.
 fn unpacked_span(span: &SpanData) -> SpanData {
-    let mut copy = span.clone();
-    if let Cow::Owned(attrs) = unpacked(&span.attributes) {
-        copy.attributes = attrs;
+    let Cow::Owned(attributes) = unpacked(&span.attributes) else {
+        return span.clone();
+    };
+    // Everything but the attributes, which were just copied unpacked.
+    SpanData {
+        span_context: span.span_context.clone(),
+        parent_span_id: span.parent_span_id,
+        parent_span_is_remote: span.parent_span_is_remote,
+        span_kind: span.span_kind.clone(),
+        name: span.name.clone(),
+        start_time: span.start_time,
+        end_time: span.end_time,
+        attributes,
+        dropped_attributes_count: span.dropped_attributes_count,
+        events: span.events.clone(),
+        links: span.links.clone(),
+        status: span.status.clone(),
+        instrumentation_scope: span.instrumentation_scope.clone(),
     }
-    copy
 }
 
 /// An SDK [`SpanExporter`] (the application's own, LOGGING, Zipkin), given a copy of the batch per
