@@ -178,22 +178,6 @@ where
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::in_crate;
-
-    #[test]
-    fn export_crates_are_matched_by_whole_path_segments() {
-        assert!(in_crate("hyper", "hyper"));
-        assert!(in_crate("hyper::proto::h1", "hyper"));
-        assert!(!in_crate("hyperloop", "hyper"));
-        assert!(!in_crate("hypertrace_benches", "hyper"));
-        assert!(!in_crate("towerdefense::game", "tower"));
-        assert!(!in_crate("tower_http::trace", "tower"));
-        assert!(in_crate("tower::buffer", "tower"));
-    }
-}
-
 struct FieldsVisitor {
     attrs: Vec<KeyValue>,
     message: Option<String>,
@@ -225,5 +209,21 @@ impl Visit for FieldsVisitor {
     }
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         self.record_str(field, &format!("{value:?}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_crate;
+
+    #[test]
+    fn export_crates_are_matched_by_whole_path_segments() {
+        assert!(in_crate("hyper", "hyper"));
+        assert!(in_crate("hyper::proto::h1", "hyper"));
+        assert!(!in_crate("hyperloop", "hyper"));
+        assert!(!in_crate("hypertrace_benches", "hyper"));
+        assert!(!in_crate("towerdefense::game", "tower"));
+        assert!(!in_crate("tower_http::trace", "tower"));
+        assert!(in_crate("tower::buffer", "tower"));
     }
 }

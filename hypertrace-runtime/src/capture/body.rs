@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use brotli_decompressor::DecompressorWriter;
 use flate2::write::{DeflateDecoder, GzDecoder, ZlibDecoder};
-use opentelemetry::KeyValue;
+use opentelemetry::{Key, KeyValue};
 
 use super::base64::encode_no_pad;
 use super::content_type::{CaptureKind, ContentEncoding};
@@ -211,12 +211,20 @@ impl BodyCapture {
     /// Appends the capture to `out`: `key` (text) or `<key>.base64`, plus `<key>.truncated = true`
     /// when something was cut. An empty capture records nothing. Sensitive values are redacted
     /// here, in what is recorded, whichever way it was captured (decoded, cut, raw).
-    pub fn finish(mut self, key: &str, out: &mut Vec<KeyValue>) {
+    ///
+    /// `out` is a `Vec`, or anything else that takes attributes (a span, without a `Vec` in
+    /// between); a `&'static str` key costs no allocation.
+    pub fn finish(mut self, key: impl Into<Key>, out: &mut impl Extend<KeyValue>) {
         let fields = self.redact_fields.take();
-        self.finish_redacting(key, fields.as_deref(), out);
+        self.finish_redacting(key.into(), fields.as_deref(), out);
     }
 
-    fn finish_redacting(mut self, key: &str, fields: Option<&FieldNames>, out: &mut Vec<KeyValue>) {
+    fn finish_redacting(
+        mut self,
+        key: Key,
+        fields: Option<&FieldNames>,
+        out: &mut impl Extend<KeyValue>,
+    ) {
         if let State::Decoding(dec) = &mut self.state {
             let result = dec.finish();
             self.stop(result);
@@ -372,13 +380,13 @@ pub fn capture_bytes(
     encoding: ContentEncoding,
     redact_fields: &[String],
     bytes: &[u8],
-    key: &str,
-    out: &mut Vec<KeyValue>,
+    key: impl Into<Key>,
+    out: &mut impl Extend<KeyValue>,
 ) {
     let mut capture = BodyCapture::new(limit, kind, encoding);
     capture.push(bytes);
     let fields = FieldNames::new(redact_fields);
-    capture.finish_redacting(key, fields.as_ref(), out);
+    capture.finish_redacting(key.into(), fields.as_ref(), out);
 }
 
 impl Decoder {
@@ -474,7 +482,13 @@ fn append_bounded(buf: &mut Vec<u8>, limit: usize, data: &[u8]) -> bool {
     take == data.len()
 }
 
-fn record(key: &str, bytes: Vec<u8>, truncated: bool, base64: bool, out: &mut Vec<KeyValue>) {
+fn record(
+    key: Key,
+    bytes: Vec<u8>,
+    truncated: bool,
+    base64: bool,
+    out: &mut impl Extend<KeyValue>,
+) {
     if bytes.is_empty() {
         return;
     }
@@ -483,16 +497,13 @@ fn record(key: &str, bytes: Vec<u8>, truncated: bool, base64: bool, out: &mut Ve
     } else {
         into_text(bytes, truncated)
     };
-    match text {
-        Ok(text) => out.push(KeyValue::new(key.to_owned(), text)),
-        Err(bytes) => out.push(KeyValue::new(
-            format!("{key}.base64"),
-            encode_no_pad(&bytes),
-        )),
-    }
-    if truncated {
-        out.push(KeyValue::new(format!("{key}.truncated"), true));
-    }
+    // The suffixed keys are formatted before `key` moves into the text's attribute.
+    let truncated = truncated.then(|| KeyValue::new(format!("{key}.truncated"), true));
+    out.extend([match text {
+        Ok(text) => KeyValue::new(key, text),
+        Err(bytes) => KeyValue::new(format!("{key}.base64"), encode_no_pad(&bytes)),
+    }]);
+    out.extend(truncated);
 }
 
 /// The bytes as text, or given back when they are not UTF-8. In a cut body, an incomplete

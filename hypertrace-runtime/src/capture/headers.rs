@@ -19,7 +19,7 @@ pub fn record_headers_configured(
     prefix: &str,
     headers: &HeaderMap,
     cfg: &crate::config::Config,
-    out: &mut Vec<KeyValue>,
+    out: &mut impl Extend<KeyValue>,
 ) {
     record_headers_limited(
         prefix,
@@ -37,7 +37,7 @@ pub fn record_headers_scoped(
     headers: &HeaderMap,
     cfg: &crate::config::Config,
     scope: HeaderScope,
-    out: &mut Vec<KeyValue>,
+    out: &mut impl Extend<KeyValue>,
 ) {
     match scope {
         HeaderScope::All => record_headers_configured(prefix, headers, cfg, out),
@@ -66,7 +66,7 @@ pub fn record_headers(
     prefix: &str,
     headers: &HeaderMap,
     redact: &[String],
-    out: &mut Vec<KeyValue>,
+    out: &mut impl Extend<KeyValue>,
 ) {
     record_headers_limited(
         prefix,
@@ -89,7 +89,7 @@ pub fn record_headers_limited(
     headers: &HeaderMap,
     redact: &[String],
     max_value_bytes: usize,
-    out: &mut Vec<KeyValue>,
+    out: &mut impl Extend<KeyValue>,
 ) {
     if headers.is_empty() {
         return;

@@ -528,16 +528,17 @@ fn bulk(
         while closing != 0 {
             let p = closing.trailing_zeros();
             closing &= closing - 1;
-            // Its opening quote: the last one before it, in this block or an earlier one.
+            let end = block + p as usize + 1;
+            // A value's closing quote (no `:` after it) is done with here.
+            let Some(colon) = colon_after(body, end) else {
+                continue;
+            };
+            // A key's opening quote: the last one before it, in this block or an earlier one.
             let before = opening & ((1u64 << p) - 1);
             let start = if before != 0 {
                 block + 63 - before.leading_zeros() as usize
             } else {
                 open
-            };
-            let end = block + p as usize + 1;
-            let Some(colon) = colon_after(body, end) else {
-                continue;
             };
             match key_found(body, m, memo, edits, start, end, false, colon) {
                 None => {}

@@ -280,6 +280,13 @@ impl Filters {
         Filters::default()
     }
 
+    /// An empty list that is always there: a new one allocates its `Arc`, per request where
+    /// an entry point has no local filters.
+    pub(crate) fn none() -> &'static Filters {
+        static NONE: std::sync::LazyLock<Filters> = std::sync::LazyLock::new(Filters::new);
+        &NONE
+    }
+
     /// This list with `filter` added at the end.
     pub fn with(mut self, filter: impl Filter) -> Filters {
         self.push(Arc::new(filter));

@@ -101,7 +101,7 @@ impl MessageCapture {
     }
 
     /// Appends `key` (JSON text) or `<key>.base64`, and `<key>.truncated` when anything is missing.
-    pub(crate) fn finish(mut self, key: &str, out: &mut Vec<KeyValue>) {
+    pub(crate) fn finish(mut self, key: &'static str, out: &mut Vec<KeyValue>) {
         let frames = std::mem::replace(&mut self.frames, FrameDecoder::new(0));
         if let Some(partial) = frames.finish() {
             self.message(partial);

@@ -190,13 +190,13 @@ pub(crate) fn request<B>(
 }
 
 /// The status code attribute(s), as integers.
-pub(crate) fn status(code: u16, sc: Semconv, out: &mut Vec<KeyValue>) {
-    if sc.old {
-        out.push(KeyValue::new("http.status_code", i64::from(code)));
-    }
-    if sc.stable {
-        out.push(KeyValue::new("http.response.status_code", i64::from(code)));
-    }
+pub(crate) fn status(code: u16, sc: Semconv, out: &mut impl Extend<KeyValue>) {
+    let code = i64::from(code);
+    let old = sc.old.then(|| KeyValue::new("http.status_code", code));
+    let stable = sc
+        .stable
+        .then(|| KeyValue::new("http.response.status_code", code));
+    out.extend(old.into_iter().chain(stable));
 }
 
 #[cfg(test)]

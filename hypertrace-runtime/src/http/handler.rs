@@ -19,6 +19,7 @@ use crate::capture::policy::Overrides;
 use crate::filter::run::{Blocked, Chain, Evaluation};
 use crate::filter::{self, Filters};
 use crate::span::server::{InFlight, ServerSpan};
+use crate::span::OnSpan;
 
 /// A request the agent's filters blocked, answered (and its span finished) by the same response
 /// future as the layer's.
@@ -50,10 +51,8 @@ fn refine(in_flight: &InFlight, opts: &'static HandlerOptions, req: Request) -> 
         return req;
     };
     if more.request_headers {
-        in_flight
-            .context()
-            .span()
-            .set_attributes(server::request_headers(&agent, more.headers, &req));
+        let mut span = OnSpan(in_flight.context().span());
+        server::request_headers(&agent, more.headers, &req, &mut span);
     }
     if more.request_body {
         server::tee_request_body(&agent, in_flight.context(), in_flight.shared(), req)
@@ -83,7 +82,7 @@ where
     };
     let (span, req) = server::start(&agent, opts, parent, req);
     // The agent's filters, with the same code as the layer's; the layer in front already ran them.
-    let req = match Chain::new(&agent.filters, &Filters::new()) {
+    let req = match Chain::new(&agent.filters, Filters::none()) {
         None => req,
         Some(chain) => {
             let cx = span.context().clone();

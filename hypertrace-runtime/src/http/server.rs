@@ -20,6 +20,7 @@ use crate::capture::policy::{CaptureControl, CapturePolicy, HeaderScope, Overrid
 use crate::metrics::ServerTimer;
 use crate::span::body::{expects_continue, EndSpan, RecordRequestBody, Tee};
 use crate::span::server::{surely_unsampled, unsampled_context, ServerSpan, Shared};
+use crate::span::OnSpan;
 
 /// The body of a response that went through the layer or an annotated handler.
 pub type ResponseBody<B> = Tee<B, EndSpan>;
@@ -132,7 +133,7 @@ fn capture_request(
     req: Request<Body>,
 ) -> Request<Body> {
     if wanted.request_headers {
-        span.defer_request_headers(request_headers(agent, wanted.headers, &req));
+        request_headers(agent, wanted.headers, &req, span.deferred_headers());
     }
     if wanted.request_body {
         tee_request_body(agent, span.context(), span.shared(), req)
@@ -141,21 +142,20 @@ fn capture_request(
     }
 }
 
-/// The request headers `scope` keeps, as attributes.
+/// The request headers `scope` keeps, as attributes, into `out`.
 pub(crate) fn request_headers<B>(
     agent: &Agent,
     scope: HeaderScope,
     req: &Request<B>,
-) -> Vec<KeyValue> {
-    let mut headers = Vec::with_capacity(req.headers().len());
+    out: &mut impl Extend<KeyValue>,
+) {
     record_headers_scoped(
         "http.request.header.",
         req.headers(),
         &agent.config,
         scope,
-        &mut headers,
+        out,
     );
-    headers
 }
 
 /// The request with its body captured on the side as it is read, when its content type is one
@@ -190,28 +190,29 @@ pub(crate) fn finish<B: http_body::Body<Data = bytes::Bytes>>(
     let cfg = &agent.config;
     let policy = span.policy();
     let status = resp.status();
-    let mut attrs = Vec::new();
-    if span.sampled() {
-        attrs.reserve_exact(16);
-        attributes::status(status.as_u16(), cfg.semconv.http, &mut attrs);
-    }
-    if policy.response_headers {
-        record_headers_scoped(
-            "http.response.header.",
-            resp.headers(),
-            &agent.config,
-            policy.headers,
-            &mut attrs,
-        );
-    }
+    let sampled = span.sampled();
     let capture = if policy.response_body {
         BodyCapture::for_response(cfg, resp.headers(), status)
     } else {
         None
     };
+    let respond = |out: &mut OnSpan<'_>| {
+        if sampled {
+            attributes::status(status.as_u16(), cfg.semconv.http, out);
+        }
+        if policy.response_headers {
+            record_headers_scoped(
+                "http.response.header.",
+                resp.headers(),
+                cfg,
+                policy.headers,
+                out,
+            );
+        }
+    };
     let end = span.finish(
         status.as_u16(),
-        attrs,
+        respond,
         failure::server(status),
         "http.response.body",
     );

@@ -14,6 +14,7 @@ use opentelemetry::trace::TraceContextExt;
 use opentelemetry::Context as OtelContext;
 
 use super::server::Shared;
+use super::OnSpan;
 use crate::capture::body::BodyCapture;
 use crate::metrics::ServerTimer;
 
@@ -26,11 +27,7 @@ pub trait OnBodyDone: Send + 'static {
 /// Records a captured body on `cx`'s span under `key`.
 fn record_body(cx: &OtelContext, capture: Option<BodyCapture>, key: &'static str) {
     if let Some(c) = capture {
-        let mut attrs = Vec::with_capacity(2);
-        c.finish(key, &mut attrs);
-        if !attrs.is_empty() {
-            cx.span().set_attributes(attrs);
-        }
+        c.finish(key, &mut OnSpan(cx.span()));
     }
 }
 

@@ -12,3 +12,17 @@
 pub mod body;
 pub(crate) mod exception;
 pub(crate) mod server;
+
+use opentelemetry::trace::SpanRef;
+use opentelemetry::KeyValue;
+
+/// Attributes set straight on a span as they are produced: the recorders take any
+/// `Extend<KeyValue>`, so no `Vec` of them is built (and freed) per request to carry them there.
+pub(crate) struct OnSpan<'a>(pub(crate) SpanRef<'a>);
+
+impl Extend<KeyValue> for OnSpan<'_> {
+    fn extend<I: IntoIterator<Item = KeyValue>>(&mut self, attrs: I) {
+        // One lock of the span for the lot.
+        self.0.set_attributes(attrs);
+    }
+}

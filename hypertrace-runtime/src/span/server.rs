@@ -21,6 +21,7 @@ use opentelemetry::{Context, KeyValue};
 
 use super::body::EndSpan;
 use super::exception;
+use super::OnSpan;
 use crate::agent::Agent;
 use crate::capture::policy::{CapturePolicy, Overrides};
 use crate::metrics::ServerTimer;
@@ -180,6 +181,25 @@ pub(crate) fn start_span(
     }
 }
 
+/// Request headers waiting for the final policy. Mostly one attribute (the packed headers), kept
+/// inline: no `Vec` per request for it; the rare `.truncated` marks go after it.
+#[derive(Debug, Default)]
+struct Deferred {
+    first: Option<KeyValue>,
+    rest: Vec<KeyValue>,
+}
+
+impl Extend<KeyValue> for Deferred {
+    fn extend<I: IntoIterator<Item = KeyValue>>(&mut self, attrs: I) {
+        for kv in attrs {
+            match self.first {
+                None => self.first = Some(kv),
+                Some(_) => self.rest.push(kv),
+            }
+        }
+    }
+}
+
 /// A started SERVER span. Dropping it unfinished is the *cancel* phase.
 #[derive(Debug)]
 pub(crate) struct ServerSpan {
@@ -187,7 +207,7 @@ pub(crate) struct ServerSpan {
     shared: Arc<Shared>,
     /// Attributes recorded at the end whatever the ending (request headers: the handler's options,
     /// known only later, decide whether they are kept).
-    deferred: Vec<KeyValue>,
+    deferred: Deferred,
     /// `None` once finished or failed.
     open: bool,
     /// The request's duration metric, when the agent has metrics: it shares the span's start and
@@ -217,7 +237,7 @@ impl ServerSpan {
                 handler: OnceLock::new(),
                 sampled,
             }),
-            deferred: Vec::new(),
+            deferred: Deferred::default(),
             open: true,
             timer,
         }
@@ -251,26 +271,32 @@ impl ServerSpan {
         }
     }
 
-    /// Request headers (or metadata), kept until the end: the final policy decides.
-    pub(crate) fn defer_request_headers(&mut self, attrs: Vec<KeyValue>) {
-        self.deferred = attrs;
+    /// Where request headers (or metadata) are recorded to be kept until the end: the final
+    /// policy decides.
+    pub(crate) fn deferred_headers(&mut self) -> &mut impl Extend<KeyValue> {
+        &mut self.deferred
     }
 
     fn record_deferred(&mut self, cx: &Context) {
-        let deferred = std::mem::take(&mut self.deferred);
-        if !deferred.is_empty() && self.shared.policy().request_headers {
-            cx.span().set_attributes(deferred);
+        let Deferred { first, rest } = std::mem::take(&mut self.deferred);
+        if first.is_some() && self.shared.policy().request_headers {
+            let span = cx.span();
+            span.set_attributes(first);
+            if !rest.is_empty() {
+                span.set_attributes(rest);
+            }
         }
     }
 
-    /// The *finish* phase: the response's attributes (its status code is `status`), and status
-    /// Error with `failure` when the protocol's rule says the response is one. The span stays
-    /// open: the returned [`EndSpan`] ends it when the response body ends, recording the body under
-    /// `body_key` (and the request's duration metric).
+    /// The *finish* phase: the response's attributes (its status code is `status`; `respond`
+    /// records them on the span), and status Error with `failure` when the protocol's rule says
+    /// the response is one. The span stays open: the returned [`EndSpan`] ends it when the
+    /// response body ends, recording the body under `body_key` (and the request's duration
+    /// metric).
     pub(crate) fn finish(
         mut self,
         status: u16,
-        attrs: Vec<KeyValue>,
+        respond: impl FnOnce(&mut OnSpan<'_>),
         failure: Option<String>,
         body_key: &'static str,
     ) -> EndSpan {
@@ -281,8 +307,8 @@ impl ServerSpan {
         });
         let cx = std::mem::take(&mut self.cx);
         self.record_deferred(&cx);
+        respond(&mut OnSpan(cx.span()));
         let span = cx.span();
-        span.set_attributes(attrs);
         if let Some(description) = failure {
             span.set_status(Status::error(description));
         }
