@@ -10,6 +10,8 @@
 #      jemalloc                                    (src/bin/inprocess_ab.rs, ~2 x 2.5 min)
 #   2. instruction counts under callgrind          (benches/callgrind.sh, ~2 min)
 #   3. loopback throughput with wrk, glibc then jemalloc servers  (benches/throughput.sh, ~4.5 min)
+#   3a. the same loopback run under `perf record`, time per thread and component
+#      (benches/perf-loopback.sh, ~1 min; skipped without perf)
 #   4. peak RSS for 1 GiB up and down, glibc then jemalloc        (benches/memory.sh, ~30 s)
 # and writes benches/results/*.json, benches/results/chart.svg and the tables of BENCHMARKS.md
 # (benches/report.py). Wall-clock numbers need a quiet machine: the load average is recorded at the
@@ -24,9 +26,9 @@ cd "$(dirname "$0")"
 # Before each phase: the 1-min load average (which still counts the previous phase's own work) and
 # the CPU that other processes use over 2 s while none of ours runs (the better sign of a quiet
 # machine; 100% = one core).
-# PHASES="criterion throughput" runs only those (of: criterion paired callgrind throughput memory); the
+# PHASES="criterion throughput" runs only those (of: criterion paired callgrind throughput perf memory); the
 # report then combines them with the results already in benches/results/.
-PHASES="${PHASES:-criterion paired callgrind throughput memory}"
+PHASES="${PHASES:-criterion paired callgrind throughput perf memory}"
 want() { [[ " $PHASES " == *" $1 "* ]]; }
 # QUIET_WAIT=600 waits up to that many seconds per phase for other processes to use < 20% CPU.
 QUIET_WAIT="${QUIET_WAIT:-0}"
@@ -103,6 +105,14 @@ if want throughput; then
   if [ -n "$jemalloc" ]; then
     phase throughput-jemalloc
     ALLOCATOR=jemalloc OUT=throughput-jemalloc.json ROUNDS=2 VARIANTS="plain hypertrace otel-axum tower-http" ./throughput.sh
+  fi
+fi
+if want perf; then
+  if command -v perf >/dev/null 2>&1; then
+    phase perf
+    ./perf-loopback.sh || echo "run-all: perf-loopback failed (perf_event_paranoid?); its table is left out" >&2
+  else
+    echo "run-all: perf not found: the loopback time by component (table 2a) is skipped" >&2
   fi
 fi
 if want memory; then
