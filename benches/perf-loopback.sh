@@ -7,6 +7,7 @@
 #
 #   benches/perf-loopback.sh                  # 5 rounds x 2 variants x 4 s, ~1.5 min after the build
 #   ROUNDS=1 VARIANTS="plain hypertrace otel-axum" benches/perf-loopback.sh
+#   ALLOCATOR=jemalloc OUT=perf-loopback-jemalloc.json benches/perf-loopback.sh   # servers on jemalloc
 #
 # Needs `perf` (Debian: linux-perf) and permission to profile the server (perf_event_paranoid <= 2
 # for one's own processes). Results: benches/results/perf-loopback.json and a table on stdout.
@@ -19,6 +20,8 @@ ROUNDS="${ROUNDS:-5}"
 CONNECTIONS="${CONNECTIONS:-32}"
 VARIANTS="${VARIANTS:-plain hypertrace}"
 FREQ="${FREQ:-4000}"
+ALLOCATOR="${ALLOCATOR:-glibc}"
+OUT="${OUT:-perf-loopback.json}"
 PORT=18081
 RECV_PORT=14318
 
@@ -26,11 +29,17 @@ command -v perf >/dev/null 2>&1 || { echo "perf-loopback: perf not found (apt-ge
 command -v wrk >/dev/null 2>&1 || { echo "perf-loopback: wrk not found (apt-get install wrk)" >&2; exit 1; }
 cargo build --release --quiet --bin server --bin receiver --bin requests
 bin="$PWD/target/release"
-raw="$PWD/target/bench-raw/perf-loopback"
+raw="$PWD/target/bench-raw/${OUT%.json}"
 rm -rf "$raw" && mkdir -p "$raw" results
 
 if [ "$(nproc)" -ge 2 ]; then server_cpu=(taskset -c 0); client_cpu=(taskset -c 1); else server_cpu=(); client_cpu=(); fi
 "$bin/requests" --wrk-lua > "$raw/echo.lua"
+preload=()
+if [ "$ALLOCATOR" = jemalloc ]; then
+  jemalloc=$(ls /usr/lib/*/libjemalloc.so.2 2>/dev/null | head -n1 || true)
+  [ -n "$jemalloc" ] || { echo "perf-loopback: libjemalloc.so.2 not found (apt-get install libjemalloc2)" >&2; exit 1; }
+  preload=(env "LD_PRELOAD=$jemalloc")
+fi
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
@@ -47,7 +56,7 @@ wait_listening "$raw/receiver.log"
 for round in $(seq "$ROUNDS"); do
   for v in $VARIANTS; do
     log="$raw/server-$round-$v.log"
-    "${server_cpu[@]}" "$bin/server" "$v" "127.0.0.1:$PORT" "otlp=http://127.0.0.1:$RECV_PORT" > "$log" 2>&1 &
+    "${preload[@]}" "${server_cpu[@]}" "$bin/server" "$v" "127.0.0.1:$PORT" "otlp=http://127.0.0.1:$RECV_PORT" > "$log" 2>&1 &
     spid=$!; pids+=("$spid")
     wait_listening "$log"
     "${client_cpu[@]}" wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" -s "$raw/echo.lua" "http://127.0.0.1:$PORT" > /dev/null
@@ -62,9 +71,9 @@ for round in $(seq "$ROUNDS"); do
   done
 done
 
-python3 - "$raw" "$ROUNDS" "$DURATION" "$FREQ" "$VARIANTS" > results/perf-loopback.json <<'EOF'
+python3 - "$raw" "$ROUNDS" "$DURATION" "$FREQ" "$VARIANTS" "$ALLOCATOR" > "results/$OUT" <<'EOF'
 import json, re, statistics, sys
-raw, rounds, duration, freq, variants = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), sys.argv[5].split()
+raw, rounds, duration, freq, variants, allocator = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), sys.argv[5].split(), sys.argv[6]
 
 # The first rule that matches a sample's function names its component; `[k]` marks kernel code.
 RULES = [
@@ -75,7 +84,8 @@ RULES = [
     ("batch queue, export worker", r"hypertrace_runtime::export::"),
     ("OpenTelemetry SDK and API", r"opentelemetry"),
     ("gRPC client (tonic, h2)", r"^(tonic|h2|prost|tower)::|<(tonic|h2|prost|tower)::"),
-    ("allocator", r"malloc|free|_int_|unlink_chunk|tcache|__rust_(alloc|dealloc|realloc)|__rdl_"),
+    # glibc's malloc, and jemalloc's (`je_*`, `sdallocx`, its arenas, extents and caches).
+    ("allocator", r"malloc|free|_int_|unlink_chunk|tcache|__rust_(alloc|dealloc|realloc)|__rdl_|^je_|sdallocx|arena_|extent_|\bbin_"),
     ("memcpy, memmove", r"mem(cpy|move|set)"),
 ]
 OTHER = {"serving": "the application and its libraries (axum, hyper, serde, tokio, std)"}
@@ -90,7 +100,7 @@ def thread(comm):
     if comm.startswith("hypertrace-grp") or comm.startswith("hypertrace-otl"): return "gRPC runtime"
     return "serving"
 
-out = {"rounds": rounds, "duration_s": duration, "frequency_hz": freq, "variants": {}}
+out = {"allocator": allocator, "rounds": rounds, "duration_s": duration, "frequency_hz": freq, "variants": {}}
 for v in variants:
     per_round = []
     for r in range(1, rounds + 1):
@@ -128,9 +138,9 @@ for v in variants[1:]:
         sum(r["us_per_request"].values()) - sum(b["us_per_request"].values()) for r, b in zip(d["rounds"], base["rounds"]))
 print(json.dumps(out, indent=1))
 EOF
-python3 - <<'EOF'
-import json
-d = json.load(open("results/perf-loopback.json"))
+OUT="$OUT" python3 - <<'EOF'
+import json, os
+d = json.load(open("results/" + os.environ["OUT"]))
 vs = list(d["variants"])
 keys = sorted({k for v in vs for k in d["variants"][v]["us_per_request"]})
 print(f"{'thread / component (µs CPU per request)':70}" + "".join(f"{v:>12}" for v in vs) + "".join(f"{'Δ ' + v:>14}" for v in vs[1:]))

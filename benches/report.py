@@ -321,34 +321,41 @@ def tables(ov, cg, tp, tpj, mem, memj, machine, pa=None, paj=None, pl=None):
                  "per request is the fairer comparison.")
         L.append("")
 
-    if pl and pl.get("variants"):
-        pv = pl["variants"]
-        names = list(pv)
+    pls = [d for d in (pl or []) if d and d.get("variants")]
+    if pls:
         L.append("### 2a. Loopback CPU time per request, by thread and component (perf)")
         L.append("")
-        L.append(f"`benches/perf-loopback.sh`: the loopback run of table 2 (glibc, OTLP/gRPC to the receiver), with `perf record` "
-                 f"(software clock, {pl['frequency_hz']:.0f} Hz) on the server; each sample's function sorted into a component. "
-                 f"Medians over {pl['rounds']} rounds of {pl['duration_s']:.0f} s, variants alternating; µs of server CPU per request; "
+        first = pls[0]
+        L.append(f"`benches/perf-loopback.sh`: the loopback run of table 2 (OTLP/gRPC to the receiver), with `perf record` "
+                 f"(software clock, {first['frequency_hz']:.0f} Hz) on the server; each sample's function sorted into a component. "
+                 f"Medians over {first['rounds']} rounds of {first['duration_s']:.0f} s, variants alternating; µs of server CPU per request; "
                  "the difference is the median over rounds of each round's difference with that round's plain run. "
                  "Noisy like every wall-clock figure here (the machine's speed drifts by tens of percent between minutes), "
                  "but it shows where time goes that instruction counts do not: allocator work and the application's own "
-                 "code running slower next to the agent.")
+                 "code running slower next to the agent. \"The application and its libraries\" also holds library functions the "
+                 "agent calls (UTF-8 validation, `HeaderMap` lookups, drops of span data), which a profile without call "
+                 "stacks cannot tell from the application's own calls.")
         L.append("")
-        L.append("| thread / component | " + " | ".join(LABEL.get(n, n) for n in names)
-                 + "".join(f" | difference, {SHORT.get(n, n)} − {SHORT.get(names[0], names[0])}" for n in names[1:]) + " |")
-        L.append("|---|" + "---:|" * (2 * len(names) - 1))
-        keys = sorted({k for n in names for k in pv[n]["us_per_request"]})
-        for k in keys:
-            vals = [pv[n]["us_per_request"].get(k, 0.0) for n in names]
-            diffs = [pv[n]["difference_to_first"].get(k, 0.0) for n in names[1:]]
-            if max(vals) < 0.05:
-                continue
-            L.append(f"| {k} | " + " | ".join(f"{x:.2f}" for x in vals) + "".join(f" | {x:+.2f}" for x in diffs) + " |")
-        tot = [sum(pv[n]["us_per_request"].values()) for n in names]
-        L.append("| **total** | " + " | ".join(f"**{x:.2f}**" for x in tot)
-                 + "".join(f" | **{pv[n]['total_difference_to_first']:+.2f}**" for n in names[1:]) + " |")
-        L.append("| requests/s (median) | " + " | ".join(f"{pv[n]['rps']:,.0f}" for n in names) + " |" * len(names))
-        L.append("")
+        for doc in pls:
+            pv = doc["variants"]
+            names = list(pv)
+            L.append(f"Servers on {doc.get('allocator', 'glibc')}:")
+            L.append("")
+            L.append("| thread / component | " + " | ".join(LABEL.get(n, n) for n in names)
+                     + "".join(f" | difference, {SHORT.get(n, n)} − {SHORT.get(names[0], names[0])}" for n in names[1:]) + " |")
+            L.append("|---|" + "---:|" * (2 * len(names) - 1))
+            keys = sorted({k for n in names for k in pv[n]["us_per_request"]})
+            for k in keys:
+                vals = [pv[n]["us_per_request"].get(k, 0.0) for n in names]
+                diffs = [pv[n]["difference_to_first"].get(k, 0.0) for n in names[1:]]
+                if max(vals) < 0.05:
+                    continue
+                L.append(f"| {k} | " + " | ".join(f"{x:.2f}" for x in vals) + "".join(f" | {x:+.2f}" for x in diffs) + " |")
+            tot = [sum(pv[n]["us_per_request"].values()) for n in names]
+            L.append("| **total** | " + " | ".join(f"**{x:.2f}**" for x in tot)
+                     + "".join(f" | **{pv[n]['total_difference_to_first']:+.2f}**" for n in names[1:]) + " |")
+            L.append("| requests/s (median) | " + " | ".join(f"{pv[n]['rps']:,.0f}" for n in names) + " |" * len(names))
+            L.append("")
 
     if mem:
         L.append("### 3. Memory: peak RSS while streaming")
@@ -432,7 +439,8 @@ def main():
     tpj = load("throughput-jemalloc.json")
     svg_chart(ov, cg, tp, tpj, os.path.join(RESULTS, "chart.svg"))
     body = tables(ov, cg, tp, tpj, mem, load("memory-jemalloc.json"), machine,
-                  load("paired.json"), load("paired-jemalloc.json"), load("perf-loopback.json"))
+                  load("paired.json"), load("paired-jemalloc.json"),
+                  [load("perf-loopback.json"), load("perf-loopback-jemalloc.json")])
     if os.path.exists(BENCHMARKS_MD):
         md = open(BENCHMARKS_MD).read()
         b, e = "<!-- results:begin -->", "<!-- results:end -->"

@@ -10,8 +10,8 @@
 #      jemalloc                                    (src/bin/inprocess_ab.rs, ~2 x 2.5 min)
 #   2. instruction counts under callgrind          (benches/callgrind.sh, ~2 min)
 #   3. loopback throughput with wrk, glibc then jemalloc servers  (benches/throughput.sh, ~4.5 min)
-#   3a. the same loopback run under `perf record`, time per thread and component
-#      (benches/perf-loopback.sh, ~1 min; skipped without perf)
+#   3a. the same loopback run under `perf record`, time per thread and component, glibc then
+#      jemalloc servers                            (benches/perf-loopback.sh, ~2 x 1.5 min; skipped without perf)
 #   4. peak RSS for 1 GiB up and down, glibc then jemalloc        (benches/memory.sh, ~30 s)
 # and writes benches/results/*.json, benches/results/chart.svg and the tables of BENCHMARKS.md
 # (benches/report.py). Wall-clock numbers need a quiet machine: the load average is recorded at the
@@ -111,6 +111,10 @@ if want perf; then
   if command -v perf >/dev/null 2>&1; then
     phase perf
     ./perf-loopback.sh || echo "run-all: perf-loopback failed (perf_event_paranoid?); its table is left out" >&2
+    if [ -n "$jemalloc" ]; then
+      phase perf-jemalloc
+      ALLOCATOR=jemalloc OUT=perf-loopback-jemalloc.json ./perf-loopback.sh || echo "run-all: perf-loopback (jemalloc) failed" >&2
+    fi
   else
     echo "run-all: perf not found: the loopback time by component (table 2a) is skipped" >&2
   fi
