@@ -497,13 +497,14 @@ fn record(
     } else {
         into_text(bytes, truncated)
     };
-    // The suffixed keys are formatted before `key` moves into the text's attribute.
+    // The suffixed keys are formatted before `key` moves into the text's attribute; one
+    // `extend`, so that a span sink takes its lock once.
     let truncated = truncated.then(|| KeyValue::new(format!("{key}.truncated"), true));
-    out.extend([match text {
+    let value = match text {
         Ok(text) => KeyValue::new(key, text),
         Err(bytes) => KeyValue::new(format!("{key}.base64"), encode_no_pad(&bytes)),
-    }]);
-    out.extend(truncated);
+    };
+    out.extend(std::iter::once(value).chain(truncated));
 }
 
 /// The bytes as text, or given back when they are not UTF-8. In a cut body, an incomplete

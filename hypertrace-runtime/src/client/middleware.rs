@@ -285,13 +285,7 @@ fn instrument_response(
     attributes::status(status.as_u16(), cfg.semconv.http, &mut attrs);
     attributes::version(resp.version(), cfg.semconv.http, &mut attrs);
     if policy.response_headers {
-        record_headers_scoped(
-            "http.response.header.",
-            resp.headers(),
-            cfg,
-            policy.headers,
-            &mut attrs,
-        );
+        crate::http::server::response_headers(cfg, policy.headers, resp.headers(), &mut attrs);
     }
     let span = cx.span();
     span.set_attributes(attrs);

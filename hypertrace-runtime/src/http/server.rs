@@ -158,6 +158,17 @@ pub(crate) fn request_headers<B>(
     );
 }
 
+/// The response headers `scope` keeps, as attributes, into `out`: a server's response, or the
+/// response to an outgoing call.
+pub(crate) fn response_headers(
+    cfg: &crate::config::Config,
+    scope: HeaderScope,
+    headers: &http::HeaderMap,
+    out: &mut impl Extend<KeyValue>,
+) {
+    record_headers_scoped("http.response.header.", headers, cfg, scope, out);
+}
+
 /// The request with its body captured on the side as it is read, when its content type is one
 /// that is captured.
 pub(crate) fn tee_request_body(
@@ -201,13 +212,7 @@ pub(crate) fn finish<B: http_body::Body<Data = bytes::Bytes>>(
             attributes::status(status.as_u16(), cfg.semconv.http, out);
         }
         if policy.response_headers {
-            record_headers_scoped(
-                "http.response.header.",
-                resp.headers(),
-                cfg,
-                policy.headers,
-                out,
-            );
+            response_headers(cfg, policy.headers, resp.headers(), out);
         }
     };
     let end = span.finish(
