@@ -25,12 +25,8 @@ BODY_MAX_SIZE_BYTES=131072 # the default data_capture.body_max_size_bytes, which
 command -v curl >/dev/null 2>&1 || { echo "memory: curl not found" >&2; exit 1; }
 cargo build --release --quiet --bin server
 raw="$PWD/target/bench-raw/${OUT%.json}"
-preload=()
-if [ "$ALLOCATOR" = jemalloc ]; then
-  jemalloc=$(ls /usr/lib/*/libjemalloc.so.2 2>/dev/null | head -n1 || true)
-  [ -n "$jemalloc" ] || { echo "memory: libjemalloc.so.2 not found (apt-get install libjemalloc2)" >&2; exit 1; }
-  preload=(env "LD_PRELOAD=$jemalloc")
-fi
+SCRIPT=memory
+. ./servers.sh
 rm -rf "$raw" && mkdir -p "$raw" results
 
 spid=""

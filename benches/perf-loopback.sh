@@ -34,20 +34,8 @@ rm -rf "$raw" && mkdir -p "$raw" results
 
 if [ "$(nproc)" -ge 2 ]; then server_cpu=(taskset -c 0); client_cpu=(taskset -c 1); else server_cpu=(); client_cpu=(); fi
 "$bin/requests" --wrk-lua > "$raw/echo.lua"
-preload=()
-if [ "$ALLOCATOR" = jemalloc ]; then
-  jemalloc=$(ls /usr/lib/*/libjemalloc.so.2 2>/dev/null | head -n1 || true)
-  [ -n "$jemalloc" ] || { echo "perf-loopback: libjemalloc.so.2 not found (apt-get install libjemalloc2)" >&2; exit 1; }
-  preload=(env "LD_PRELOAD=$jemalloc")
-fi
-
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
-wait_listening() {
-  for _ in $(seq 100); do grep -q '^listening' "$1" 2>/dev/null && return 0; sleep 0.1; done
-  echo "perf-loopback: no 'listening' in $1" >&2; cat "$1" >&2; return 1
-}
+SCRIPT=perf-loopback
+. ./servers.sh
 
 "${client_cpu[@]}" "$bin/receiver" "127.0.0.1:$RECV_PORT" > "$raw/receiver.log" 2>&1 &
 pids+=("$!")

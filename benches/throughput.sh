@@ -67,29 +67,11 @@ client_core_ticks() { awk '$1 == "cpu1" {print $2 + $3 + $4 + $7 + $8, $2 + $3 +
 
 "$bin/requests" --wrk-lua > "$raw/echo.lua"
 
-# The servers' allocator: glibc's malloc, or jemalloc preloaded (Debian's libjemalloc2).
-preload=()
-if [ "$ALLOCATOR" = jemalloc ]; then
-  jemalloc=$(ls /usr/lib/*/libjemalloc.so.2 2>/dev/null | head -n1 || true)
-  [ -n "$jemalloc" ] || { echo "throughput: libjemalloc.so.2 not found (apt-get install libjemalloc2)" >&2; exit 1; }
-  preload=(env "LD_PRELOAD=$jemalloc")
-fi
-
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
+SCRIPT=throughput
+. ./servers.sh
 
 # utime + stime of process $1, all threads, in clock ticks.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-
-# Waits for "listening" on the first line of $1 (a log file), at most 10 s.
-wait_listening() {
-  for _ in $(seq 100); do
-    grep -q '^listening' "$1" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "throughput: no 'listening' in $1" >&2; cat "$1" >&2; return 1
-}
 
 "${receiver_cpu[@]}" "$bin/receiver" "127.0.0.1:$RECV_PORT" > "$raw/receiver.log" 2>&1 &
 recv_pid=$!; pids+=("$recv_pid")
