@@ -37,7 +37,8 @@ pin_project_lite::pin_project! {
     enum Stage<F> {
         Running { #[pin] inner: F },
         Filtering { filtering: Filtering<F> },
-        Blocked { blocked: Option<Blocked> },
+        // Boxed: a rare path should not size every call's future.
+        Blocked { blocked: Option<Box<Blocked>> },
     }
 }
 
@@ -84,7 +85,7 @@ impl<F> ResponseFuture<F> {
     pub(crate) fn blocked(blocked: Blocked, cx: Context, pending: Pending) -> Self {
         ResponseFuture {
             stage: Stage::Blocked {
-                blocked: Some(blocked),
+                blocked: Some(Box::new(blocked)),
             },
             cx: Some(cx),
             pending: Some(pending),
@@ -115,7 +116,7 @@ where
                             Poll::Pending => return Poll::Pending,
                             Poll::Ready(Ok(inner)) => Stage::Running { inner },
                             Poll::Ready(Err(blocked)) => Stage::Blocked {
-                                blocked: Some(blocked),
+                                blocked: Some(Box::new(blocked)),
                             },
                         };
                         this.stage.set(next);
@@ -124,7 +125,7 @@ where
                         let blocked = blocked
                             .take()
                             .expect("ResponseFuture polled after completion");
-                        break Ok(crate::filter::grpc::response(blocked));
+                        break Ok(crate::filter::grpc::response(*blocked));
                     }
                 }
             }

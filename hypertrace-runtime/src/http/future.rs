@@ -23,8 +23,12 @@ use crate::span::server::ServerSpan;
 
 /// What a [`ResponseFuture`] does around the inner future.
 enum State {
-    /// A span is open: finish it with the response.
-    Span { agent: Arc<Agent>, span: ServerSpan },
+    /// A span is open: finish it with the response. Boxed: this future wraps every request's
+    /// handler future (which axum boxes in turn), and the span's state inline would add ~170
+    /// bytes to each; a pointer costs one small allocation instead. That keeps a typical handler's
+    /// boxed future within the sizes an allocator serves from its per-thread cache (glibc's stops
+    /// at 1,032 bytes), and keeps the copies of the future small.
+    Span(Box<Open>),
     /// No span (no agent, disabled, an excluded route): only the incoming context, so that the
     /// trace still goes on through the calls the handler makes.
     Context(opentelemetry::Context),
@@ -36,6 +40,18 @@ enum State {
 /// block): boxed, as only requests that a body filter sees take this way.
 pub(crate) type Filtering<F> = Pin<Box<dyn Future<Output = Result<F, Blocked>> + Send>>;
 
+/// The open span and the agent it reports to.
+struct Open {
+    agent: Arc<Agent>,
+    span: ServerSpan,
+}
+
+impl State {
+    fn span(agent: Arc<Agent>, span: ServerSpan) -> Self {
+        State::Span(Box::new(Open { agent, span }))
+    }
+}
+
 pin_project_lite::pin_project! {
     /// Where the request is: filtered, then served by the inner future.
     #[project = StageProj]
@@ -44,8 +60,9 @@ pin_project_lite::pin_project! {
         Running { #[pin] inner: F },
         /// The body phase of the filters.
         Filtering { filtering: Filtering<F> },
-        /// A filter blocked the request: it is answered without the inner service.
-        Blocked { blocked: Option<Blocked> },
+        /// A filter blocked the request: it is answered without the inner service. (Boxed, as
+        /// `State::Span` is: a rare path should not size every request's future.)
+        Blocked { blocked: Option<Box<Blocked>> },
     }
 }
 
@@ -62,7 +79,7 @@ impl<F> ResponseFuture<F> {
     pub(crate) fn with_span(inner: F, agent: Arc<Agent>, span: ServerSpan) -> Self {
         ResponseFuture {
             stage: Stage::Running { inner },
-            state: State::Span { agent, span },
+            state: State::span(agent, span),
         }
     }
 
@@ -70,7 +87,7 @@ impl<F> ResponseFuture<F> {
     pub(crate) fn filtering(filtering: Filtering<F>, agent: Arc<Agent>, span: ServerSpan) -> Self {
         ResponseFuture {
             stage: Stage::Filtering { filtering },
-            state: State::Span { agent, span },
+            state: State::span(agent, span),
         }
     }
 
@@ -78,9 +95,9 @@ impl<F> ResponseFuture<F> {
     pub(crate) fn blocked(blocked: Blocked, agent: Arc<Agent>, span: ServerSpan) -> Self {
         ResponseFuture {
             stage: Stage::Blocked {
-                blocked: Some(blocked),
+                blocked: Some(Box::new(blocked)),
             },
-            state: State::Span { agent, span },
+            state: State::span(agent, span),
         }
     }
 
@@ -104,8 +121,8 @@ fn poll_contained<T>(state: &mut State, f: impl FnOnce() -> Poll<T>) -> Poll<T> 
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(p) => p,
         Err(panic) => {
-            if let State::Span { span, .. } = std::mem::replace(state, State::Done) {
-                span.fail(panic.as_ref());
+            if let State::Span(open) = std::mem::replace(state, State::Done) {
+                open.span.fail(panic.as_ref());
             }
             resume_unwind(panic);
         }
@@ -122,7 +139,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         let _attached = match &*this.state {
-            State::Span { span, .. } => Some(span.context().clone().attach()),
+            State::Span(open) => Some(open.span.context().clone().attach()),
             State::Context(parent) => Some(parent.clone().attach()),
             State::Done => None,
         };
@@ -139,7 +156,7 @@ where
                         Poll::Pending => return Poll::Pending,
                         Poll::Ready(Ok(inner)) => Stage::Running { inner },
                         Poll::Ready(Err(blocked)) => Stage::Blocked {
-                            blocked: Some(blocked),
+                            blocked: Some(Box::new(blocked)),
                         },
                     };
                     this.stage.set(next);
@@ -148,14 +165,17 @@ where
                     let blocked = blocked
                         .take()
                         .expect("ResponseFuture polled after completion");
-                    let resp = filter::http::response::<B>(blocked);
+                    let resp = filter::http::response::<B>(*blocked);
                     break Ok(resp);
                 }
             }
         };
         let state = std::mem::replace(this.state, State::Done);
         Poll::Ready(output.map(|resp| match state {
-            State::Span { agent, span } => server::finish(&agent, span, resp),
+            State::Span(open) => {
+                let Open { agent, span } = *open;
+                server::finish(&agent, span, resp)
+            }
             State::Context(_) | State::Done => resp.map(Tee::passthrough),
         }))
     }

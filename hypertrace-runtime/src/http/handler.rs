@@ -5,11 +5,13 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use axum::body::Body;
 use axum::extract::Request;
 use axum::response::Response;
-use opentelemetry::context::FutureExt as _;
+use opentelemetry::context::{FutureExt as _, WithContext};
 use opentelemetry::trace::TraceContextExt as _;
 
 use super::future::ResponseFuture;
@@ -31,10 +33,7 @@ async fn blocked_response(
     let fut = ResponseFuture::<std::future::Ready<Result<Response, Infallible>>>::blocked(
         blocked, agent, span,
     );
-    match fut.await {
-        Ok(resp) => resp.map(Body::new),
-        Err(never) => match never {},
-    }
+    served(fut.await)
 }
 
 /// Per-handler options from `#[hypertrace::handler(...)]`; `None` means "as the config says".
@@ -62,41 +61,164 @@ fn refine(in_flight: &InFlight, opts: &'static HandlerOptions, req: Request) -> 
 }
 
 /// Runs the handler body `inner` inside the request's SERVER span.
-pub async fn run_handler<F, Fut>(opts: &'static HandlerOptions, req: Request, inner: F) -> Response
+///
+/// The work before the handler runs is done here, synchronously; what is left (the handler, then
+/// the finish phase) is a [`HandlerFuture`]. A named future rather than an `async fn`: the axum
+/// `Handler` impl boxes it per request, and an `async fn` with the layer's, the spanless and the
+/// filtered paths as separate await points was laid out as their sum (2.7 KiB beside a 0.9 KiB
+/// handler), which made that box a slow-path allocation and a large copy for every request.
+pub fn run_handler<F, Fut>(
+    opts: &'static HandlerOptions,
+    req: Request,
+    inner: F,
+) -> HandlerFuture<Fut>
 where
-    F: FnOnce(Request) -> Fut,
-    Fut: Future<Output = Response> + Send,
+    F: FnOnce(Request) -> Fut + Send + 'static,
+    Fut: Future<Output = Response> + Send + 'static,
 {
     if let Some(in_flight) = req.extensions().get::<InFlight>().cloned() {
         let req = refine(&in_flight, opts, req);
         // Attached again: the handler may be polled outside the layer's poll (a spawned task).
-        return inner(req).with_context(in_flight.context().clone()).await;
+        return HandlerFuture::in_context(inner(req), in_flight.context().clone());
     }
     let Some(agent) = agent::current() else {
-        return inner(req).await;
+        return HandlerFuture {
+            kind: Kind::Plain { inner: inner(req) },
+        };
     };
     let parent = match server::serve(&agent, &req, false) {
         Serve::Span(parent) => parent,
         // No span, but the trace context still reaches outgoing calls made inside.
-        Serve::Spanless(cx) => return inner(req).with_context(cx).await,
+        Serve::Spanless(cx) => return HandlerFuture::in_context(inner(req), cx),
     };
     let (span, req) = server::start(&agent, opts, parent, req);
     // The agent's filters, with the same code as the layer's; the layer in front already ran them.
-    let req = match Chain::new(&agent.filters, Filters::none()) {
-        None => req,
-        Some(chain) => {
+    if let Some(chain) = Chain::new(&agent.filters, Filters::none()) {
+        let filtered = async move {
             let cx = span.context().clone();
             let ev = Evaluation::new(chain, &agent.config);
             let limit = agent.config.data_capture.body_max_processing_size_bytes;
             match filter::http::check(ev, req, limit, &cx).await {
-                Ok(req) => req,
-                Err(blocked) => return blocked_response(blocked, agent, span).await,
+                Ok(req) => served(
+                    ResponseFuture::with_span(Infallibly { inner: inner(req) }, agent, span).await,
+                ),
+                Err(blocked) => blocked_response(blocked, agent, span).await,
             }
-        }
-    };
-    let fut = async move { Ok::<_, Infallible>(inner(req).await) };
-    match ResponseFuture::with_span(fut, agent, span).await {
+        };
+        return HandlerFuture {
+            kind: Kind::Filtered {
+                inner: Box::pin(filtered),
+            },
+        };
+    }
+    HandlerFuture {
+        kind: Kind::Span {
+            inner: ResponseFuture::with_span(Infallibly { inner: inner(req) }, agent, span),
+        },
+    }
+}
+
+/// The response of the span's future, as axum's `Response`.
+fn served(out: Result<http::Response<server::ResponseBody<Body>>, Infallible>) -> Response {
+    match out {
         Ok(resp) => resp.map(Body::new),
         Err(never) => match never {},
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future [`run_handler`] returns: the handler, run inside its span's context, and the
+    /// span's finish phase when the response is ready.
+    pub struct HandlerFuture<Fut> {
+        #[pin]
+        kind: Kind<Fut>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = KindProj]
+    enum Kind<Fut> {
+        /// Behind the layer (its span's context), or with no span (the incoming context).
+        InContext { #[pin] inner: WithContext<Fut> },
+        /// No agent is installed.
+        Plain { #[pin] inner: Fut },
+        /// The handler's own span, finished by the layer's response future.
+        Span { #[pin] inner: ResponseFuture<Infallibly<Fut>> },
+        /// The agent has blocking filters: they run first. Boxed, as the filter phases make it
+        /// large and few services have filters.
+        Filtered { inner: std::pin::Pin<Box<dyn Future<Output = Response> + Send>> },
+    }
+}
+
+impl<Fut> HandlerFuture<Fut> {
+    fn in_context(inner: Fut, cx: opentelemetry::Context) -> Self {
+        HandlerFuture {
+            kind: Kind::InContext {
+                inner: inner.with_context(cx),
+            },
+        }
+    }
+}
+
+impl<Fut: Future<Output = Response>> Future for HandlerFuture<Fut> {
+    type Output = Response;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
+        match self.project().kind.project() {
+            KindProj::InContext { inner } => inner.poll(cx),
+            KindProj::Plain { inner } => inner.poll(cx),
+            KindProj::Span { inner } => inner.poll(cx).map(served),
+            KindProj::Filtered { inner } => inner.as_mut().poll(cx),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The handler's future with the `Result` the layer's response future expects.
+    struct Infallibly<Fut> {
+        #[pin]
+        inner: Fut,
+    }
+}
+
+impl<Fut: Future> Future for Infallibly<Fut> {
+    type Output = Result<Fut::Output, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().inner.poll(cx).map(Ok)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::extract::{FromRequest, Request};
+    use axum::response::IntoResponse;
+
+    static OPTIONS: super::HandlerOptions = super::HandlerOptions {
+        name: None,
+        request_headers: None,
+        response_headers: None,
+        request_body: None,
+        response_body: None,
+    };
+
+    /// The agent's share of a handler's future (which axum boxes per request) stays a few
+    /// pointers: the span's state is boxed, the filtered path too, so that a handler whose own
+    /// future fits an allocator's per-thread cache still fits with the agent around it.
+    #[test]
+    fn the_handler_future_grows_by_a_few_words_only() {
+        let handler = |req: Request| async move {
+            match <String as FromRequest<()>>::from_request(req, &()).await {
+                Ok(text) => text.into_response(),
+                Err(rejection) => rejection.into_response(),
+            }
+        };
+        let alone = std::mem::size_of_val(&handler(Request::default()));
+        let wrapped =
+            std::mem::size_of_val(&super::run_handler(&OPTIONS, Request::default(), handler));
+        assert!(
+            wrapped <= alone + 64,
+            "the handler's future is {alone} bytes, {wrapped} with the agent"
+        );
     }
 }
