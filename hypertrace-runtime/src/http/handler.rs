@@ -67,6 +67,8 @@ fn refine(in_flight: &InFlight, opts: &'static HandlerOptions, req: Request) -> 
 /// `Handler` impl boxes it per request, and an `async fn` with the layer's, the spanless and the
 /// filtered paths as separate await points was laid out as their sum (2.7 KiB beside a 0.9 KiB
 /// handler), which made that box a slow-path allocation and a large copy for every request.
+/// As with the layer, the span therefore starts when axum calls the handler; a future dropped
+/// before its first poll ends its span as cancelled.
 pub fn run_handler<F, Fut>(
     opts: &'static HandlerOptions,
     req: Request,
