@@ -37,6 +37,9 @@ pub struct BodyCapture {
     cut: bool,
     /// Keys whose values are redacted when the capture is recorded (`rustagent.redact_body_fields`).
     redact_fields: Option<Arc<FieldNames>>,
+    /// The redaction is left to the export thread (`capture::deferred`): the capture was made as
+    /// the agent's configuration says, so the worker knows the names and the limit.
+    defer_redaction: bool,
 }
 
 enum State {
@@ -113,6 +116,7 @@ impl BodyCapture {
             keep_raw: true,
             cut: false,
             redact_fields: None,
+            defer_redaction: false,
         }
     }
 
@@ -123,6 +127,8 @@ impl BodyCapture {
         if self.kind.redact_syntax().is_some() && !fields.is_empty() {
             self.redact_fields = FieldNames::shared(fields);
         }
+        // A list of the caller's own is redacted here, when the capture is recorded.
+        self.defer_redaction = false;
         self
     }
 
@@ -163,13 +169,19 @@ impl BodyCapture {
 
     /// A capture as the configuration says: `data_capture.body_max_size_bytes`, and the values of
     /// `rustagent.redact_body_fields` redacted. Every entry point builds its captures here.
+    ///
+    /// A text body is recorded unredacted under a marked key, and the agent's export thread
+    /// redacts it before any exporter sees it (see `capture::deferred`): the request does not wait
+    /// for the scan.
     pub fn configured(
         cfg: &crate::config::Config,
         kind: CaptureKind,
         encoding: ContentEncoding,
     ) -> Self {
-        BodyCapture::new(cfg.data_capture.body_max_size_bytes, kind, encoding)
-            .redact_fields(&cfg.rustagent.redact_body_fields)
+        let mut capture = BodyCapture::new(cfg.data_capture.body_max_size_bytes, kind, encoding)
+            .redact_fields(&cfg.rustagent.redact_body_fields);
+        capture.defer_redaction = true;
+        capture
     }
 
     /// Feeds the next chunk of the body as it streams. Cheap once [`is_full`](Self::is_full).
@@ -210,7 +222,9 @@ impl BodyCapture {
 
     /// Appends the capture to `out`: `key` (text) or `<key>.base64`, plus `<key>.truncated = true`
     /// when something was cut. An empty capture records nothing. Sensitive values are redacted
-    /// here, in what is recorded, whichever way it was captured (decoded, cut, raw).
+    /// in what is recorded, whichever way it was captured (decoded, cut, raw): here, or, for a
+    /// [`configured`](Self::configured) capture of text, by the export thread, which then
+    /// records the same attributes (`<key>` waits under a marked key until then).
     ///
     /// `out` is a `Vec`, or anything else that takes attributes (a span, without a `Vec` in
     /// between); a `&'static str` key costs no allocation.
@@ -243,6 +257,19 @@ impl BodyCapture {
             State::Done { .. } | State::Decoding(_) => return,
         };
         let truncated = truncated || self.cut;
+        let base64 = base64 || self.kind == CaptureKind::Base64;
+        let syntax = self.kind.redact_syntax().filter(|_| fields.is_some());
+        let bytes = match syntax {
+            Some(syntax) if self.defer_redaction && !base64 => {
+                // Text the export thread redacts; a body that is not UTF-8 (recorded in base64,
+                // which the redaction must see before) is redacted here, as without deferral.
+                match into_text(bytes, truncated) {
+                    Ok(text) => return record_deferred(key, syntax, text, truncated, out),
+                    Err(bytes) => bytes,
+                }
+            }
+            _ => bytes,
+        };
         let (bytes, truncated) = match self.kind.redact_syntax().zip(fields) {
             Some((syntax, fields)) => match fields.redact(&bytes, syntax) {
                 // `[REDACTED]` can be longer than what it replaces: the limit still holds.
@@ -255,13 +282,7 @@ impl BodyCapture {
             },
             None => (bytes, truncated),
         };
-        record(
-            key,
-            bytes,
-            truncated,
-            base64 || self.kind == CaptureKind::Base64,
-            out,
-        );
+        record(key, bytes, truncated, base64, out);
     }
 
     fn start(&mut self, chunk: &[u8]) {
@@ -492,19 +513,48 @@ fn record(
     if bytes.is_empty() {
         return;
     }
+    let (value, truncated) = text_attributes(key, bytes, truncated, base64);
+    // One `extend`, so that a span sink takes its lock once.
+    out.extend(std::iter::once(value).chain(truncated));
+}
+
+/// A text body whose redaction the export thread does, under its marked key, and its
+/// `.truncated` mark (under the real key).
+fn record_deferred(
+    key: Key,
+    syntax: super::redact::Syntax,
+    text: String,
+    truncated: bool,
+    out: &mut impl Extend<KeyValue>,
+) {
+    if text.is_empty() {
+        return;
+    }
+    let truncated = truncated.then(|| KeyValue::new(format!("{key}.truncated"), true));
+    let value = KeyValue::new(super::deferred::marked_key(&key, syntax), text);
+    out.extend(std::iter::once(value).chain(truncated));
+}
+
+/// The attribute of a non-empty capture (`key`, or `<key>.base64` for bytes that are not text
+/// or when `base64`), and `<key>.truncated` when `truncated`.
+pub(super) fn text_attributes(
+    key: Key,
+    bytes: Vec<u8>,
+    truncated: bool,
+    base64: bool,
+) -> (KeyValue, Option<KeyValue>) {
     let text = if base64 {
         Err(bytes)
     } else {
         into_text(bytes, truncated)
     };
-    // The suffixed keys are formatted before `key` moves into the text's attribute; one
-    // `extend`, so that a span sink takes its lock once.
+    // The suffixed keys are formatted before `key` moves into the text's attribute.
     let truncated = truncated.then(|| KeyValue::new(format!("{key}.truncated"), true));
     let value = match text {
         Ok(text) => KeyValue::new(key, text),
         Err(bytes) => KeyValue::new(format!("{key}.base64"), encode_no_pad(&bytes)),
     };
-    out.extend(std::iter::once(value).chain(truncated));
+    (value, truncated)
 }
 
 /// The bytes as text, or given back when they are not UTF-8. In a cut body, an incomplete
@@ -1260,6 +1310,44 @@ mod tests {
             let enc = [Gzip, Deflate, Brotli, Zstd, Unknown][codec as usize];
             let got = chunked(limit, TEXT, enc, &split(&body, &cuts));
             prop_assert!(got.bytes().len() <= limit);
+        }
+
+        /// The redaction left to the export thread records what redacting here records: same
+        /// keys, values and order, for JSON and forms, cut or over the limit after `[REDACTED]`,
+        /// with multi-byte characters and bytes that are not UTF-8.
+        #[test]
+        fn deferred_redaction_records_what_redacting_here_records(
+            parts in proptest::collection::vec(prop_oneof![
+                Just(&b"{\"token\":\"s3cr3t\","[..]), Just(&b"\"pwd\":1,"[..]), Just(&b"\"a\":\"\xc3\xa9\xe2\x82\xac\","[..]),
+                Just(&b"\"api-Key\":[1,{\"x\":2}],"[..]), Just(&b"password=hunter2&"[..]), Just(&b"x=1&"[..]),
+                Just(&b"\"n\":null}"[..]), Just(&b"\\\"token\\\":"[..]), Just(&b"\xff"[..]), Just(&b" "[..]),
+            ], 0..24),
+            form in any::<bool>(),
+            limit in 1usize..300,
+            early in any::<bool>(),
+            list in prop_oneof![Just(None), Just(Some(vec!["pwd".to_string()])), Just(Some(Vec::new()))],
+        ) {
+            let body: Vec<u8> = parts.concat();
+            let kind = if form { CaptureKind::Form } else { CaptureKind::Json };
+            let mut cfg = crate::config::Config::defaults("t");
+            cfg.data_capture.body_max_size_bytes = limit;
+            if let Some(list) = list {
+                cfg.rustagent.redact_body_fields = list.into();
+            }
+            let fields = cfg.rustagent.redact_body_fields.clone();
+            let run = |mut c: BodyCapture| {
+                c.push(&body);
+                if early {
+                    c.end_early();
+                }
+                let mut out = Vec::new();
+                c.finish(KEY, &mut out);
+                out
+            };
+            let here = run(BodyCapture::new(limit, kind, ID).redact_fields(&fields));
+            let mut later = run(BodyCapture::configured(&cfg, kind, ID));
+            crate::capture::deferred::Redaction::of(&cfg).apply(&mut later);
+            prop_assert_eq!(later, here);
         }
     }
 }

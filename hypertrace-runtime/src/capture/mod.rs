@@ -6,6 +6,7 @@
 pub mod base64;
 pub mod body;
 pub mod content_type;
+pub(crate) mod deferred;
 pub mod headers;
 pub mod packed;
 pub mod policy;

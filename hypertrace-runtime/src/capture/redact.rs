@@ -17,7 +17,8 @@
 //! escapes and form percent-encoding are decoded before matching. In a cut capture, a value cut
 //! short is redacted as far as it goes.
 //!
-//! This runs on the serving thread for every captured JSON or form body, so the scan is built for
+//! This runs for every captured JSON or form body (on the agent's export thread, for the bodies its
+//! entry points capture: see `capture::deferred`), so the scan is built for
 //! the common case, a body full of short keys none of which matches: the names are normalised
 //! once ([`FieldNames`], cached per thread for the configured list); a JSON body's quotes are
 //! found 64 bytes at a time as a bit set, and where the body holds no `\` which quotes open and

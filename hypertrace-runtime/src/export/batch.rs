@@ -46,6 +46,7 @@ use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
 
 use super::retry::{self, Retry};
 use super::size::span_bytes;
+use crate::capture::deferred::Redaction;
 use crate::capture::packed::unpacked;
 
 /// How often at most the drop count, and a failed export, is written to stderr.
@@ -141,6 +142,9 @@ pub(crate) struct BatchSettings {
     /// Exported spans are freed by the threads that end spans (`rustagent.free_spans_where_served`;
     /// see the module documentation).
     pub free_where_served: bool,
+    /// The body-field redaction left to this thread (`capture::deferred`), done on each batch
+    /// as it leaves the queue, before any exporter sees it.
+    pub redaction: Redaction,
 }
 
 impl BatchSettings {
@@ -155,6 +159,7 @@ impl BatchSettings {
             max_queue_bytes: r.max_queue_bytes,
             destination,
             free_where_served: r.free_spans_where_served,
+            redaction: Redaction::of(config),
         }
     }
 
@@ -313,7 +318,7 @@ fn run_worker<E: BatchExporter>(shared: &Shared, exporter: E) {
     let mut log = FailureLog::default();
     let mut last_drop_log: Option<Instant> = None;
     loop {
-        let (batch, waiters, shutting_down) = {
+        let (mut batch, waiters, shutting_down) = {
             let st = lock(shared);
             let st = wait_until(shared, st, deadline_after(settings.scheduled_delay), |st| {
                 st.shutdown
@@ -344,6 +349,8 @@ fn run_worker<E: BatchExporter>(shared: &Shared, exporter: E) {
             (batch, waiters, st.shutdown && st.queue.is_empty())
         };
         if !batch.is_empty() {
+            // Outside the lock; before the first attempt, so that retries send the same bytes.
+            settings.redaction.apply_all(&mut batch);
             export_with_retries(shared, &exporter, &batch, &mut log);
             let mut st = lock(shared);
             st.inflight_bytes = 0;
@@ -658,6 +665,7 @@ mod tests {
             max_queue_bytes: usize::MAX,
             destination: "test".into(),
             free_where_served: true,
+            redaction: Redaction::of(&crate::config::Config::defaults("test")),
         }
     }
 

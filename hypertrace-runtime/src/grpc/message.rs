@@ -283,9 +283,12 @@ mod tests {
         out
     }
 
+    /// What the capture records, as exported: redacted by the export thread's pass.
     fn record(c: MessageCapture) -> Vec<(String, Value)> {
         let mut out = Vec::new();
         c.finish(KEY, &mut out);
+        crate::capture::deferred::Redaction::of(&crate::config::Config::defaults("t"))
+            .apply(&mut out);
         out.into_iter()
             .map(|kv| (kv.key.to_string(), kv.value))
             .collect()

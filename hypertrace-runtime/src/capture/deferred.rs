@@ -1,0 +1,201 @@
+//! Body-field redaction (`rustagent.redact_body_fields`) done on the export thread instead of the
+//! serving thread.
+//!
+//! Redacting a 1 KiB JSON body costs about as much as all the rest of its capture, and it used to
+//! run inside the request, before the response's last bytes went out. A body captured by the
+//! agent's own entry points is now recorded under a *marked* key ([`marked_key`]: a NUL byte, the
+//! syntax, then the real key), unredacted; the batch processor's worker calls [`Redaction::apply`]
+//! on every batch as it takes it from the queue, before any exporter (OTLP, Zipkin, LOGGING, an
+//! application's own) sees a span, and before a failed export is retried. What is exported is
+//! exactly what redacting on the serving thread produced: the same function on the same bytes,
+//! then the same limit and the same `.truncated` mark.
+//!
+//! The trade-off, written down where a reader looks for it: until its batch is exported (the
+//! scheduled delay, one second by default, or while a collector is unreachable and the batch is
+//! retried), a captured body waits in the agent's in-memory queue unredacted, as the request's
+//! own bytes wait in the application's buffers. Nothing leaves the process unredacted: the worker
+//! is the only way out of the queue, and spans the queue drops are never exported.
+
+use std::sync::Arc;
+
+use opentelemetry::{Key, KeyValue, Value};
+use opentelemetry_sdk::trace::SpanData;
+
+use super::body::text_attributes;
+use super::redact::{FieldNames, Syntax};
+
+/// What a marked key starts with. The NUL byte keeps it apart from any key an application or a
+/// semantic convention would use.
+const PREFIX: &str = "\0hypertrace.redact.";
+
+/// The body keys the agent records, with their marked forms (JSON, form): no allocation for them.
+const KNOWN: [(&str, &str, &str); 4] = [
+    (
+        "http.request.body",
+        "\0hypertrace.redact.json\0http.request.body",
+        "\0hypertrace.redact.form\0http.request.body",
+    ),
+    (
+        "http.response.body",
+        "\0hypertrace.redact.json\0http.response.body",
+        "\0hypertrace.redact.form\0http.response.body",
+    ),
+    (
+        "rpc.request.body",
+        "\0hypertrace.redact.json\0rpc.request.body",
+        "\0hypertrace.redact.form\0rpc.request.body",
+    ),
+    (
+        "rpc.response.body",
+        "\0hypertrace.redact.json\0rpc.response.body",
+        "\0hypertrace.redact.form\0rpc.response.body",
+    ),
+];
+
+fn syntax_name(syntax: Syntax) -> &'static str {
+    match syntax {
+        Syntax::Json => "json",
+        Syntax::Form => "form",
+    }
+}
+
+/// The key a body of `syntax` recorded under `key` waits under until [`Redaction::apply`].
+pub(crate) fn marked_key(key: &Key, syntax: Syntax) -> Key {
+    let k = key.as_str();
+    match KNOWN.iter().find(|(plain, ..)| *plain == k) {
+        Some((_, json, form)) => Key::from_static_str(match syntax {
+            Syntax::Json => json,
+            Syntax::Form => form,
+        }),
+        None => Key::new(format!("{PREFIX}{}\0{k}", syntax_name(syntax))),
+    }
+}
+
+/// The syntax and the real key of a marked key, or `None` for any other key.
+fn unmarked(key: &str) -> Option<(Syntax, &str)> {
+    let rest = key.strip_prefix(PREFIX)?;
+    let (syntax, key) = rest.split_once('\0')?;
+    let syntax = match syntax {
+        "json" => Syntax::Json,
+        "form" => Syntax::Form,
+        _ => return None,
+    };
+    Some((syntax, key))
+}
+
+/// The real key, without an allocation for the agent's own keys.
+fn real_key(key: &str) -> Key {
+    match KNOWN.iter().find(|(plain, ..)| *plain == key) {
+        Some((plain, ..)) => Key::from_static_str(plain),
+        None => Key::new(key.to_owned()),
+    }
+}
+
+/// The redaction the worker applies: the configured names and the body limit the captures were
+/// made with (`data_capture.body_max_size_bytes`).
+#[derive(Debug, Clone)]
+pub(crate) struct Redaction {
+    names: Option<Arc<FieldNames>>,
+    limit: usize,
+}
+
+impl Redaction {
+    /// For an agent whose configuration is `cfg`: the bodies its entry points capture.
+    pub(crate) fn of(cfg: &crate::config::Config) -> Self {
+        Redaction {
+            names: FieldNames::new(&cfg.rustagent.redact_body_fields).map(Arc::new),
+            limit: cfg.data_capture.body_max_size_bytes,
+        }
+    }
+
+    /// Redacts every body of `batch` that waits under a marked key, and gives it its real key.
+    pub(crate) fn apply_all(&self, batch: &mut [SpanData]) {
+        for span in batch {
+            self.apply(&mut span.attributes);
+        }
+    }
+
+    /// [`apply_all`](Self::apply_all) for one span's attributes.
+    pub(crate) fn apply(&self, attrs: &mut Vec<KeyValue>) {
+        let mut i = 0;
+        while i < attrs.len() {
+            // Cheap for every other attribute: one byte compared.
+            let marked = attrs[i].key.as_str().as_bytes().first() == Some(&0)
+                && unmarked(attrs[i].key.as_str()).is_some();
+            if !marked {
+                i += 1;
+                continue;
+            }
+            let kv = attrs.remove(i);
+            let (syntax, key) = unmarked(kv.key.as_str()).expect("checked above");
+            let key = real_key(key);
+            let text = match kv.value {
+                Value::String(s) => String::from(s),
+                // Only the agent writes marked keys, always with text.
+                other => {
+                    attrs.insert(i, KeyValue::new(key, other));
+                    i += 1;
+                    continue;
+                }
+            };
+            let produced = self.redacted(key, syntax, text, attrs);
+            let n = produced.len();
+            attrs.splice(i..i, produced);
+            i += n;
+        }
+    }
+
+    /// The attributes a body recorded under `key` becomes: the text, redacted, and a `.truncated`
+    /// mark when redacting took it past the limit and `attrs` has none for it yet.
+    fn redacted(
+        &self,
+        key: Key,
+        syntax: Syntax,
+        text: String,
+        attrs: &[KeyValue],
+    ) -> Vec<KeyValue> {
+        let Some(mut redacted) = self
+            .names
+            .as_ref()
+            .and_then(|names| names.redact(text.as_bytes(), syntax))
+        else {
+            return vec![KeyValue::new(key, text)];
+        };
+        // `[REDACTED]` can be longer than what it replaces: the limit still holds.
+        let over = redacted.len() > self.limit;
+        if over {
+            redacted.truncate(self.limit);
+        }
+        let truncated_key = format!("{}.truncated", key.as_str());
+        let marked_already = attrs.iter().any(|kv| kv.key.as_str() == truncated_key);
+        let (value, truncated) = text_attributes(key, redacted, over || marked_already, false);
+        let mut out = vec![value];
+        if !marked_already {
+            out.extend(truncated);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marked_keys_round_trip_and_are_never_a_real_key() {
+        for syntax in [Syntax::Json, Syntax::Form] {
+            for key in ["http.request.body", "rpc.response.body", "my.own.body", ""] {
+                let marked = marked_key(&Key::from(key.to_owned()), syntax);
+                assert_eq!(unmarked(marked.as_str()), Some((syntax, key)), "{key}");
+                assert!(marked.as_str().starts_with('\0'));
+            }
+        }
+        for plain in [
+            "http.request.body",
+            "\0hypertrace.packed",
+            "\0hypertrace.redact.xml\0a",
+        ] {
+            assert_eq!(unmarked(plain), None, "{plain}");
+        }
+    }
+}
