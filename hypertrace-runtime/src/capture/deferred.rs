@@ -97,6 +97,9 @@ fn real_key(key: &str) -> Key {
 pub(crate) struct Redaction {
     names: Option<Arc<FieldNames>>,
     limit: usize,
+    /// Tests: [`apply`](Self::apply) panics, as a bug would make it.
+    #[cfg(test)]
+    pub(crate) panics: bool,
 }
 
 impl Redaction {
@@ -105,6 +108,8 @@ impl Redaction {
         Redaction {
             names: FieldNames::new(&cfg.rustagent.redact_body_fields).map(Arc::new),
             limit: cfg.data_capture.body_max_size_bytes,
+            #[cfg(test)]
+            panics: false,
         }
     }
 
@@ -117,6 +122,8 @@ impl Redaction {
 
     /// [`apply_all`](Self::apply_all) for one span's attributes.
     pub(crate) fn apply(&self, attrs: &mut Vec<KeyValue>) {
+        #[cfg(test)]
+        assert!(!self.panics, "redaction bug");
         let mut i = 0;
         while i < attrs.len() {
             // Cheap for every other attribute: one byte compared.

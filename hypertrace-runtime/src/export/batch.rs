@@ -350,8 +350,10 @@ fn run_worker<E: BatchExporter>(shared: &Shared, exporter: E) {
         };
         if !batch.is_empty() {
             // Outside the lock; before the first attempt, so that retries send the same bytes.
-            settings.redaction.apply_all(&mut batch);
-            export_with_retries(shared, &exporter, &batch, &mut log);
+            // A batch that could not be redacted is never exported.
+            if redact(shared, &mut batch, &mut log) {
+                export_with_retries(shared, &exporter, &batch, &mut log);
+            }
             let mut st = lock(shared);
             st.inflight_bytes = 0;
             let older = if settings.free_where_served {
@@ -388,6 +390,23 @@ fn run_worker<E: BatchExporter>(shared: &Shared, exporter: E) {
                 eprintln!("hypertrace: the exporter panicked while shutting down");
             }
             return;
+        }
+    }
+}
+
+/// Redacts the bodies of `batch` that wait for it (`capture::deferred`); `false`, with the batch
+/// counted as failed, if that panicked: the export thread goes on, without exporting those spans.
+fn redact(shared: &Shared, batch: &mut [SpanData], log: &mut FailureLog) -> bool {
+    let redaction = &shared.settings.redaction;
+    match catch_unwind(AssertUnwindSafe(|| redaction.apply_all(batch))) {
+        Ok(()) => true,
+        Err(_) => {
+            let n = batch.len() as u64;
+            shared.stats.failed_spans.fetch_add(n, Ordering::Relaxed);
+            log.always(format!(
+                "hypertrace: redacting a batch of {n} spans panicked; they are dropped, export goes on"
+            ));
+            false
         }
     }
 }
@@ -996,6 +1015,64 @@ mod tests {
         assert_eq!(load(&stats, |s| &s.exporter_panics), 1);
         assert_eq!(load(&stats, |s| &s.failed_spans), 1);
         assert_eq!(load(&stats, |s| &s.exported), 1);
+        p.shutdown().unwrap();
+    }
+
+    /// A span whose JSON request body waits for the export thread's redaction.
+    fn span_with_marked_body(t: &opentelemetry_sdk::trace::SdkTracer, name: &'static str) {
+        use opentelemetry::trace::Span as _;
+        let mut s = t.start(name);
+        let key = crate::capture::deferred::marked_key(
+            &opentelemetry::Key::from_static_str("http.request.body"),
+            crate::capture::redact::Syntax::Json,
+        );
+        s.set_attribute(opentelemetry::KeyValue::new(
+            key,
+            r#"{"token":"s3cr3t","a":1}"#,
+        ));
+    }
+
+    #[derive(Debug, Clone, Default)]
+    struct Attributes(Arc<Mutex<Vec<Vec<(String, String)>>>>);
+    impl SpanExporter for Attributes {
+        async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+            let spans = batch.iter().map(|s| {
+                s.attributes
+                    .iter()
+                    .map(|kv| (kv.key.to_string(), kv.value.to_string()))
+                    .collect()
+            });
+            self.0.lock().unwrap().extend(spans);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn bodies_are_redacted_before_the_exporter_sees_them() {
+        let exp = Attributes::default();
+        let (p, _) = with(exp.clone(), |_| {});
+        span_with_marked_body(&p.tracer("t"), "a");
+        p.force_flush().unwrap();
+        let want = vec![(
+            "http.request.body".to_string(),
+            r#"{"token":"[REDACTED]","a":1}"#.to_string(),
+        )];
+        assert_eq!(*exp.0.lock().unwrap(), [want]);
+        p.shutdown().unwrap();
+    }
+
+    #[test]
+    fn a_batch_whose_redaction_panics_is_never_exported() {
+        let exp = Recorder::default();
+        let (p, stats) = with(exp.clone(), |s| {
+            s.redaction.panics = true;
+            s.shutdown_timeout = Duration::from_secs(30);
+        });
+        span_with_marked_body(&p.tracer("t"), "secret");
+        p.force_flush().unwrap();
+        assert!(exp.spans.lock().unwrap().is_empty());
+        assert_eq!(load(&stats, |s| &s.failed_spans), 1);
+        assert_eq!(load(&stats, |s| &s.exported), 0);
         p.shutdown().unwrap();
     }
 
