@@ -1032,8 +1032,11 @@ mod tests {
         ));
     }
 
+    /// A span's attributes as (key, value) text.
+    type Attrs = Vec<(String, String)>;
+
     #[derive(Debug, Clone, Default)]
-    struct Attributes(Arc<Mutex<Vec<Vec<(String, String)>>>>);
+    struct Attributes(Arc<Mutex<Vec<Attrs>>>);
     impl SpanExporter for Attributes {
         async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
             let spans = batch.iter().map(|s| {
