@@ -18,7 +18,7 @@ use super::reqwest::{Request, Response, ResponseBuilderExt as _, Url};
 use super::reqwest_middleware::{Middleware, Next};
 use super::{reqwest, reqwest_middleware, Route};
 use crate::agent::{self, Agent};
-use crate::capture::body::{capture_bytes, BodyCapture};
+use crate::capture::body::BodyCapture;
 use crate::capture::content_type::{capture_kind, content_encoding};
 use crate::capture::headers::record_headers_scoped;
 use crate::capture::policy::{CaptureControl, CapturePolicy, Overrides};
@@ -129,15 +129,11 @@ impl Middleware for HypertraceMiddleware {
                 capture_kind(req.headers().get(CONTENT_TYPE), &dc.allowed_content_types),
                 req.body().and_then(|b| b.as_bytes()),
             ) {
-                capture_bytes(
-                    dc.body_max_size_bytes,
-                    kind,
-                    content_encoding(req.headers()),
-                    &cfg.rustagent.redact_body_fields,
-                    bytes,
-                    "http.request.body",
-                    &mut attrs,
-                );
+                // As the agent's other captures: redacted on the export thread.
+                let mut capture =
+                    BodyCapture::configured(cfg, kind, content_encoding(req.headers()));
+                capture.push(bytes);
+                capture.finish("http.request.body", &mut attrs);
             }
         }
         let span = agent
