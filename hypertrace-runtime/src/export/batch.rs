@@ -13,6 +13,10 @@
 //! needs no copy of it, and the agent's OTLP exporters encode straight from the borrowed spans. An
 //! SDK `SpanExporter` (LOGGING, Zipkin, the application's own) gets a copy per attempt ([`Owned`]).
 //!
+//! Body-field redaction happens here ([`BatchSettings::redaction`], `capture::deferred`): each batch
+//! is redacted as it leaves the queue, before its first attempt, so no exporter sees a body that
+//! was captured unredacted; a batch whose redaction panicked is dropped, not exported.
+//!
 //! Retries: a batch whose export failed for a transient reason ([`retry::classify`]) is tried again
 //! after an exponential, jittered backoff (at least the server's `Retry-After`), for as long as the
 //! queue behind it has room. Once a span had to be dropped because the queue was full, the batch is

@@ -63,7 +63,7 @@ fn refine(in_flight: &InFlight, opts: &'static HandlerOptions, req: Request) -> 
 /// Runs the handler body `inner` inside the request's SERVER span.
 ///
 /// The work before the handler runs is done here, synchronously; what is left (the handler, then
-/// the finish phase) is a [`HandlerFuture`]. A named future rather than an `async fn`: the axum
+/// the finish phase) is a `HandlerFuture`. A named future rather than an `async fn`: the axum
 /// `Handler` impl boxes it per request, and an `async fn` with the layer's, the spanless and the
 /// filtered paths as separate await points was laid out as their sum (2.7 KiB beside a 0.9 KiB
 /// handler), which made that box a slow-path allocation and a large copy for every request.
