@@ -126,48 +126,36 @@ impl Redaction {
         assert!(!self.panics, "redaction bug");
         let mut i = 0;
         while i < attrs.len() {
-            // Cheap for every other attribute: one byte compared.
-            let marked = attrs[i].key.as_str().as_bytes().first() == Some(&0)
-                && unmarked(attrs[i].key.as_str()).is_some();
-            if !marked {
+            // One byte compared for every other attribute.
+            let k = attrs[i].key.as_str();
+            let Some((syntax, key)) = k.starts_with('\0').then(|| unmarked(k)).flatten() else {
                 i += 1;
                 continue;
-            }
-            let kv = attrs.remove(i);
-            let (syntax, key) = unmarked(kv.key.as_str()).expect("checked above");
-            let key = real_key(key);
-            let text = match kv.value {
-                Value::String(s) => String::from(s),
-                // Only the agent writes marked keys, always with text.
-                other => {
-                    attrs.insert(i, KeyValue::new(key, other));
-                    i += 1;
-                    continue;
-                }
             };
-            let produced = self.redacted(key, syntax, text, attrs);
+            let key = real_key(key);
+            let redacted = match (&attrs[i].value, &self.names) {
+                (Value::String(text), Some(names)) => {
+                    names.redact(text.as_str().as_bytes(), syntax)
+                }
+                // Only the agent writes marked keys, always with text.
+                _ => None,
+            };
+            let Some(redacted) = redacted else {
+                // The common case: nothing to redact, the text stays where it is.
+                attrs[i].key = key;
+                i += 1;
+                continue;
+            };
+            let produced = self.redacted(key, redacted, attrs);
             let n = produced.len();
-            attrs.splice(i..i, produced);
+            attrs.splice(i..=i, produced);
             i += n;
         }
     }
 
-    /// The attributes a body recorded under `key` becomes: the text, redacted, and a `.truncated`
-    /// mark when redacting took it past the limit and `attrs` has none for it yet.
-    fn redacted(
-        &self,
-        key: Key,
-        syntax: Syntax,
-        text: String,
-        attrs: &[KeyValue],
-    ) -> Vec<KeyValue> {
-        let Some(mut redacted) = self
-            .names
-            .as_ref()
-            .and_then(|names| names.redact(text.as_bytes(), syntax))
-        else {
-            return vec![KeyValue::new(key, text)];
-        };
+    /// The attributes a body recorded under `key` becomes once `redacted`: the text, and a
+    /// `.truncated` mark when redacting took it past the limit and `attrs` has none for it yet.
+    fn redacted(&self, key: Key, mut redacted: Vec<u8>, attrs: &[KeyValue]) -> Vec<KeyValue> {
         // `[REDACTED]` can be longer than what it replaces: the limit still holds.
         let over = redacted.len() > self.limit;
         if over {
