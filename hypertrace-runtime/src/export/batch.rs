@@ -189,7 +189,7 @@ pub struct ExportStats {
     /// Export attempts that failed (each retry counts).
     pub failed_exports: AtomicU64,
     /// Spans whose export was given up: a permanent error, a full queue during retries, shutdown,
-    /// or the exporter panicking.
+    /// the exporter panicking, or their body-field redaction panicking.
     pub failed_spans: AtomicU64,
     /// Attempts that were retries of a failed one.
     pub retries: AtomicU64,
