@@ -270,7 +270,7 @@ impl BodyCapture {
             }
             _ => bytes,
         };
-        let (bytes, truncated) = match self.kind.redact_syntax().zip(fields) {
+        let (bytes, truncated) = match syntax.zip(fields) {
             Some((syntax, fields)) => match fields.redact(&bytes, syntax) {
                 // `[REDACTED]` can be longer than what it replaces: the limit still holds.
                 Some(mut redacted) if redacted.len() > self.limit => {
