@@ -7,8 +7,17 @@
 //!   two spans per call (CLIENT and SERVER), metadata and both messages as JSON on each, exported
 //!   through the agent's batch processor into an exporter that encodes OTLP and discards it.
 //! - `c-disabled`: the same layers with `enabled: false` (context still propagated).
+//! - `d-tower-http`: the usual way to trace tonic without the agent, the peer: tower-http's
+//!   `TraceLayer::new_for_grpc()` on the server and on the client's channel, its `tracing` spans
+//!   turned into OpenTelemetry spans by `tracing-opentelemetry` and exported through the SDK's
+//!   `BatchSpanProcessor` into the same encoding exporter. Two spans per call, method, URI and
+//!   version only: no metadata, no messages, no propagation between the two.
 //!
-//!     cargo bench --bench grpc          # from benches/
+//! Criterion runs the variants one after the other; then they run interleaved (15 rounds of 2,000
+//! calls, the order rotating), which reports the median wall time per call of the rounds and the
+//! process's CPU time per call (both ends and the export threads), each against plain tonic.
+//!
+//!     cargo bench --bench grpc          # from benches/; ~2 min
 
 use std::hint::black_box;
 use std::net::SocketAddr;
@@ -17,6 +26,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use futures_util::Stream;
+use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider};
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Channel, Endpoint, Server};
 use tonic::{Request, Response, Status, Streaming};
@@ -99,6 +109,21 @@ async fn server(layer: Option<hypertrace::grpc::ServerLayer>) -> SocketAddr {
     addr
 }
 
+/// The server of `d-tower-http`.
+async fn traced_server() -> SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let incoming = TcpIncoming::from(l).with_nodelay(Some(true));
+    tokio::spawn(
+        Server::builder()
+            .tcp_nodelay(true)
+            .layer(tower_http::trace::TraceLayer::new_for_grpc())
+            .add_service(EchoServer::new(Svc))
+            .serve_with_incoming(incoming),
+    );
+    addr
+}
+
 async fn channel(addr: SocketAddr) -> Channel {
     // No Nagle on either side: otherwise each call waits for a delayed ACK (≈ 40 ms).
     Endpoint::from_shared(format!("http://{addr}"))
@@ -109,6 +134,49 @@ async fn channel(addr: SocketAddr) -> Channel {
         .unwrap()
 }
 
+/// The `tracing` subscriber of `d-tower-http`, the process's default from the start (the other
+/// variants make no `tower_http` spans). Only tower-http's spans become OpenTelemetry spans: h2
+/// and tonic have `tracing` spans of their own, which a service tracing its calls would filter
+/// out too.
+fn install_tower_http_tracing(exporter: hypertrace_benches::EncodingExporter) -> SdkTracerProvider {
+    use opentelemetry::trace::TracerProvider as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::Layer as _;
+    let provider = SdkTracerProvider::builder()
+        .with_span_processor(BatchSpanProcessor::builder(exporter).build())
+        .build();
+    let only_tower_http =
+        tracing_subscriber::filter::Targets::new().with_target("tower_http", tracing::Level::TRACE);
+    let subscriber = tracing_subscriber::registry().with(
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("bench"))
+            .with_filter(only_tower_http),
+    );
+    tracing::subscriber::set_global_default(subscriber).expect("one subscriber per process");
+    provider
+}
+
+/// An agent for `b-hypertrace` (`enabled`) or `c-disabled`, exporting into `exporter`. The
+/// `HT_*` variables apply, so that pieces can be switched off one at a time
+/// (`HT_DATA_CAPTURE_RPC_BODY_REQUEST=false`, ...).
+fn agent(enabled: bool, exporter: hypertrace_benches::EncodingExporter) -> hypertrace::Guard {
+    let (mut config, _) = hypertrace::config::ConfigBuilder::new("bench")
+        .load()
+        .expect("HT_* configuration");
+    config.enabled = enabled;
+    hypertrace::Agent::with_exporter(config, exporter).install()
+}
+
+fn report(name: &str, stats: &hypertrace_benches::EncodeStats) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let spans = stats.spans.load(Relaxed);
+    eprintln!(
+        "  {name}: {spans} spans exported, {} OTLP bytes/span, {} attributes on the last",
+        stats.bytes.load(Relaxed).checked_div(spans).unwrap_or(0),
+        stats.last_span_attributes.load(Relaxed)
+    );
+}
+
 fn grpc(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -116,45 +184,73 @@ fn grpc(c: &mut Criterion) {
         .build()
         .unwrap();
     let descriptors = hypertrace::grpc::Descriptors::new(&[echo::FILE_DESCRIPTOR_SET]).unwrap();
-    let mut group = c.benchmark_group("grpc-unary");
+    let peer_exporter = hypertrace_benches::EncodingExporter::new();
+    let peer_stats = peer_exporter.stats.clone();
+    let peer = install_tower_http_tracing(peer_exporter);
 
-    // The plain pair stays up through the run: the layers are all the agent touches, so the
-    // installed agent does not change it.
-    let plain_addr = rt.block_on(server(None));
-    let mut plain = EchoClient::new(rt.block_on(channel(plain_addr)));
+    // Every pair stays up through the run. The hypertrace layers follow the agent installed
+    // when a call is made: one pair serves `b` and `c`.
+    let mut plain = EchoClient::new(rt.block_on(channel(rt.block_on(server(None)))));
+    let layer = hypertrace::grpc::server_layer().descriptors(descriptors.clone());
+    let ch = rt.block_on(channel(rt.block_on(server(Some(layer)))));
+    let mut layered = EchoClient::new(
+        tower::ServiceBuilder::new()
+            .layer(hypertrace::grpc::client_layer().descriptors(descriptors.clone()))
+            .service(ch),
+    );
+    let mut traced = EchoClient::new(
+        tower::ServiceBuilder::new()
+            .layer(tower_http::trace::TraceLayer::new_for_grpc())
+            .service(rt.block_on(channel(rt.block_on(traced_server())))),
+    );
+
+    let mut group = c.benchmark_group("grpc-unary");
     group.bench_function("a-plain", |b| {
         b.iter(|| black_box(rt.block_on(plain.unary(request())).unwrap()))
     });
-
     for (name, enabled) in [("b-hypertrace", true), ("c-disabled", false)] {
         let exporter = hypertrace_benches::EncodingExporter::new();
         let stats = exporter.stats.clone();
-        let mut config = hypertrace::Config::defaults("bench");
-        config.enabled = enabled;
-        let guard = hypertrace::Agent::with_exporter(config, exporter).install();
-        let layer = hypertrace::grpc::server_layer().descriptors(descriptors.clone());
-        let addr = rt.block_on(server(Some(layer)));
-        let ch = rt.block_on(channel(addr));
-        let svc = tower::ServiceBuilder::new()
-            .layer(hypertrace::grpc::client_layer().descriptors(descriptors.clone()))
-            .service(ch);
-        let mut client = EchoClient::new(svc);
+        let guard = agent(enabled, exporter);
         group.bench_function(name, |b| {
-            b.iter(|| black_box(rt.block_on(client.unary(request())).unwrap()))
+            b.iter(|| black_box(rt.block_on(layered.unary(request())).unwrap()))
         });
         guard.flush();
-        let spans = stats.spans.load(std::sync::atomic::Ordering::Relaxed);
-        let bytes = stats.bytes.load(std::sync::atomic::Ordering::Relaxed);
-        let attrs = stats
-            .last_span_attributes
-            .load(std::sync::atomic::Ordering::Relaxed);
-        eprintln!(
-            "  {name}: {spans} spans exported, {} OTLP bytes/span, {attrs} attributes on the last",
-            bytes.checked_div(spans).unwrap_or(0)
-        );
-        drop(guard);
+        report(name, &stats);
     }
+    group.bench_function("d-tower-http", |b| {
+        b.iter(|| black_box(rt.block_on(traced.unary(request())).unwrap()))
+    });
+    peer.force_flush().unwrap();
+    report("d-tower-http", &peer_stats);
     group.finish();
+
+    // The same variants interleaved, with the CPU time of every thread (both ends, the export
+    // threads' encoding included: each block flushes its spans before it ends).
+    const N: u32 = 2000;
+    let names = ["a-plain", "b-hypertrace", "c-disabled", "d-tower-http"];
+    let prepare = |v: usize| {
+        (v == 1 || v == 2).then(|| agent(v == 1, hypertrace_benches::EncodingExporter::new()))
+    };
+    hypertrace_benches::interleaved("call", 15, N, &names, prepare, |v, guard| {
+        rt.block_on(async {
+            for _ in 0..N {
+                let reply = match v {
+                    0 => plain.unary(request()).await,
+                    1 | 2 => layered.unary(request()).await,
+                    _ => traced.unary(request()).await,
+                };
+                black_box(reply.unwrap());
+            }
+        });
+        if let Some(g) = guard {
+            g.flush();
+        }
+        if v == 3 {
+            peer.force_flush().unwrap();
+        }
+    });
+    let _ = peer.shutdown();
 }
 
 fn config() -> Criterion {

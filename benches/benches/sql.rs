@@ -102,78 +102,36 @@ fn sql(c: &mut Criterion) {
     interleaved(&rt, &plain, &instrumented);
 }
 
-/// CPU time of this process so far, all threads (the export thread's encoding included), in ns:
-/// the first field of each thread's `/proc/self/task/*/schedstat`.
-fn process_cpu_ns() -> u64 {
-    std::fs::read_dir("/proc/self/task")
-        .map(|dir| {
-            dir.filter_map(|e| e.ok())
-                .filter_map(|e| std::fs::read_to_string(e.path().join("schedstat")).ok())
-                .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-                .sum()
-        })
-        .unwrap_or(0)
-}
-
-/// The same comparison, robust to a loaded machine: rounds of `N` queries per variant, the
-/// variants alternating within each round, wall time and process CPU time per block. Prints the
-/// median per-query wall time of each variant and the CPU per query, with the differences to
-/// plain sqlx.
+/// The same comparison, robust to a loaded machine ([`hypertrace_benches::interleaved`]): rounds
+/// of `N` queries per variant, each variant with a fresh agent installed for its block and flushed
+/// at its end.
 fn interleaved(rt: &tokio::runtime::Runtime, plain: &sqlx::PgPool, instrumented: &PgPool) {
-    const ROUNDS: usize = 15;
     const N: u32 = 1000;
     let variants = ["a-plain", "b-hypertrace", "c-hypertrace-disabled"];
-    let mut wall: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
-    let mut cpu = vec![0u64; variants.len()];
-    for _ in 0..ROUNDS {
-        for (v, name) in variants.iter().enumerate() {
-            // Each variant with its agent installed; a fresh agent per block, shut down after it
-            // (outside the timed part).
-            let guard = (v > 0).then(|| {
-                let mut config = hypertrace::Config::defaults("bench");
-                config.enabled = *name == "b-hypertrace";
-                hypertrace::Agent::with_exporter(config, EncodingExporter::new()).install()
-            });
-            let (t0, c0) = (std::time::Instant::now(), process_cpu_ns());
-            rt.block_on(async {
-                for i in 0..N {
-                    let q = sqlx::query_scalar(SQL).bind(i as i32);
-                    let n: i32 = if v == 0 {
-                        q.fetch_one(plain).await
-                    } else {
-                        q.fetch_one(instrumented).await
-                    }
-                    .unwrap();
-                    black_box(n);
-                }
-            });
-            if let Some(g) = &guard {
-                g.flush();
-            }
-            cpu[v] += process_cpu_ns() - c0;
-            wall[v].push(t0.elapsed().as_secs_f64() * 1e6 / f64::from(N));
-            drop(guard);
-        }
-    }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        v[v.len() / 2]
+    let agent = |v: usize| {
+        (v > 0).then(|| {
+            let mut config = hypertrace::Config::defaults("bench");
+            config.enabled = variants[v] == "b-hypertrace";
+            hypertrace::Agent::with_exporter(config, EncodingExporter::new()).install()
+        })
     };
-    let total = f64::from(N) * ROUNDS as f64;
-    let base_wall = median(&mut wall[0].clone());
-    let base_cpu = cpu[0] as f64 / total / 1000.0;
-    eprintln!("interleaved: {ROUNDS} rounds x {N} queries per variant");
-    for (v, name) in variants.iter().enumerate() {
-        let w = median(&mut wall[v]);
-        let c = cpu[v] as f64 / total / 1000.0;
-        eprintln!(
-            "  {name:<24} wall {w:7.1} µs/query (median of rounds, {:+.1} µs, x{:.3})   cpu {c:6.1} µs/query ({:+.1} µs, x{:.3})",
-            w - base_wall,
-            w / base_wall,
-            c - base_cpu,
-            c / base_cpu
-        );
-    }
+    hypertrace_benches::interleaved("query", 15, N, &variants, agent, |v, guard| {
+        rt.block_on(async {
+            for i in 0..N {
+                let q = sqlx::query_scalar(SQL).bind(i as i32);
+                let n: i32 = if v == 0 {
+                    q.fetch_one(plain).await
+                } else {
+                    q.fetch_one(instrumented).await
+                }
+                .unwrap();
+                black_box(n);
+            }
+        });
+        if let Some(g) = guard {
+            g.flush();
+        }
+    });
 }
 
 fn config() -> Criterion {

@@ -586,6 +586,69 @@ pub fn multi_threaded_process() {
     });
 }
 
+/// CPU time of this process so far, all threads (the export threads' encoding included), in ns:
+/// the first field of each thread's `/proc/self/task/*/schedstat`.
+pub fn process_cpu_ns() -> u64 {
+    std::fs::read_dir("/proc/self/task")
+        .map(|dir| {
+            dir.filter_map(|e| e.ok())
+                .filter_map(|e| std::fs::read_to_string(e.path().join("schedstat")).ok())
+                .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Variants compared in one process, robust to a machine whose speed drifts: `rounds` rounds,
+/// each running one block of `n` operations per variant (the first variant the baseline), the
+/// order rotating from round to round so that no variant always runs first. For each block,
+/// `prepare(v)` sets the variant up (an agent installed, say), untimed; `block(v, &prepared)`
+/// runs it, with wall time and process CPU time taken around it (whatever it flushes before it
+/// returns, an export included, is counted); what `prepare` returned is dropped untimed. Prints,
+/// per variant, the median of the rounds' wall time per operation and the CPU time per
+/// operation, each with its difference and ratio to the baseline.
+pub fn interleaved<T>(
+    what: &str,
+    rounds: usize,
+    n: u32,
+    names: &[&str],
+    mut prepare: impl FnMut(usize) -> T,
+    mut block: impl FnMut(usize, &T),
+) {
+    let mut wall: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
+    let mut cpu = vec![0u64; names.len()];
+    for round in 0..rounds {
+        for i in 0..names.len() {
+            let v = (i + round) % names.len();
+            let prepared = prepare(v);
+            let (t0, c0) = (std::time::Instant::now(), process_cpu_ns());
+            block(v, &prepared);
+            cpu[v] += process_cpu_ns() - c0;
+            wall[v].push(t0.elapsed().as_secs_f64() * 1e6 / f64::from(n));
+            drop(prepared);
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let total = f64::from(n) * rounds as f64;
+    let base_wall = median(&mut wall[0]);
+    let base_cpu = cpu[0] as f64 / total / 1000.0;
+    eprintln!("interleaved: {rounds} rounds of {n} per variant, the order rotating");
+    for (v, name) in names.iter().enumerate() {
+        let w = median(&mut wall[v]);
+        let c = cpu[v] as f64 / total / 1000.0;
+        eprintln!(
+            "  {name:<24} wall {w:7.1} µs/{what} (median of rounds, {:+.1} µs, x{:.3})   cpu {c:6.1} µs/{what} ({:+.1} µs, x{:.3})",
+            w - base_wall,
+            w / base_wall,
+            c - base_cpu,
+            c / base_cpu
+        );
+    }
+}
+
 /// What [`alternate`] measured: the median of each side, and the median of the per-pair
 /// differences (`on - off`) with a distribution-free 95% confidence interval.
 #[derive(Clone, Copy, Debug)]
