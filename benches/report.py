@@ -86,7 +86,7 @@ def verdict(ok):
     return "**met**" if ok else "**missed**"
 
 
-def tables(ov, cg, tp, tpj, mem, memj, machine, pa=None, paj=None, pl=None):
+def tables(ov, cg, tp, tpj, mem, memj, machine, pa=None, paj=None, pl=None, grpc=None):
     L = []
     if machine:
         L.append(f"Run of {machine.get('date', '?')} on {machine.get('cpu', '?')}, {machine.get('nproc', '?')} CPUs, "
@@ -173,6 +173,18 @@ def tables(ov, cg, tp, tpj, mem, memj, machine, pa=None, paj=None, pl=None):
                   f"{cgv['tower-http']['span_attributes']} / {cgv['tower-http']['otlp_bytes_per_span']:,} B")
         v = "**met**" if all(checks) else ("**missed**" if not any(checks) else f"**met by {sum(checks)} of {len(checks)} measures**")
         L.append(f"| cheaper than (d) and (e) while capturing more | {s} | {v} |")
+    gv = ((grpc or {}).get("interleaved") or {}).get("variants", {})
+    if all(k in gv for k in ("a-plain", "b-hypertrace", "d-tower-http")):
+        # benches/benches/grpc.rs: both ends instrumented, against tower-http's TraceLayer for gRPC.
+        a, b, d = gv["a-plain"], gv["b-hypertrace"], gv["d-tower-http"]
+        bw, dw = b["wall_us"] - a["wall_us"], d["wall_us"] - a["wall_us"]
+        bc, dc = b["cpu_us"] - a["cpu_us"], d["cpu_us"] - a["cpu_us"]
+        checks = [bw <= dw, bc <= dc]
+        s = (f"per unary call, both ends, over plain tonic's {a['wall_us']:.1f} µs: wall {bw:+.1f} µs vs {dw:+.1f} µs, "
+             f"CPU {bc:+.1f} µs vs {dc:+.1f} µs for tower-http's `TraceLayer` (metadata and both messages as JSON vs "
+             f"method and URI; interleaved run of `benches/benches/grpc.rs`)")
+        v = "**met**" if all(checks) else ("**missed**" if not any(checks) else f"**met by {sum(checks)} of {len(checks)} measures**")
+        L.append(f"| gRPC layers no costlier than their peer | {s} | {v} |")
     if "hypertrace-disabled" in ovv or "hypertrace-disabled" in pav:
         checks, parts = [], []
         timed = (("time, glibc, paired", pav, "ratio"), ("time, jemalloc, paired", pajv, "ratio")) if pav else \
@@ -440,7 +452,7 @@ def main():
     svg_chart(ov, cg, tp, tpj, os.path.join(RESULTS, "chart.svg"))
     body = tables(ov, cg, tp, tpj, mem, load("memory-jemalloc.json"), machine,
                   load("paired.json"), load("paired-jemalloc.json"),
-                  [load("perf-loopback.json"), load("perf-loopback-jemalloc.json")])
+                  [load("perf-loopback.json"), load("perf-loopback-jemalloc.json")], load("grpc.json"))
     if os.path.exists(BENCHMARKS_MD):
         md = open(BENCHMARKS_MD).read()
         b, e = "<!-- results:begin -->", "<!-- results:end -->"

@@ -12,6 +12,8 @@
 #   3. loopback throughput with wrk, glibc then jemalloc servers  (benches/throughput.sh, ~4.5 min)
 #   3a. the same loopback run under `perf record`, time per thread and component, glibc then
 #      jemalloc servers                            (benches/perf-loopback.sh, ~2 x 1.5 min; skipped without perf)
+#   3b. the gRPC layers per unary call against tower-http's TraceLayer for gRPC
+#                                                  (benches/benches/grpc.rs, ~2 min)
 #   4. peak RSS for 1 GiB up and down, glibc then jemalloc        (benches/memory.sh, ~30 s)
 # and writes benches/results/*.json, benches/results/chart.svg and the tables of BENCHMARKS.md
 # (benches/report.py). Wall-clock numbers need a quiet machine: the load average is recorded at the
@@ -26,9 +28,9 @@ cd "$(dirname "$0")"
 # Before each phase: the 1-min load average (which still counts the previous phase's own work) and
 # the CPU that other processes use over 2 s while none of ours runs (the better sign of a quiet
 # machine; 100% = one core).
-# PHASES="criterion throughput" runs only those (of: criterion paired callgrind throughput perf memory); the
+# PHASES="criterion throughput" runs only those (of: criterion paired callgrind throughput perf grpc memory); the
 # report then combines them with the results already in benches/results/.
-PHASES="${PHASES:-criterion paired callgrind throughput perf memory}"
+PHASES="${PHASES:-criterion paired callgrind throughput perf grpc memory}"
 want() { [[ " $PHASES " == *" $1 "* ]]; }
 # QUIET_WAIT=600 waits up to that many seconds per phase for other processes to use < 20% CPU.
 QUIET_WAIT="${QUIET_WAIT:-0}"
@@ -118,6 +120,11 @@ if want perf; then
   else
     echo "run-all: perf not found: the loopback time by component (table 2a) is skipped" >&2
   fi
+fi
+if want grpc; then
+  phase grpc
+  # The gRPC layers against tower-http's TraceLayer: results/grpc.json (its interleaved run).
+  cargo bench --quiet --bench grpc 2>&1 | { grep -E '^(grpc-unary|interleaved|  )' >&2 || true; }
 fi
 if want memory; then
   phase memory

@@ -15,7 +15,8 @@
 //!
 //! Criterion runs the variants one after the other; then they run interleaved (15 rounds of 2,000
 //! calls, the order rotating), which reports the median wall time per call of the rounds and the
-//! process's CPU time per call (both ends and the export threads), each against plain tonic.
+//! process's CPU time per call (both ends and the export threads), each against plain tonic,
+//! and writes them to `results/grpc.json` (for `report.py`).
 //!
 //!     cargo bench --bench grpc          # from benches/; ~2 min
 
@@ -232,7 +233,7 @@ fn grpc(c: &mut Criterion) {
     let prepare = |v: usize| {
         (v == 1 || v == 2).then(|| agent(v == 1, hypertrace_benches::EncodingExporter::new()))
     };
-    hypertrace_benches::interleaved("call", 15, N, &names, prepare, |v, guard| {
+    let results = hypertrace_benches::interleaved("call", 15, N, &names, prepare, |v, guard| {
         rt.block_on(async {
             for _ in 0..N {
                 let reply = match v {
@@ -251,6 +252,11 @@ fn grpc(c: &mut Criterion) {
         }
     });
     let _ = peer.shutdown();
+    // For `report.py` (the gRPC row of BENCHMARKS.md's targets table).
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/results/grpc.json");
+    let doc = serde_json::json!({ "bench": "grpc-unary", "interleaved": results });
+    std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap() + "\n")
+        .expect("results/grpc.json");
 }
 
 fn config() -> Criterion {

@@ -606,7 +606,8 @@ pub fn process_cpu_ns() -> u64 {
 /// runs it, with wall time and process CPU time taken around it (whatever it flushes before it
 /// returns, an export included, is counted); what `prepare` returned is dropped untimed. Prints,
 /// per variant, the median of the rounds' wall time per operation and the CPU time per
-/// operation, each with its difference and ratio to the baseline.
+/// operation, each with its difference and ratio to the baseline, and returns them as JSON
+/// (`{"rounds", "per_block", "variants": {name: {"wall_us", "cpu_us"}}}`).
 pub fn interleaved<T>(
     what: &str,
     rounds: usize,
@@ -614,7 +615,7 @@ pub fn interleaved<T>(
     names: &[&str],
     mut prepare: impl FnMut(usize) -> T,
     mut block: impl FnMut(usize, &T),
-) {
+) -> serde_json::Value {
     let mut wall: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
     let mut cpu = vec![0u64; names.len()];
     for round in 0..rounds {
@@ -636,9 +637,14 @@ pub fn interleaved<T>(
     let base_wall = median(&mut wall[0]);
     let base_cpu = cpu[0] as f64 / total / 1000.0;
     eprintln!("interleaved: {rounds} rounds of {n} per variant, the order rotating");
+    let mut variants = serde_json::Map::new();
     for (v, name) in names.iter().enumerate() {
         let w = median(&mut wall[v]);
         let c = cpu[v] as f64 / total / 1000.0;
+        variants.insert(
+            name.to_string(),
+            serde_json::json!({ "wall_us": w, "cpu_us": c }),
+        );
         eprintln!(
             "  {name:<24} wall {w:7.1} µs/{what} (median of rounds, {:+.1} µs, x{:.3})   cpu {c:6.1} µs/{what} ({:+.1} µs, x{:.3})",
             w - base_wall,
@@ -647,6 +653,7 @@ pub fn interleaved<T>(
             c / base_cpu
         );
     }
+    serde_json::json!({ "rounds": rounds, "per_block": n, "variants": variants })
 }
 
 /// What [`alternate`] measured: the median of each side, and the median of the per-pair
