@@ -272,12 +272,7 @@ impl BodyCapture {
         };
         let (bytes, truncated) = match syntax.zip(fields) {
             Some((syntax, fields)) => match fields.redact(&bytes, syntax) {
-                // `[REDACTED]` can be longer than what it replaces: the limit still holds.
-                Some(mut redacted) if redacted.len() > self.limit => {
-                    redacted.truncate(self.limit);
-                    (redacted, true)
-                }
-                Some(redacted) => (redacted, truncated),
+                Some(redacted) => within_limit(redacted, self.limit, truncated),
                 None => (bytes, truncated),
             },
             None => (bytes, truncated),
@@ -516,6 +511,20 @@ fn record(
     let (value, truncated) = text_attributes(key, bytes, truncated, base64);
     // One `extend`, so that a span sink takes its lock once.
     out.extend(std::iter::once(value).chain(truncated));
+}
+
+/// A redacted body cut back to `limit` (`[REDACTED]` can be longer than what it replaces), and
+/// whether it is now truncated.
+pub(super) fn within_limit(
+    mut redacted: Vec<u8>,
+    limit: usize,
+    truncated: bool,
+) -> (Vec<u8>, bool) {
+    if redacted.len() > limit {
+        redacted.truncate(limit);
+        return (redacted, true);
+    }
+    (redacted, truncated)
 }
 
 /// A text body whose redaction the export thread does, under its marked key, and its

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use opentelemetry::{Key, KeyValue, Value};
 use opentelemetry_sdk::trace::SpanData;
 
-use super::body::text_attributes;
+use super::body::{text_attributes, within_limit};
 use super::redact::{FieldNames, Syntax};
 
 /// What a marked key starts with. The NUL byte keeps it apart from any key an application or a
@@ -155,15 +155,11 @@ impl Redaction {
 
     /// The attributes a body recorded under `key` becomes once `redacted`: the text, and a
     /// `.truncated` mark when redacting took it past the limit and `attrs` has none for it yet.
-    fn redacted(&self, key: Key, mut redacted: Vec<u8>, attrs: &[KeyValue]) -> Vec<KeyValue> {
-        // `[REDACTED]` can be longer than what it replaces: the limit still holds.
-        let over = redacted.len() > self.limit;
-        if over {
-            redacted.truncate(self.limit);
-        }
+    fn redacted(&self, key: Key, redacted: Vec<u8>, attrs: &[KeyValue]) -> Vec<KeyValue> {
         let truncated_key = format!("{}.truncated", key.as_str());
         let marked_already = attrs.iter().any(|kv| kv.key.as_str() == truncated_key);
-        let (value, truncated) = text_attributes(key, redacted, over || marked_already, false);
+        let (redacted, truncated) = within_limit(redacted, self.limit, marked_already);
+        let (value, truncated) = text_attributes(key, redacted, truncated, false);
         let mut out = vec![value];
         if !marked_already {
             out.extend(truncated);
