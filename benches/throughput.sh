@@ -18,7 +18,8 @@
 # request is the fairer comparison. Whether the client side was the limit shows in the client
 # core's own utilisation (from /proc/stat: wrk and the receiver together), reported next to the
 # server's; RECEIVER_CPU=server moves the receiver to the server's CPU instead (then it is the
-# server that shares its core), to see how much the placement matters.
+# server that shares its core), to see how much the placement matters; RECEIVER_NICE=19 runs the
+# receiver at that niceness, so that wrk, on the same core, always runs first.
 #
 #   BODY_BYTES=65536 OUT=throughput-64k.json VARIANTS="plain hypertrace" benches/throughput.sh
 #
@@ -35,6 +36,7 @@ VARIANTS="${VARIANTS:-plain hypertrace hypertrace-disabled otel-axum tower-http 
 OUT="${OUT:-throughput.json}"
 ALLOCATOR="${ALLOCATOR:-glibc}"
 RECEIVER_CPU="${RECEIVER_CPU:-client}"
+RECEIVER_NICE="${RECEIVER_NICE:-0}"
 BODY_BYTES="${BODY_BYTES:-1024}"
 export BODY_BYTES
 PORT=18080
@@ -73,7 +75,7 @@ SCRIPT=throughput
 # utime + stime of process $1, all threads, in clock ticks.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-"${receiver_cpu[@]}" "$bin/receiver" "127.0.0.1:$RECV_PORT" > "$raw/receiver.log" 2>&1 &
+nice -n "$RECEIVER_NICE" "${receiver_cpu[@]}" "$bin/receiver" "127.0.0.1:$RECV_PORT" > "$raw/receiver.log" 2>&1 &
 recv_pid=$!; pids+=("$recv_pid")
 wait_listening "$raw/receiver.log"
 
