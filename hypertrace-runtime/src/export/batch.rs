@@ -398,11 +398,20 @@ fn run_worker<E: BatchExporter>(shared: &Shared, exporter: E) {
     }
 }
 
-/// Redacts the bodies of `batch` that wait for it (`capture::deferred`); `false`, with the batch
-/// counted as failed, if that panicked: the export thread goes on, without exporting those spans.
+/// Does the capture work deferred to this thread: writes the gRPC messages kept as bytes as JSON
+/// (`grpc::deferred`), then redacts the bodies that wait for it (`capture::deferred`). `false`,
+/// with the batch counted as failed, if that panicked: the export thread goes on, without
+/// exporting those spans.
 fn redact(shared: &Shared, batch: &mut [SpanData], log: &mut FailureLog) -> bool {
     let redaction = &shared.settings.redaction;
-    match catch_unwind(AssertUnwindSafe(|| redaction.apply_all(batch))) {
+    let deferred = |batch: &mut [SpanData]| {
+        #[cfg(feature = "grpc")]
+        for span in batch.iter_mut() {
+            crate::grpc::deferred::render_all(&mut span.attributes);
+        }
+        redaction.apply_all(batch)
+    };
+    match catch_unwind(AssertUnwindSafe(|| deferred(batch))) {
         Ok(()) => true,
         Err(_) => {
             let n = batch.len() as u64;

@@ -9,6 +9,8 @@ use prost_reflect::prost::Message as _;
 use prost_reflect::prost_types::FileDescriptorSet;
 use prost_reflect::{DescriptorPool, MessageDescriptor};
 
+use super::deferred::{register, MessageType};
+
 /// The methods of the services in one or more encoded `FileDescriptorSet`s. Cheap to clone.
 ///
 /// ```ignore
@@ -28,6 +30,28 @@ pub(crate) struct Method {
     pub output: MessageDescriptor,
     pub client_streaming: bool,
     pub server_streaming: bool,
+    /// Where the export thread finds the types again (`deferred::register`).
+    pub pool: u32,
+}
+
+impl Method {
+    /// The request's type, and whether the client streams.
+    pub(crate) fn request(&self) -> (MessageType, bool) {
+        let ty = MessageType {
+            descriptor: self.input.clone(),
+            pool: self.pool,
+        };
+        (ty, self.client_streaming)
+    }
+
+    /// The response's type, and whether the server streams.
+    pub(crate) fn response(&self) -> (MessageType, bool) {
+        let ty = MessageType {
+            descriptor: self.output.clone(),
+            pool: self.pool,
+        };
+        (ty, self.server_streaming)
+    }
 }
 
 /// A descriptor set that could not be decoded, or whose files do not fit together.
@@ -48,6 +72,33 @@ impl Descriptors {
     /// files are added together, so a type may be defined in any of them; a file given twice is
     /// read once.
     pub fn new(sets: &[&[u8]]) -> Result<Descriptors, DescriptorError> {
+        let mut fingerprint = Vec::with_capacity(sets.iter().map(|s| s.len() + 8).sum());
+        for set in sets {
+            fingerprint.extend_from_slice(&(set.len() as u64).to_le_bytes());
+            fingerprint.extend_from_slice(set);
+        }
+        let (index, pool) = register(fingerprint, || Self::pool(sets))?;
+        let mut methods = HashMap::new();
+        for service in pool.services() {
+            for m in service.methods() {
+                methods.insert(
+                    format!("/{}/{}", service.full_name(), m.name()),
+                    Method {
+                        input: m.input(),
+                        output: m.output(),
+                        client_streaming: m.is_client_streaming(),
+                        server_streaming: m.is_server_streaming(),
+                        pool: index,
+                    },
+                );
+            }
+        }
+        Ok(Descriptors {
+            methods: Arc::new(methods),
+        })
+    }
+
+    fn pool(sets: &[&[u8]]) -> Result<DescriptorPool, DescriptorError> {
         let mut files = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for (i, set) in sets.iter().enumerate() {
@@ -63,23 +114,7 @@ impl Descriptors {
         let mut pool = DescriptorPool::new();
         pool.add_file_descriptor_protos(files)
             .map_err(|e| DescriptorError(e.to_string()))?;
-        let mut methods = HashMap::new();
-        for service in pool.services() {
-            for m in service.methods() {
-                methods.insert(
-                    format!("/{}/{}", service.full_name(), m.name()),
-                    Method {
-                        input: m.input(),
-                        output: m.output(),
-                        client_streaming: m.is_client_streaming(),
-                        server_streaming: m.is_server_streaming(),
-                    },
-                );
-            }
-        }
-        Ok(Descriptors {
-            methods: Arc::new(methods),
-        })
+        Ok(pool)
     }
 
     /// The method at this request path, if its service was in the sets.

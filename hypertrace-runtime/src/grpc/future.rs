@@ -10,7 +10,6 @@ use std::task::{Context as TaskContext, Poll};
 use http::{Response, StatusCode};
 use opentelemetry::trace::TraceContextExt as _;
 use opentelemetry::Context;
-use prost_reflect::MessageDescriptor;
 
 use super::body::{Call, ResponseBody, ResponseState};
 use super::message::{Encoding, MessageCapture};
@@ -23,7 +22,7 @@ use crate::filter::run::Blocked;
 pub(crate) struct Pending {
     pub call: Arc<Call>,
     /// Capture the response messages, of this type (and streaming?) if known.
-    pub response_body: Option<Option<(MessageDescriptor, bool)>>,
+    pub response_body: Option<Option<(super::deferred::MessageType, bool)>>,
 }
 
 /// The body phase of a server call's filters (the first message read ahead, the filters that

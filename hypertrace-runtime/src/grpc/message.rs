@@ -1,17 +1,17 @@
 //! The messages of one direction of a call, captured as they stream past: proto3 JSON when the
 //! method's types are known, else the raw bytes (recorded as `<key>.base64`).
 //!
-//! Bounds: the frame decoder keeps at most `limit` bytes of a message, decompression stops at
-//! `limit` bytes of output, and the recorded text goes through a [`BodyCapture`] of `limit`
-//! bytes (which cuts on a UTF-8 boundary and marks `.truncated`). Once that is full, later
-//! messages are not decoded at all.
+//! Bounds: the frame decoder keeps at most `limit` bytes of a message and decompression stops at
+//! `limit` bytes of output. A message of a known type is kept as bytes, at most `limit` of them
+//! for the whole direction, and written as JSON by the export thread (`deferred.rs`), into a
+//! [`BodyCapture`] of `limit` bytes (which cuts on a UTF-8 boundary and marks `.truncated`).
+//! Raw bytes go into such a capture here. Once it is full, later messages are not kept.
 
-use std::io::{self, Read, Write};
+use std::io::Read;
 
 use opentelemetry::KeyValue;
-use prost_reflect::prost::Message as _;
-use prost_reflect::{DynamicMessage, MessageDescriptor, SerializeOptions};
 
+use super::deferred::{MessageType, Messages};
 use super::frame::{frame, FrameDecoder, RawMessage};
 use crate::capture::body::BodyCapture;
 use crate::capture::content_type::{CaptureKind, ContentEncoding};
@@ -40,11 +40,8 @@ impl Encoding {
 
 /// How the messages are shown.
 enum Shape {
-    /// JSON of `descriptor`; a JSON array when `streaming`.
-    Json {
-        descriptor: MessageDescriptor,
-        streaming: bool,
-    },
+    /// JSON of their type, written on the export thread; a JSON array when streaming.
+    Json(Messages),
     /// Raw bytes: one message as is; several as gRPC frames (length-prefixed, uncompressed), so
     /// they can be told apart. The first is held until a second one shows which.
     Raw { first: Option<Vec<u8>> },
@@ -69,15 +66,12 @@ impl MessageCapture {
     pub(crate) fn new(
         cfg: &crate::config::Config,
         encoding: Encoding,
-        descriptor: Option<(MessageDescriptor, bool)>,
+        descriptor: Option<(MessageType, bool)>,
     ) -> Self {
         let limit = cfg.data_capture.body_max_size_bytes;
         let (shape, kind) = match descriptor {
-            Some((descriptor, streaming)) => (
-                Shape::Json {
-                    descriptor,
-                    streaming,
-                },
+            Some((ty, streaming)) => (
+                Shape::Json(Messages::new(ty, streaming, limit)),
                 CaptureKind::Json,
             ),
             None => (Shape::Raw { first: None }, CaptureKind::Base64),
@@ -106,16 +100,12 @@ impl MessageCapture {
         if let Some(partial) = frames.finish() {
             self.message(partial);
         }
-        match &mut self.shape {
-            Shape::Json {
-                streaming: true, ..
-            } if self.count > 0 => self.out.push(b"]"),
-            Shape::Raw { first } => {
-                if let Some(first) = first.take() {
-                    self.out.push(&first);
-                }
-            }
-            _ => {}
+        let first = match self.shape {
+            Shape::Json(messages) => return messages.finish(key, self.lossy, out),
+            Shape::Raw { first } => first,
+        };
+        if let Some(first) = first {
+            self.out.push(&first);
         }
         let before = out.len();
         self.out.finish(key, out);
@@ -129,12 +119,17 @@ impl MessageCapture {
     }
 
     fn message(&mut self, m: RawMessage) {
-        if self.out.is_full() {
+        let full = match &self.shape {
+            Shape::Json(messages) => messages.is_full(),
+            Shape::Raw { .. } => self.out.is_full(),
+        };
+        if full {
             self.lossy = true;
             return;
         }
         self.count += 1;
-        if !m.complete {
+        let complete = m.complete;
+        if !complete {
             self.lossy = true;
         }
         let (bytes, decodable) = match self.decompress(m) {
@@ -145,29 +140,10 @@ impl MessageCapture {
             }
         };
         match &mut self.shape {
-            Shape::Json {
-                descriptor,
-                streaming,
-            } => {
-                if *streaming {
-                    self.out.push(if self.count == 1 { b"[" } else { b"," });
-                }
-                if !decodable {
-                    self.lossy = true;
-                    self.out.push(b"null");
-                    return;
-                }
-                let mut msg = DynamicMessage::new(descriptor.clone());
-                // A message cut by the limit or not matching its type: the fields before the
-                // first one that does not decode are kept (prost merges field by field).
-                if msg.merge(bytes.as_slice()).is_err() {
-                    self.lossy = true;
-                }
-                let mut ser = serde_json::Serializer::new(Sink(&mut self.out));
-                // The default options are proto3's canonical JSON mapping: lowerCamel names,
-                // default values left out, 64-bit integers as strings, enums by name.
-                let _ = msg.serialize_with_options(&mut ser, &SerializeOptions::new());
-            }
+            // A message cut by the limit or not matching its type: the export thread writes
+            // the fields before the first one that does not decode.
+            Shape::Json(messages) if decodable => messages.push(&bytes, complete),
+            Shape::Json(messages) => messages.push_undecodable(),
             Shape::Raw { first } => {
                 if self.count == 1 {
                     *first = Some(bytes);
@@ -218,25 +194,6 @@ impl MessageCapture {
     }
 }
 
-/// Serializer output into the capture; refuses once it is full, which stops serializing.
-struct Sink<'a>(&'a mut BodyCapture);
-
-impl Write for Sink<'_> {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        if self.0.is_full() {
-            // Noted by the capture as a cut.
-            self.0.push(data);
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        self.0.push(data);
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,22 +207,24 @@ mod tests {
     use crate::grpc::descriptors::Descriptors;
     use base64::Engine as _;
     use opentelemetry::Value;
-    use prost_reflect::Value as PValue;
+    use prost_reflect::prost::Message as _;
+    use prost_reflect::{DynamicMessage, Value as PValue};
+    use std::io::Write as _;
 
     const ECHO: &[u8] = include_bytes!("../../../tests/proto/echo.bin");
     const KEY: &str = "rpc.request.body";
 
-    fn request_type() -> MessageDescriptor {
+    fn request_type() -> MessageType {
         Descriptors::new(&[ECHO])
             .unwrap()
             .method("/hypertrace.test.v1.Echo/Unary")
             .unwrap()
-            .input
-            .clone()
+            .request()
+            .0
     }
 
     fn encode(message: &str, big: i64, tags: &[&str]) -> Vec<u8> {
-        let mut m = DynamicMessage::new(request_type());
+        let mut m = DynamicMessage::new(request_type().descriptor);
         m.set_field_by_name("message", PValue::String(message.into()));
         m.set_field_by_name("big", PValue::I64(big));
         m.set_field_by_name(
@@ -283,12 +242,18 @@ mod tests {
         out
     }
 
-    /// What the capture records, as exported: redacted by the export thread's pass.
+    /// What the capture records, as exported: written as JSON and redacted by the export
+    /// thread's passes.
     fn record(c: MessageCapture) -> Vec<(String, Value)> {
+        record_with(c, &crate::config::Config::defaults("t"))
+    }
+
+    /// [`record`] with the export thread's redaction configured by `cfg`.
+    fn record_with(c: MessageCapture, cfg: &crate::config::Config) -> Vec<(String, Value)> {
         let mut out = Vec::new();
         c.finish(KEY, &mut out);
-        crate::capture::deferred::Redaction::of(&crate::config::Config::defaults("t"))
-            .apply(&mut out);
+        crate::grpc::deferred::render_all(&mut out);
+        crate::capture::deferred::Redaction::of(cfg).apply(&mut out);
         out.into_iter()
             .map(|kv| (kv.key.to_string(), kv.value))
             .collect()
@@ -315,6 +280,26 @@ mod tests {
             vec![text(
                 r#"{"message":"hi","big":"1099511627776","tags":["a","b"]}"#
             )]
+        );
+    }
+
+    #[test]
+    fn binary_fields_survive_the_trip_to_the_export_thread_and_are_redacted_there() {
+        let mut cfg = limit(1000);
+        cfg.rustagent.redact_body_fields = vec!["message".to_string()].into();
+        let mut m = DynamicMessage::new(request_type().descriptor);
+        m.set_field_by_name("message", PValue::String("secret".into()));
+        let payload: Vec<u8> = (0..=255).collect();
+        m.set_field_by_name("payload", PValue::Bytes(payload.clone().into()));
+        let mut c = MessageCapture::new(&cfg, Encoding::Identity, Some((request_type(), false)));
+        c.push(&wire(&[m.encode_to_vec()]));
+        let got = record_with(c, &cfg);
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&payload);
+        assert_eq!(
+            got,
+            vec![text(&format!(
+                r#"{{"message":"[REDACTED]","payload":"{b64}"}}"#
+            ))]
         );
     }
 

@@ -14,12 +14,13 @@
 //! `data_capture.body_max_size_bytes` of each direction on the side.
 //!
 //! Files: `frame.rs` (message framing), `message.rs` (messages as JSON or bytes),
-//! `descriptors.rs`, `metadata.rs`, `status.rs` (status rules), `span.rs` (span start and end),
+//! `deferred.rs` (the messages' JSON, written on the export thread), `descriptors.rs`, `metadata.rs`, `status.rs` (status rules), `span.rs` (span start and end),
 //! `start.rs` (the layers' prelude), `future.rs` / `body.rs` (the response future and the body
 //! wrappers), `server.rs` / `client.rs` (the layers), `propagate.rs`, `options.rs`.
 
 mod body;
 mod client;
+pub(crate) mod deferred;
 mod descriptors;
 mod frame;
 mod future;

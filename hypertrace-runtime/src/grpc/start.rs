@@ -112,15 +112,9 @@ pub(crate) fn start<B>(
     let request = policy.request_body.then(|| {
         let encoding =
             Encoding::from_header(req.headers().get("grpc-encoding").map(|v| v.as_bytes()));
-        MessageCapture::new(
-            cfg,
-            encoding,
-            types.map(|m| (m.input.clone(), m.client_streaming)),
-        )
+        MessageCapture::new(cfg, encoding, types.map(|m| m.request()))
     });
-    let response_body = policy
-        .response_body
-        .then(|| types.map(|m| (m.output.clone(), m.server_streaming)));
+    let response_body = policy.response_body.then(|| types.map(|m| m.response()));
     let call = Arc::new(Call {
         cx: cx.clone(),
         side,
