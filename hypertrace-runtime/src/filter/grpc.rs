@@ -17,8 +17,7 @@ use std::io::Read as _;
 use std::net::SocketAddr;
 
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
-use prost_reflect::prost::Message as _;
-use prost_reflect::{DynamicMessage, MessageDescriptor, SerializeOptions};
+use prost_reflect::MessageDescriptor;
 
 use super::body::Held;
 use super::run::Blocked;
@@ -118,12 +117,9 @@ pub(crate) fn first_message<E>(
     };
     match descriptor {
         Some(d) => {
-            let mut msg = DynamicMessage::new(d.clone());
-            // A cut message keeps the fields before the cut.
-            truncated |= msg.merge(bytes.as_slice()).is_err();
             let mut json = Vec::new();
-            let mut ser = serde_json::Serializer::new(&mut json);
-            let _ = msg.serialize_with_options(&mut ser, &SerializeOptions::new());
+            // A cut message keeps the fields before the cut.
+            truncated |= !crate::grpc::deferred::write_json(d, &bytes, &mut json);
             (json, truncated)
         }
         None => (bytes, truncated),

@@ -80,8 +80,6 @@ pub(crate) struct Messages {
     /// The records, in Latin-1 (see the module's documentation).
     records: String,
     kept: usize,
-    /// Messages after the limit was reached were left out.
-    lossy: bool,
 }
 
 impl Messages {
@@ -92,11 +90,11 @@ impl Messages {
             limit,
             records: String::new(),
             kept: 0,
-            lossy: false,
         }
     }
 
-    /// True once the limit is reached: later messages are only noted as missing.
+    /// True once the limit is reached: the caller notes later messages as missing, and pushes
+    /// them no more.
     pub(crate) fn is_full(&self) -> bool {
         self.kept >= self.limit
     }
@@ -104,11 +102,7 @@ impl Messages {
     /// Keeps one message's bytes (`complete`: not cut by the frame decoder's limit), as much of
     /// them as the limit leaves room for.
     pub(crate) fn push(&mut self, bytes: &[u8], complete: bool) {
-        if self.is_full() {
-            self.lossy = true;
-            return;
-        }
-        let room = self.limit - self.kept;
+        let room = self.limit.saturating_sub(self.kept);
         let (bytes, complete) = if bytes.len() > room {
             (&bytes[..room], false)
         } else {
@@ -123,20 +117,17 @@ impl Messages {
 
     /// A message compressed with an encoding capture cannot decode: shown as `null`.
     pub(crate) fn push_undecodable(&mut self) {
-        if self.is_full() {
-            self.lossy = true;
-            return;
-        }
         self.records.push('n');
         latin1(&0u32.to_le_bytes(), &mut self.records);
     }
 
-    /// Appends the marked attribute for `key`, unless no message came.
+    /// Appends the marked attribute for `key`, unless no message came; `lossy`: something is
+    /// missing that the records do not show (messages after the limit, a cut decompression).
     pub(crate) fn finish(mut self, key: &'static str, lossy: bool, out: &mut Vec<KeyValue>) {
         if self.records.is_empty() {
             return;
         }
-        let flags = match (self.streaming, lossy || self.lossy) {
+        let flags = match (self.streaming, lossy) {
             (true, true) => "\0sl\0",
             (true, false) => "\0s-\0",
             (false, true) => "\0ul\0",
@@ -250,7 +241,7 @@ fn render(value: &str, key: Key) -> Vec<KeyValue> {
                 if tag != b'c' {
                     lossy = true;
                 }
-                if !write_json(&descriptor, &bytes, &mut out) {
+                if !write_json(&descriptor, &bytes, Sink(&mut out)) {
                     lossy = true;
                 }
             }
@@ -275,16 +266,12 @@ fn render(value: &str, key: Key) -> Vec<KeyValue> {
 
 /// Writes `bytes`, a message of type `descriptor`, as proto3 JSON into `out`; false when they do
 /// not decode as that type (the fields before the first that does not are written: prost merges
-/// field by field).
-pub(crate) fn write_json(
-    descriptor: &MessageDescriptor,
-    bytes: &[u8],
-    out: &mut BodyCapture,
-) -> bool {
+/// field by field). The body filters' view of a message is written here too.
+pub(crate) fn write_json(descriptor: &MessageDescriptor, bytes: &[u8], out: impl Write) -> bool {
     use prost_reflect::prost::Message as _;
     let mut msg = DynamicMessage::new(descriptor.clone());
     let decoded = msg.merge(bytes).is_ok();
-    let mut ser = serde_json::Serializer::new(Sink(out));
+    let mut ser = serde_json::Serializer::new(out);
     // The default options are proto3's canonical JSON mapping: lowerCamel names, default
     // values left out, 64-bit integers as strings, enums by name.
     let _ = msg.serialize_with_options(&mut ser, &SerializeOptions::new());
