@@ -5,7 +5,8 @@
 //! - `a-plain`: plain tonic, no layer.
 //! - `b-hypertrace`: `server_layer()` and `client_layer()` with the descriptors, default config:
 //!   two spans per call (CLIENT and SERVER), metadata and both messages as JSON on each, exported
-//!   through the agent's batch processor into an exporter that encodes OTLP and discards it.
+//!   through the agent's batch processor into an exporter that encodes OTLP with the agent's own
+//!   encoder (what its OTLP reporters send) and discards it.
 //! - `c-disabled`: the same layers with `enabled: false` (context still propagated).
 //! - `d-tower-http`: the usual way to trace tonic without the agent, the peer: tower-http's
 //!   `TraceLayer::new_for_grpc()` on the server and on the client's channel, its `tracing` spans
@@ -157,7 +158,9 @@ fn install_tower_http_tracing(exporter: hypertrace_benches::EncodingExporter) ->
     provider
 }
 
-/// An agent for `b-hypertrace` (`enabled`) or `c-disabled`, exporting into `exporter`. The
+/// An agent for `b-hypertrace` (`enabled`) or `c-disabled`, exporting into `exporter` (made with
+/// `EncodingExporter::direct()`: the agent's own encoder, borrowing each batch, as its OTLP
+/// reporters do; the peer's spans go through `transform` + prost, as opentelemetry-otlp's). The
 /// `HT_*` variables apply, so that pieces can be switched off one at a time
 /// (`HT_DATA_CAPTURE_RPC_BODY_REQUEST=false`, ...).
 fn agent(enabled: bool, exporter: hypertrace_benches::EncodingExporter) -> hypertrace::Guard {
@@ -165,7 +168,7 @@ fn agent(enabled: bool, exporter: hypertrace_benches::EncodingExporter) -> hyper
         .load()
         .expect("HT_* configuration");
     config.enabled = enabled;
-    hypertrace::Agent::with_exporter(config, exporter).install()
+    hypertrace::Agent::with_batch_exporter(config, exporter).install()
 }
 
 fn report(name: &str, stats: &hypertrace_benches::EncodeStats) {
@@ -210,7 +213,7 @@ fn grpc(c: &mut Criterion) {
         b.iter(|| black_box(rt.block_on(plain.unary(request())).unwrap()))
     });
     for (name, enabled) in [("b-hypertrace", true), ("c-disabled", false)] {
-        let exporter = hypertrace_benches::EncodingExporter::new();
+        let exporter = hypertrace_benches::EncodingExporter::direct();
         let stats = exporter.stats.clone();
         let guard = agent(enabled, exporter);
         group.bench_function(name, |b| {
@@ -231,7 +234,7 @@ fn grpc(c: &mut Criterion) {
     const N: u32 = 2000;
     let names = ["a-plain", "b-hypertrace", "c-disabled", "d-tower-http"];
     let prepare = |v: usize| {
-        (v == 1 || v == 2).then(|| agent(v == 1, hypertrace_benches::EncodingExporter::new()))
+        (v == 1 || v == 2).then(|| agent(v == 1, hypertrace_benches::EncodingExporter::direct()))
     };
     let results = hypertrace_benches::interleaved("call", 15, N, &names, prepare, |v, guard| {
         rt.block_on(async {

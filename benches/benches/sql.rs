@@ -7,18 +7,23 @@
 //! runtime), in four variants, one after the other in the same process:
 //! - `a-plain`: `sqlx::PgPool`, no agent;
 //! - `b-hypertrace`: `hypertrace::sqlx::PgPool`, agent enabled: a CLIENT span per query, exported
-//!   through the agent's batch processor into an exporter that encodes OTLP protobuf and drops it;
+//!   through the agent's batch processor into an exporter that encodes OTLP protobuf with the
+//!   agent's own encoder, borrowing each batch (what its OTLP reporters send), and drops it;
 //! - `c-hypertrace-disabled`: the same pool with `enabled: false`;
 //! - `d-hypertrace-sanitized`: as `b`, with `rustagent.sql.statement: sanitized`.
 //!
 //! The round trip to the server dominates and varies with the machine's load: compare the variants
 //! of one run (BENCHMARKS.md gives the differences and ratios), never numbers of different runs.
+//!
+//! Instructions do not vary: `SQL_COUNT="<variant> <n>"` makes the binary run 50 warm-up queries
+//! and then `n` queries of one variant (`a-plain`, `b-hypertrace`, `c-hypertrace-disabled`), flush
+//! and exit, for `benches/callgrind-sql.sh`.
 
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, Criterion};
 use hypertrace::sqlx::sqlx::{self, postgres::PgConnectOptions, postgres::PgPoolOptions};
 use hypertrace::sqlx::PgPool;
 use hypertrace_benches::EncodingExporter;
@@ -80,9 +85,9 @@ fn sql(c: &mut Criterion) {
         if sanitized {
             config.rustagent.sql.statement = hypertrace::config::StatementCapture::Sanitized;
         }
-        let exporter = EncodingExporter::new();
+        let exporter = EncodingExporter::direct();
         let stats = exporter.stats.clone();
-        let guard = hypertrace::Agent::with_exporter(config, exporter).install();
+        let guard = hypertrace::Agent::with_batch_exporter(config, exporter).install();
         group.bench_function(name, |b| {
             b.iter(|| {
                 let n: i32 = rt
@@ -112,7 +117,7 @@ fn interleaved(rt: &tokio::runtime::Runtime, plain: &sqlx::PgPool, instrumented:
         (v > 0).then(|| {
             let mut config = hypertrace::Config::defaults("bench");
             config.enabled = variants[v] == "b-hypertrace";
-            hypertrace::Agent::with_exporter(config, EncodingExporter::new()).install()
+            hypertrace::Agent::with_batch_exporter(config, EncodingExporter::direct()).install()
         })
     };
     hypertrace_benches::interleaved("query", 15, N, &variants, agent, |v, guard| {
@@ -142,5 +147,57 @@ fn config() -> Criterion {
         .noise_threshold(0.03)
 }
 
+/// `SQL_COUNT="<variant> <n>"`: 50 + `n` queries of that variant on one connection, then a flush.
+fn count(spec: &str) {
+    let (variant, n) = spec.split_once(' ').expect("SQL_COUNT=\"<variant> <n>\"");
+    let n: u32 = n.parse().expect("a number of queries");
+    let options = options().expect("a PostgreSQL server: scripts/start-databases.sh postgres");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let plain: sqlx::PgPool = rt
+        .block_on(
+            PgPoolOptions::new()
+                .max_connections(1)
+                .connect_with(options),
+        )
+        .expect("connect");
+    let instrumented = PgPool::from(plain.clone()).with_semconv_opt_in(None);
+    let enabled = match variant {
+        "a-plain" => None,
+        "b-hypertrace" => Some(true),
+        "c-hypertrace-disabled" => Some(false),
+        _ => panic!("a-plain, b-hypertrace or c-hypertrace-disabled"),
+    };
+    let guard = enabled.map(|enabled| {
+        let mut config = hypertrace::Config::defaults("bench");
+        config.enabled = enabled;
+        hypertrace::Agent::with_batch_exporter(config, EncodingExporter::direct()).install()
+    });
+    rt.block_on(async {
+        for i in 0..50 + n {
+            let q = sqlx::query_scalar(SQL).bind(i as i32);
+            let v: i32 = if enabled.is_none() {
+                q.fetch_one(&plain).await
+            } else {
+                q.fetch_one(&instrumented).await
+            }
+            .unwrap();
+            black_box(v);
+        }
+    });
+    if let Some(g) = guard {
+        g.flush();
+    }
+}
+
 criterion_group! { name = benches; config = config(); targets = sql }
-criterion_main!(benches);
+
+fn main() {
+    if let Ok(spec) = std::env::var("SQL_COUNT") {
+        return count(&spec);
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
