@@ -33,6 +33,7 @@
 //! A streaming `fetch` keeps its span open until the stream ends or is dropped. Without an enabled
 //! agent, the calls go straight to sqlx.
 
+mod described;
 mod driver;
 mod instrument;
 mod pool;

@@ -9,9 +9,10 @@ use opentelemetry::{Context, KeyValue, StringValue, Value};
 use sqlx::error::DatabaseError;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
+use super::described::describe;
 use super::driver::{Endpoint, InstrumentedDatabase};
 use super::semconv::DbSemconv;
-use super::statement::{sanitize, sanitize_message, summarize, Dialect};
+use super::statement::{sanitize_message, Dialect};
 use crate::agent::Agent;
 use crate::config::StatementCapture;
 
@@ -152,41 +153,44 @@ impl QuerySpan {
         }
         let name: Cow<'static, str> = match call {
             Call::Statement(sql) => {
-                let summary = summarize(sql, meta.dialect);
-                let text = match mode {
-                    StatementCapture::Full => Some(sql.to_owned()),
-                    StatementCapture::Sanitized => Some(sanitize(sql, meta.dialect)),
-                    StatementCapture::Off => None,
-                };
+                let d = describe(sql, meta.dialect, mode);
                 if with_metric {
-                    if let Some(op) = &summary.operation {
+                    if let Some(op) = &d.operation {
                         metric.push(KeyValue::new("db.operation.name", op.clone()));
                     }
-                    if let Some(table) = &summary.table {
+                    if let Some(table) = &d.table {
                         metric.push(KeyValue::new("db.collection.name", table.clone()));
                     }
                 }
-                let name = summary
-                    .name()
-                    .map(Cow::Owned)
-                    .unwrap_or(Cow::Borrowed(meta.system));
-                push_pair(&mut attrs, sc, ("db.statement", "db.query.text"), text);
+                push_pair(&mut attrs, sc, ("db.statement", "db.query.text"), d.text);
                 push_pair(
                     &mut attrs,
                     sc,
                     ("db.operation", "db.operation.name"),
-                    summary.operation,
+                    d.operation,
                 );
                 push_pair(
                     &mut attrs,
                     sc,
                     ("db.sql.table", "db.collection.name"),
-                    summary.table,
+                    d.table,
                 );
-                if sc.stable {
-                    attrs.push(KeyValue::new("db.query.summary", name.to_string()));
+                match d.name {
+                    Some(name) => {
+                        // The SDK keeps a span's name as its own string: the one copy per span.
+                        let owned = Cow::Owned(name.as_str().to_owned());
+                        if sc.stable {
+                            attrs.push(KeyValue::new("db.query.summary", name));
+                        }
+                        owned
+                    }
+                    None => {
+                        if sc.stable {
+                            attrs.push(KeyValue::new("db.query.summary", meta.system));
+                        }
+                        Cow::Borrowed(meta.system)
+                    }
                 }
-                name
             }
             Call::Transaction(op) => {
                 if with_metric {
@@ -196,7 +200,7 @@ impl QuerySpan {
                     &mut attrs,
                     sc,
                     ("db.operation", "db.operation.name"),
-                    Some(op.to_owned()),
+                    Some(StringValue::from(op)),
                 );
                 Cow::Borrowed(op)
             }
@@ -322,12 +326,11 @@ fn push_pair(
     out: &mut Vec<KeyValue>,
     sc: DbSemconv,
     (old, stable): (&'static str, &'static str),
-    value: Option<String>,
+    value: Option<StringValue>,
 ) {
     let Some(v) = value else { return };
     match (sc.old, sc.stable) {
         (true, true) => {
-            let v = shared(&v);
             out.push(KeyValue::new(old, v.clone()));
             out.push(KeyValue::new(stable, v));
         }
