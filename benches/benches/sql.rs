@@ -171,7 +171,10 @@ fn count(spec: &str) {
         _ => panic!("a-plain, b-hypertrace or c-hypertrace-disabled"),
     };
     let guard = enabled.map(|enabled| {
-        let mut config = hypertrace::Config::defaults("bench");
+        // The `HT_*` variables apply (callgrind-sql.sh sets where spent spans are freed).
+        let (mut config, _) = hypertrace::config::ConfigBuilder::new("bench")
+            .load()
+            .expect("HT_* configuration");
         config.enabled = enabled;
         hypertrace::Agent::with_batch_exporter(config, EncodingExporter::direct()).install()
     });
