@@ -20,13 +20,17 @@
 //! and writes them to `results/grpc.json` (for `report.py`).
 //!
 //!     cargo bench --bench grpc          # from benches/; ~2 min
+//!
+//! Instructions do not vary with the machine's load: `GRPC_COUNT="<variant> <n>"` makes the binary
+//! make 50 warm-up calls and then `n` calls of one variant (`a-plain`, `b-hypertrace`,
+//! `c-disabled`, `d-tower-http`), flush and exit, for `benches/callgrind-grpc.sh`.
 
 use std::hint::black_box;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, Criterion};
 use futures_util::Stream;
 use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider};
 use tonic::transport::server::TcpIncoming;
@@ -269,5 +273,70 @@ fn config() -> Criterion {
         .sample_size(60)
 }
 
+/// `GRPC_COUNT="<variant> <n>"`: 50 + `n` calls of that variant, then a flush of its spans.
+fn count(spec: &str) {
+    let (variant, n) = spec.split_once(' ').expect("GRPC_COUNT=\"<variant> <n>\"");
+    let n: u32 = n.parse().expect("a number of calls");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let descriptors = hypertrace::grpc::Descriptors::new(&[echo::FILE_DESCRIPTOR_SET]).unwrap();
+    let mut guard = None;
+    let mut peer = None;
+    let ch = match variant {
+        "a-plain" => rt.block_on(channel(rt.block_on(server(None)))),
+        "b-hypertrace" | "c-disabled" => {
+            guard = Some(agent(
+                variant == "b-hypertrace",
+                hypertrace_benches::EncodingExporter::direct(),
+            ));
+            let layer = hypertrace::grpc::server_layer().descriptors(descriptors.clone());
+            rt.block_on(channel(rt.block_on(server(Some(layer)))))
+        }
+        "d-tower-http" => {
+            peer = Some(install_tower_http_tracing(
+                hypertrace_benches::EncodingExporter::new(),
+            ));
+            rt.block_on(channel(rt.block_on(traced_server())))
+        }
+        _ => panic!("a-plain, b-hypertrace, c-disabled or d-tower-http"),
+    };
+    // One loop per client type (each layer makes its own service type).
+    macro_rules! calls {
+        ($service:expr) => {{
+            let mut client = EchoClient::new($service);
+            rt.block_on(async {
+                for _ in 0..50 + n {
+                    black_box(client.unary(request()).await.unwrap());
+                }
+            })
+        }};
+    }
+    match variant {
+        "a-plain" => calls!(ch),
+        "d-tower-http" => calls!(tower::ServiceBuilder::new()
+            .layer(tower_http::trace::TraceLayer::new_for_grpc())
+            .service(ch)),
+        _ => calls!(tower::ServiceBuilder::new()
+            .layer(hypertrace::grpc::client_layer().descriptors(descriptors))
+            .service(ch)),
+    }
+    if let Some(g) = guard {
+        g.flush();
+    }
+    if let Some(p) = peer {
+        p.force_flush().unwrap();
+    }
+}
+
 criterion_group! { name = benches; config = config(); targets = grpc }
-criterion_main!(benches);
+
+fn main() {
+    if let Ok(spec) = std::env::var("GRPC_COUNT") {
+        return count(&spec);
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
