@@ -109,7 +109,7 @@ impl Messages {
             (bytes, complete)
         };
         self.kept += bytes.len();
-        self.records.reserve(5 + bytes.len() + bytes.len() / 8);
+        self.records.reserve(5 + bytes.len() + bytes.len() / 4);
         self.records.push(if complete { 'c' } else { 'p' });
         latin1(&(bytes.len() as u32).to_le_bytes(), &mut self.records);
         latin1(bytes, &mut self.records);
@@ -147,12 +147,46 @@ impl Messages {
     }
 }
 
+/// Appends `bytes` as Latin-1: runs of ASCII as they are, each other byte as its two-byte UTF-8
+/// form (U+0080 to U+00FF). A message's bytes are rarely all ASCII (a length prefix of 128 or
+/// more is not), so this goes run by run rather than char by char.
 fn latin1(bytes: &[u8], out: &mut String) {
-    match std::str::from_utf8(bytes) {
-        // ASCII is its own Latin-1, in one copy.
-        Ok(ascii) if bytes.is_ascii() => out.push_str(ascii),
-        _ => out.extend(bytes.iter().map(|&b| char::from(b))),
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let run = rest.iter().position(|&b| b >= 0x80).unwrap_or(rest.len());
+        let (ascii, tail) = rest.split_at(run);
+        if let Ok(ascii) = std::str::from_utf8(ascii) {
+            out.push_str(ascii);
+        }
+        if let Some((&b, tail)) = tail.split_first() {
+            out.push(char::from(b));
+            rest = tail;
+        } else {
+            rest = tail;
+        }
     }
+}
+
+/// The bytes of Latin-1 `text` (what [`latin1`] wrote) appended to `out`; false, with `out` left
+/// partly written, for a character above U+00FF, which [`latin1`] never writes.
+fn from_latin1(text: &str, out: &mut Vec<u8>) -> bool {
+    let mut rest = text.as_bytes();
+    out.reserve(rest.len());
+    while !rest.is_empty() {
+        let run = rest.iter().position(|&b| b >= 0x80).unwrap_or(rest.len());
+        out.extend_from_slice(&rest[..run]);
+        rest = &rest[run..];
+        match rest {
+            // U+0080 to U+00FF: 110000xx 10xxxxxx.
+            [lead @ (0xC2 | 0xC3), next, tail @ ..] => {
+                out.push(((lead & 0x03) << 6) | (next & 0x3F));
+                rest = tail;
+            }
+            [] => {}
+            _ => return false,
+        }
+    }
+    true
 }
 
 /// Writes the JSON of every marked value of `attrs`, in place: the text under the key body-field
@@ -200,7 +234,7 @@ fn render(value: &str, key: Key) -> Vec<KeyValue> {
     ) else {
         return Vec::new();
     };
-    let Ok(limit) = limit.parse() else {
+    let Ok(limit) = limit.parse::<usize>() else {
         return Vec::new();
     };
     let Some(descriptor) = pool_index
@@ -213,43 +247,60 @@ fn render(value: &str, key: Key) -> Vec<KeyValue> {
     };
     let streaming = flags.starts_with('s');
     let mut lossy = flags.ends_with('l');
-    let mut out = BodyCapture::new(limit, CaptureKind::Json, ContentEncoding::Identity);
+    let mut raw = Vec::new();
+    if !from_latin1(records, &mut raw) {
+        return Vec::new();
+    }
+    // The JSON is written here first, then handed to the capture in one piece: serde writes it
+    // in many small pieces. One byte over the limit is kept, so the capture sees the cut.
+    let bound = limit.saturating_add(1);
+    let mut json = Vec::with_capacity((raw.len() + raw.len() / 2 + 16).min(bound));
     let mut count = 0;
-    let mut bytes = Vec::new();
-    let mut chars = records.chars().map(|c| c as u32 as u8);
-    while let Some(tag) = chars.next() {
-        let len: Vec<u8> = chars.by_ref().take(4).collect();
-        let Ok(len) = <[u8; 4]>::try_from(len) else {
+    let mut rest = &raw[..];
+    let mut reached_limit = false;
+    while let [tag, l0, l1, l2, l3, tail @ ..] = rest {
+        let len = u32::from_le_bytes([*l0, *l1, *l2, *l3]) as usize;
+        let Some((bytes, tail)) = tail.split_at_checked(len) else {
             return Vec::new();
         };
-        bytes.clear();
-        bytes.extend(chars.by_ref().take(u32::from_le_bytes(len) as usize));
-        if out.is_full() {
+        rest = tail;
+        if json.len() >= limit {
             lossy = true;
+            reached_limit = true;
             break;
         }
         count += 1;
         if streaming {
-            out.push(if count == 1 { b"[" } else { b"," });
+            push_bounded(&mut json, bound, if count == 1 { b"[" } else { b"," });
         }
         match tag {
             b'n' => {
                 lossy = true;
-                out.push(b"null");
+                push_bounded(&mut json, bound, b"null");
             }
             tag => {
-                if tag != b'c' {
+                if *tag != b'c' {
                     lossy = true;
                 }
-                if !write_json(&descriptor, &bytes, Sink(&mut out)) {
+                let sink = Bounded {
+                    buf: &mut json,
+                    bound,
+                };
+                if !write_json(&descriptor, bytes, sink) {
                     lossy = true;
                 }
             }
         }
     }
-    if streaming && count > 0 {
-        out.push(b"]");
+    if !rest.is_empty() && !reached_limit {
+        // Records after the limit was reached are not read; anything else left is not a record.
+        return Vec::new();
     }
+    if streaming && count > 0 {
+        push_bounded(&mut json, bound, b"]");
+    }
+    let mut out = BodyCapture::new(limit, CaptureKind::Json, ContentEncoding::Identity);
+    out.push(&json);
     let mut attrs = Vec::with_capacity(2);
     out.finish(key.clone(), &mut attrs);
     let Some(text) = attrs.first_mut() else {
@@ -278,18 +329,26 @@ pub(crate) fn write_json(descriptor: &MessageDescriptor, bytes: &[u8], out: impl
     decoded
 }
 
-/// Serializer output into the capture; refuses once it is full, which stops serializing.
-struct Sink<'a>(&'a mut BodyCapture);
+/// Appends as much of `data` as keeps `buf` within `bound` bytes; false if some did not fit.
+fn push_bounded(buf: &mut Vec<u8>, bound: usize, data: &[u8]) -> bool {
+    let take = data.len().min(bound.saturating_sub(buf.len()));
+    buf.extend_from_slice(&data[..take]);
+    take == data.len()
+}
 
-impl Write for Sink<'_> {
+/// Serializer output, at most `bound` bytes; a write that does not fit stops serializing.
+struct Bounded<'a> {
+    buf: &'a mut Vec<u8>,
+    bound: usize,
+}
+
+impl Write for Bounded<'_> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        if self.0.is_full() {
-            // Noted by the capture as a cut.
-            self.0.push(data);
-            return Err(io::ErrorKind::WriteZero.into());
+        if push_bounded(self.buf, self.bound, data) {
+            Ok(data.len())
+        } else {
+            Err(io::ErrorKind::WriteZero.into())
         }
-        self.0.push(data);
-        Ok(data.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -308,6 +367,19 @@ mod tests {
         latin1(&all, &mut s);
         let back: Vec<u8> = s.chars().map(|c| c as u32 as u8).collect();
         assert_eq!(back, all);
+        let mut decoded = Vec::new();
+        assert!(from_latin1(&s, &mut decoded));
+        assert_eq!(decoded, all);
+        // Runs of ASCII between other bytes, and a text that is not Latin-1.
+        let mixed = [b"ab".as_slice(), &[0x80, 0xff, b'c', 0x00, 0xc3], b"xyz"].concat();
+        let mut s = String::new();
+        latin1(&mixed, &mut s);
+        assert_eq!(s.chars().map(|c| c as u32 as u8).collect::<Vec<_>>(), mixed);
+        let mut decoded = Vec::new();
+        assert!(from_latin1(&s, &mut decoded));
+        assert_eq!(decoded, mixed);
+        assert!(!from_latin1("a\u{100}b", &mut Vec::new()));
+        assert!(!from_latin1("\u{20ac}", &mut Vec::new()));
     }
 
     #[test]

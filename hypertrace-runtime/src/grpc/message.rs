@@ -349,6 +349,34 @@ mod tests {
         assert_eq!(got[1], truncated());
     }
 
+    /// JSON of exactly the limit is whole; one byte more is cut and marked.
+    #[test]
+    fn json_at_the_limit_is_whole_and_one_byte_over_is_cut() {
+        let json = r#"{"message":"hi"}"#;
+        for streaming in [false, true] {
+            let shown = if streaming {
+                format!("[{json}]")
+            } else {
+                json.to_string()
+            };
+            let capture = |n: usize| {
+                let mut c = MessageCapture::new(
+                    &limit(n),
+                    Encoding::Identity,
+                    Some((request_type(), streaming)),
+                );
+                c.push(&wire(&[encode("hi", 0, &[])]));
+                record(c)
+            };
+            assert_eq!(capture(shown.len()), vec![text(&shown)], "{shown}");
+            assert_eq!(
+                capture(shown.len() - 1),
+                vec![text(&shown[..shown.len() - 1]), truncated()],
+                "{shown}"
+            );
+        }
+    }
+
     #[test]
     fn gzip_messages_are_decoded() {
         let plain = encode("zipped", 0, &[]);
