@@ -153,8 +153,7 @@ impl Messages {
 fn latin1(bytes: &[u8], out: &mut String) {
     let mut rest = bytes;
     while !rest.is_empty() {
-        let run = rest.iter().position(|&b| b >= 0x80).unwrap_or(rest.len());
-        let (ascii, tail) = rest.split_at(run);
+        let (ascii, tail) = rest.split_at(ascii_len(rest));
         if let Ok(ascii) = std::str::from_utf8(ascii) {
             out.push_str(ascii);
         }
@@ -167,13 +166,31 @@ fn latin1(bytes: &[u8], out: &mut String) {
     }
 }
 
+/// How many bytes `bytes` starts with below 0x80: eight at a time, then one by one.
+fn ascii_len(bytes: &[u8]) -> usize {
+    let mut n = 0;
+    for word in bytes.chunks_exact(8) {
+        let word = u64::from_ne_bytes([
+            word[0], word[1], word[2], word[3], word[4], word[5], word[6], word[7],
+        ]);
+        if word & 0x8080_8080_8080_8080 != 0 {
+            break;
+        }
+        n += 8;
+    }
+    n + bytes[n..]
+        .iter()
+        .position(|&b| b >= 0x80)
+        .unwrap_or(bytes.len() - n)
+}
+
 /// The bytes of Latin-1 `text` (what [`latin1`] wrote) appended to `out`; false, with `out` left
 /// partly written, for a character above U+00FF, which [`latin1`] never writes.
 fn from_latin1(text: &str, out: &mut Vec<u8>) -> bool {
     let mut rest = text.as_bytes();
     out.reserve(rest.len());
     while !rest.is_empty() {
-        let run = rest.iter().position(|&b| b >= 0x80).unwrap_or(rest.len());
+        let run = ascii_len(rest);
         out.extend_from_slice(&rest[..run]);
         rest = &rest[run..];
         match rest {
@@ -379,6 +396,21 @@ mod tests {
         assert!(from_latin1(&s, &mut decoded));
         assert_eq!(decoded, mixed);
         assert!(!from_latin1("a\u{100}b", &mut Vec::new()));
+        // Runs of every length around the eight-byte steps, the other byte at every place.
+        for len in 0..40 {
+            for at in 0..=len {
+                let mut bytes = vec![b'a'; len];
+                if at < len {
+                    bytes[at] = 0xe9;
+                }
+                let mut s = String::new();
+                latin1(&bytes, &mut s);
+                let mut back = Vec::new();
+                assert!(from_latin1(&s, &mut back));
+                assert_eq!(back, bytes, "{len} {at}");
+                assert_eq!(ascii_len(&bytes), at.min(len), "{len} {at}");
+            }
+        }
         assert!(!from_latin1("\u{20ac}", &mut Vec::new()));
     }
 
