@@ -38,7 +38,7 @@ for f in glob.glob(sys.argv[1] + "-*"):
     ir = int(re.search(r'^(?:summary|totals):\s+(\d+)', text, re.M).group(1))
     total += ir
     # The agent's batch worker, or the SDK's BatchSpanProcessor thread.
-    if re.search(r'export::batch::run_worker|BatchSpanProcessor.*::build::\{\{closure\}\}', text):
+    if re.search(r'export::batch::run_worker|BatchSpanProcessor::get_spans_and_export', text):
         export += ir
 print(total, export)
 PY
