@@ -11,7 +11,9 @@
 //!
 //! Bounded: statements longer than [`MAX_MEMO_LEN`] bytes (bulk inserts whose values are written
 //! inline, which rarely repeat) are described every time and not kept, so a thread holds at most
-//! `SLOTS` × (2 × `MAX_MEMO_LEN` + the summary) bytes.
+//! `SLOTS` × (2 × `MAX_MEMO_LEN` + the summary) bytes. The key is the text as the application
+//! wrote it, literals included, also under `sanitized`: like sqlx's own statement cache, which
+//! holds the same text, it stays in the process and is never exported.
 
 use std::cell::RefCell;
 use std::sync::Arc;
