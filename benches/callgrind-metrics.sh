@@ -8,35 +8,17 @@
 #   N=500 benches/callgrind-metrics.sh
 set -euo pipefail
 cd "$(dirname "$0")"
+. ./callgrind-common.sh
 
 N="${N:-2000}"
 command -v valgrind >/dev/null 2>&1 || { echo "callgrind-metrics: valgrind not found (apt-get install valgrind)" >&2; exit 1; }
-bin=$(cargo bench --bench metrics --no-run --message-format=json 2>/dev/null \
-  | python3 -c 'import json,sys
-for l in sys.stdin:
-    m = json.loads(l)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "metrics" and m.get("executable"):
-        print(m["executable"])')
+bin=$(bench_executable metrics)
 [ -x "$bin" ] || { echo "callgrind-metrics: the metrics bench did not build" >&2; exit 1; }
 out="$PWD/target/callgrind-metrics"
 rm -rf "$out" && mkdir -p "$out"
 
 ir() { # side n -> "main other": Ir of the thread that serves the requests, and of all others
-  HT_BENCH_REQUESTS="$1 $2" valgrind --tool=callgrind --separate-threads=yes \
-    --callgrind-out-file="$out/$1.$2.out" "$bin" > /dev/null 2> "$out/$1.$2.log" \
-    || { cat "$out/$1.$2.log" >&2; exit 1; }
-  python3 - "$out/$1.$2.out" <<'PY'
-import glob, re, sys
-main = other = 0
-for f in glob.glob(sys.argv[1] + "-*"):
-    text = open(f).read()
-    ir = int(re.search(r'^(?:summary|totals):\s+(\d+)', text, re.M).group(1))
-    if re.search(r'^thread:\s+1$', text, re.M):
-        main += ir
-    else:
-        other += ir
-print(main, other)
-PY
+  HT_BENCH_REQUESTS="$1 $2" callgrind_ir "$out/$1.$2" "$bin"
 }
 
 off0=$(ir off 0); offn=$(ir off "$N"); on0=$(ir on 0); onn=$(ir on "$N")

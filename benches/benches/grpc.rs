@@ -185,13 +185,19 @@ fn report(name: &str, stats: &hypertrace_benches::EncodeStats) {
     );
 }
 
-fn grpc(c: &mut Criterion) {
+/// The runtime both ends run on (two workers), and the echo service's descriptors.
+fn runtime_and_descriptors() -> (tokio::runtime::Runtime, hypertrace::grpc::Descriptors) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
     let descriptors = hypertrace::grpc::Descriptors::new(&[echo::FILE_DESCRIPTOR_SET]).unwrap();
+    (rt, descriptors)
+}
+
+fn grpc(c: &mut Criterion) {
+    let (rt, descriptors) = runtime_and_descriptors();
     let peer_exporter = hypertrace_benches::EncodingExporter::new();
     let peer_stats = peer_exporter.stats.clone();
     let peer = install_tower_http_tracing(peer_exporter);
@@ -277,12 +283,7 @@ fn config() -> Criterion {
 fn count(spec: &str) {
     let (variant, n) = spec.split_once(' ').expect("GRPC_COUNT=\"<variant> <n>\"");
     let n: u32 = n.parse().expect("a number of calls");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let descriptors = hypertrace::grpc::Descriptors::new(&[echo::FILE_DESCRIPTOR_SET]).unwrap();
+    let (rt, descriptors) = runtime_and_descriptors();
     let mut guard = None;
     let mut peer = None;
     let ch = match variant {

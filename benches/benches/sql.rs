@@ -47,11 +47,8 @@ fn options() -> Option<PgConnectOptions> {
     )
 }
 
-fn sql(c: &mut Criterion) {
-    let Some(options) = options() else {
-        eprintln!("sql bench: SKIPPED, NOT RUN: no PostgreSQL server; run scripts/start-databases.sh postgres (or set DATABASE_URL)");
-        return;
-    };
+/// A current-thread runtime, one connection to the server, and the same pool wrapped by the agent.
+fn connect(options: PgConnectOptions) -> (tokio::runtime::Runtime, sqlx::PgPool, PgPool) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -64,6 +61,15 @@ fn sql(c: &mut Criterion) {
         )
         .expect("connect");
     let instrumented = PgPool::from(plain.clone()).with_semconv_opt_in(None);
+    (rt, plain, instrumented)
+}
+
+fn sql(c: &mut Criterion) {
+    let Some(options) = options() else {
+        eprintln!("sql bench: SKIPPED, NOT RUN: no PostgreSQL server; run scripts/start-databases.sh postgres (or set DATABASE_URL)");
+        return;
+    };
+    let (rt, plain, instrumented) = connect(options);
     let mut group = c.benchmark_group("sql");
 
     group.bench_function("a-plain", |b| {
@@ -152,18 +158,7 @@ fn count(spec: &str) {
     let (variant, n) = spec.split_once(' ').expect("SQL_COUNT=\"<variant> <n>\"");
     let n: u32 = n.parse().expect("a number of queries");
     let options = options().expect("a PostgreSQL server: scripts/start-databases.sh postgres");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let plain: sqlx::PgPool = rt
-        .block_on(
-            PgPoolOptions::new()
-                .max_connections(1)
-                .connect_with(options),
-        )
-        .expect("connect");
-    let instrumented = PgPool::from(plain.clone()).with_semconv_opt_in(None);
+    let (rt, plain, instrumented) = connect(options);
     let enabled = match variant {
         "a-plain" => None,
         "b-hypertrace" => Some(true),
