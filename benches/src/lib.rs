@@ -11,6 +11,8 @@
 //!   recorded, the trace context still propagates.
 //! - `otel-axum`: `axum-tracing-opentelemetry`'s `OtelAxumLayer` (no headers or bodies).
 //! - `tower-http`: tower-http's `TraceLayer::new_for_http()` with the `tracing-opentelemetry` layer.
+//! - `floor`: not an agent, the least work capturing everything can be (see [`floor`]); run only
+//!   when asked for by name.
 //!
 //! Both peers export through the OpenTelemetry SDK's `BatchSpanProcessor`.
 
@@ -39,6 +41,8 @@ use serde_json::Value;
 
 pub use hypertrace;
 
+pub mod floor;
+
 /// The variants, in the order the reports list them.
 pub const VARIANTS: [&str; 6] = [
     "plain",
@@ -58,6 +62,7 @@ pub fn letter(variant: &str) -> &'static str {
         "otel-axum" => "d",
         "tower-http" => "e",
         "hypertrace-unsampled" => "f",
+        "floor" => "z",
         _ => "?",
     }
 }
@@ -227,6 +232,7 @@ pub fn router(variant: &str) -> Router {
             router("plain").layer(axum_tracing_opentelemetry::middleware::OtelAxumLayer::default())
         }
         "tower-http" => router("plain").layer(tower_http::trace::TraceLayer::new_for_http()),
+        "floor" => router("plain").layer(floor::FloorLayer),
         other => panic!("unknown variant {other:?}; one of {VARIANTS:?}"),
     }
 }
@@ -394,6 +400,7 @@ pub struct Telemetry {
     dispatch: Option<tracing::Dispatch>,
     /// The runtime that drives the peers' tonic channel (hypertrace has its own, inside the agent).
     _export_runtime: Option<tokio::runtime::Runtime>,
+    floor: Option<floor::Floor>,
 }
 
 /// Large enough that no span is dropped in a bounded run (the callgrind bin); `None`: the defaults.
@@ -408,9 +415,16 @@ impl Telemetry {
             provider: None,
             dispatch: None,
             _export_runtime: None,
+            floor: None,
         };
         match variant {
             "plain" => {}
+            "floor" => {
+                t.floor = Some(floor::Floor::start(match export {
+                    Export::Encode => None,
+                    Export::Otlp(url) => Some(url.clone()),
+                }));
+            }
             "hypertrace" | "hypertrace-disabled" | "hypertrace-unsampled" => {
                 // `HT_*` variables apply, so that pieces can be switched off one at a time to
                 // see what each costs (`HT_DATA_CAPTURE_HTTP_HEADERS_REQUEST=false`, ...).
@@ -543,6 +557,9 @@ impl Telemetry {
             let _ = p.shutdown();
         }
         let mut out = format!("variant={}", self.variant);
+        if let Some(f) = self.floor.take() {
+            out += &f.finish();
+        }
         if let Some((_, dropped, exported)) = agent {
             out += &format!(" agent.exported={exported} agent.dropped={dropped}");
         }

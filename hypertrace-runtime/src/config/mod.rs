@@ -391,7 +391,12 @@ impl Config {
                     .collect(),
                 capture_error_text_bodies: true,
                 max_queue_size: 2048,
-                max_export_batch_size: 512,
+                // Not the OpenTelemetry SDK's 512: a batch of captured spans (≈ 5 KiB each)
+                // is then 2.5 MiB in flight plus its encoding, which evicts the application's
+                // own data from the caches. With 64, a server that exports every span over
+                // OTLP/gRPC on the core it serves from spends ≈ 5 µs less CPU per request and
+                // halves its p99 (BENCHMARKS.md, "Batch size"); 8 times as many export calls.
+                max_export_batch_size: 64,
                 scheduled_delay: Duration::from_millis(1000),
                 export_timeout: Duration::from_secs(10),
                 shutdown_timeout: Duration::from_secs(5),
