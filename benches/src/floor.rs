@@ -190,7 +190,7 @@ impl Floor {
         format!(
             " floor.exported={spans} floor.dropped={} encoded.bytes_per_span={}",
             self.shared.dropped.load(Ordering::Relaxed),
-            if spans > 0 { bytes / spans } else { 0 }
+            bytes.checked_div(spans).unwrap_or(0)
         )
     }
 }

@@ -568,7 +568,7 @@ impl Telemetry {
             let bytes = s.bytes.load(Ordering::Relaxed);
             out += &format!(
                 " encoded.spans={spans} encoded.bytes_per_span={} span.attributes={} span.events={}",
-                if spans > 0 { bytes / spans } else { 0 },
+                bytes.checked_div(spans).unwrap_or(0),
                 s.last_span_attributes.load(Ordering::Relaxed),
                 s.last_span_events.load(Ordering::Relaxed)
             );
