@@ -1,16 +1,20 @@
 # Shared by benches/callgrind-metrics.sh, callgrind-sql.sh and callgrind-grpc.sh (sourced, not run).
 
 # bench_executable NAME [CARGO ARGS...]: builds the bench NAME (`cargo bench --no-run`) and prints
-# the path of its executable; nothing when it did not build.
+# the path of its executable. Fails, saying why, when valgrind is missing or the bench did not
+# build: `bin=$(bench_executable NAME)` then stops a script run with `set -e`.
 bench_executable() {
-  local name="$1"
+  local name="$1" script="${0##*/}" exe
   shift
-  cargo bench --bench "$name" "$@" --no-run --message-format=json 2>/dev/null \
+  command -v valgrind >/dev/null 2>&1 || { echo "${script%.sh}: valgrind not found (apt-get install valgrind)" >&2; return 1; }
+  exe=$(cargo bench --bench "$name" "$@" --no-run --message-format=json 2>/dev/null \
     | python3 -c 'import json, sys
 for l in sys.stdin:
     m = json.loads(l)
     if m.get("reason") == "compiler-artifact" and m["target"]["name"] == sys.argv[1] and m.get("executable"):
-        print(m["executable"])' "$name"
+        print(m["executable"])' "$name")
+  [ -x "$exe" ] || { echo "${script%.sh}: the $name bench did not build" >&2; return 1; }
+  echo "$exe"
 }
 
 # callgrind_ir OUT BIN [SPLIT]: runs BIN under callgrind, one profile per thread (OUT.out-*, its

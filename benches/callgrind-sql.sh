@@ -13,9 +13,7 @@ cd "$(dirname "$0")"
 . ./callgrind-common.sh
 
 N="${N:-2000}"
-command -v valgrind >/dev/null 2>&1 || { echo "callgrind-sql: valgrind not found (apt-get install valgrind)" >&2; exit 1; }
 bin=$(bench_executable sql --features sql)
-[ -x "$bin" ] || { echo "callgrind-sql: the sql bench did not build" >&2; exit 1; }
 out="$PWD/target/callgrind-sql"
 rm -rf "$out" && mkdir -p "$out"
 

@@ -19,6 +19,7 @@
 //! limits but the body's, no retries, no span-count or byte budget beyond a fixed queue length.
 //! Whatever a real agent must do on top of this, it cannot cost less than this does.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -600,14 +601,17 @@ fn encode(batch: &[Slot], fields: Option<&FieldNames>, out: &mut Vec<u8>, lens: 
     const SERVICE: &[u8] = b"bench";
     const SCOPE: &[u8] = b"floor";
     let records: Vec<_> = batch.iter().map(|s| s.lock().unwrap()).collect();
-    // Redacted where needed (a copy only when a field was replaced), and only text.
-    let bodies: Vec<_> = records
+    // What each body records: redacted where needed (a copy only when a field was replaced),
+    // and only text.
+    let bodies: Vec<[Option<Cow<'_, [u8]>>; 2]> = records
         .iter()
         .map(|r| {
             [&r.request_body, &r.response_body].map(|b| {
-                let red = fields.and_then(|f| f.redact(b, Syntax::Json));
-                let ok = std::str::from_utf8(red.as_deref().unwrap_or(b)).is_ok();
-                (red, ok)
+                let v = match fields.and_then(|f| f.redact(b, Syntax::Json)) {
+                    Some(redacted) => Cow::Owned(redacted),
+                    None => Cow::Borrowed(b.as_slice()),
+                };
+                (!v.is_empty() && std::str::from_utf8(&v).is_ok()).then_some(v)
             })
         })
         .collect();
@@ -619,15 +623,9 @@ fn encode(batch: &[Slot], fields: Option<&FieldNames>, out: &mut Vec<u8>, lens: 
             len += field_len(8);
         }
         len += r.attrs.len();
-        for (i, (red, ok)) in b.iter().enumerate() {
-            let raw = if i == 0 {
-                &r.request_body
-            } else {
-                &r.response_body
-            };
-            let v = red.as_deref().unwrap_or(raw);
-            if *ok && !v.is_empty() {
-                len += field_len(kv_str_len(BODY_KEYS[i].len(), v.len()));
+        for (key, v) in BODY_KEYS.iter().zip(b) {
+            if let Some(v) = v {
+                len += field_len(kv_str_len(key.len(), v.len()));
             }
         }
         lens.push(len);
@@ -677,15 +675,9 @@ fn encode(batch: &[Slot], fields: Option<&FieldNames>, out: &mut Vec<u8>, lens: 
         out.push(0x41);
         out.put_u64_le(r.end);
         out.extend_from_slice(&r.attrs);
-        for (i, (red, ok)) in b.iter().enumerate() {
-            let raw = if i == 0 {
-                &r.request_body
-            } else {
-                &r.response_body
-            };
-            let v = red.as_deref().unwrap_or(raw);
-            if *ok && !v.is_empty() {
-                kv_str(out, &[BODY_KEYS[i]], v);
+        for (key, v) in BODY_KEYS.iter().zip(b) {
+            if let Some(v) = v {
+                kv_str(out, &[key], v);
             }
         }
     }
