@@ -15,6 +15,10 @@ pub use hypertrace_macros::{handler, main};
 
 /// An exporter that borrows each batch ([`Agent::with_batch_exporter`]).
 pub use hypertrace_runtime::BatchExporter;
+/// What [`TraceEncoder::encode`] accepts: `SpanData` or [`FinishedSpan`].
+pub use hypertrace_runtime::Encodable;
+/// A finished span as the batch processor holds it, borrowed by a [`BatchExporter`].
+pub use hypertrace_runtime::FinishedSpan;
 /// Spans straight to OTLP protobuf bytes, for an exporter of the application's own.
 pub use hypertrace_runtime::TraceEncoder;
 

@@ -337,7 +337,7 @@ impl SpanExporter for EncodingExporter {
 
 /// hypertrace's OTLP exporters borrow each batch and encode it with `TraceEncoder`; so does this.
 impl hypertrace::BatchExporter for EncodingExporter {
-    async fn export(&self, batch: &[SpanData]) -> OTelSdkResult {
+    async fn export(&self, batch: &[hypertrace::FinishedSpan]) -> OTelSdkResult {
         // Diagnosis only, as for the SDK exporters above: `BENCH_EXPORT=discard` does not encode
         // (the spans are still freed where the agent frees them).
         if std::env::var_os("BENCH_EXPORT").is_some_and(|v| v == "discard") {
@@ -353,11 +353,10 @@ impl hypertrace::BatchExporter for EncodingExporter {
             encoder.encode(batch, buf);
             std::hint::black_box(&buf).len()
         };
-        if let Some(last) = batch.last() {
-            self.stats.last_span_attributes.store(
-                hypertrace::packed::unpacked(&last.attributes).len(),
-                Ordering::Relaxed,
-            );
+        if let Some(last) = batch.last().map(hypertrace::FinishedSpan::to_span_data) {
+            self.stats
+                .last_span_attributes
+                .store(last.attributes.len(), Ordering::Relaxed);
             self.stats
                 .last_span_events
                 .store(last.events.len(), Ordering::Relaxed);

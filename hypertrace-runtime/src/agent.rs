@@ -19,6 +19,9 @@ use crate::metrics::Metrics;
 pub struct Agent {
     pub(crate) config: Config,
     pub(crate) tracer: SdkTracer,
+    /// The agent's own spans (`span::record`), which every entry point starts; `None` when
+    /// nothing is exported (`enabled: false`), where the tracer's no-op spans serve.
+    pub(crate) own_spans: Option<crate::span::record::OwnSpans>,
     pub(crate) propagator: TextMapCompositePropagator,
     provider: SdkTracerProvider,
     stats: Arc<ExportStats>,
@@ -122,7 +125,12 @@ impl Agent {
         export_runtime: Option<tokio::runtime::Runtime>,
     ) -> Agent {
         let tracer = pipeline.provider.tracer("hypertrace");
+        let scope = opentelemetry::InstrumentationScope::builder("hypertrace").build();
+        let own_spans = pipeline
+            .spans
+            .map(|(sink, sampler)| crate::span::record::OwnSpans::new(sink, sampler, scope));
         Agent {
+            own_spans,
             propagator: crate::propagation::build(&config.propagation_formats),
             config,
             tracer,

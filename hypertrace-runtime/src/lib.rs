@@ -49,8 +49,8 @@ mod subscriber;
 
 pub use agent::{current as current_agent, Agent, Guard};
 pub use config::{Config, ConfigBuilder, ConfigError};
-pub use export::encode::TraceEncoder;
-pub use export::{BatchExporter, ExportError, ExportStats};
+pub use export::encode::{Encodable, TraceEncoder};
+pub use export::{BatchExporter, ExportError, ExportStats, FinishedSpan};
 pub use filter::{Block, Decision, Filter, FilterRequest, Filters, Protocol};
 pub use http::layer::{layer, HypertraceLayer};
 pub use init::shutdown_signal;

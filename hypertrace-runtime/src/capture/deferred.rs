@@ -19,7 +19,6 @@
 use std::sync::Arc;
 
 use opentelemetry::{Key, KeyValue, Value};
-use opentelemetry_sdk::trace::SpanData;
 
 use super::body::{text_attributes, within_limit};
 use super::redact::{FieldNames, Syntax};
@@ -113,14 +112,8 @@ impl Redaction {
         }
     }
 
-    /// Redacts every body of `batch` that waits under a marked key, and gives it its real key.
-    pub(crate) fn apply_all(&self, batch: &mut [SpanData]) {
-        for span in batch {
-            self.apply(&mut span.attributes);
-        }
-    }
-
-    /// [`apply_all`](Self::apply_all) for one span's attributes.
+    /// Redacts every body of a span's `attrs` that waits under a marked key, and gives it its
+    /// real key.
     pub(crate) fn apply(&self, attrs: &mut Vec<KeyValue>) {
         #[cfg(test)]
         assert!(!self.panics, "redaction bug");

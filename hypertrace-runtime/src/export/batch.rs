@@ -35,7 +35,6 @@
 //! `rustagent.free_spans_where_served: false` the worker frees every batch itself (better with
 //! an allocator whose remote frees are cheap, such as jemalloc).
 
-use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -48,10 +47,10 @@ use opentelemetry::Context;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
 
+use super::finished::{FinishedSpan, Record, Repr};
 use super::retry::{self, Retry};
-use super::size::span_bytes;
+use super::size::finished_bytes;
 use crate::capture::deferred::Redaction;
-use crate::capture::packed::unpacked;
 
 /// How often at most the drop count, and a failed export, is written to stderr.
 const LOG_INTERVAL: Duration = Duration::from_secs(10);
@@ -64,14 +63,14 @@ const LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// spans. An SDK `SpanExporter` takes the spans by value, so behind this processor it gets a copy
 /// per attempt.
 ///
-/// The borrowed spans may hold packed attributes (a request's headers, carried as one attribute:
-/// [`capture::packed`](crate::capture::packed)). [`TraceEncoder`](crate::TraceEncoder) writes
-/// them as the attributes they stand for; an exporter of its own kind reads them with
-/// [`unpacked`](crate::capture::packed::unpacked).
+/// The borrowed spans are in the processor's own form ([`FinishedSpan`]): the agent's server spans
+/// hold most of their attributes encoded already, and a request's headers as one packed
+/// attribute. [`TraceEncoder`](crate::TraceEncoder) encodes them as they are; an exporter of its
+/// own kind reads each as the SDK's `SpanData` with [`FinishedSpan::to_span_data`].
 pub trait BatchExporter: Send + 'static {
     /// Exports `batch`. Runs on the export thread under `futures_executor::block_on`: the future
     /// must not need a tokio reactor of its own.
-    fn export(&self, batch: &[SpanData]) -> impl Future<Output = OTelSdkResult>;
+    fn export(&self, batch: &[FinishedSpan]) -> impl Future<Output = OTelSdkResult>;
 
     /// Called once, when the processor shuts down.
     fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
@@ -82,38 +81,16 @@ pub trait BatchExporter: Send + 'static {
     fn set_resource(&mut self, _resource: &opentelemetry_sdk::Resource) {}
 }
 
-/// A copy of `span` with its packed attributes unpacked.
-fn unpacked_span(span: &SpanData) -> SpanData {
-    let Cow::Owned(attributes) = unpacked(&span.attributes) else {
-        return span.clone();
-    };
-    // Everything but the attributes, which were just copied unpacked.
-    SpanData {
-        span_context: span.span_context.clone(),
-        parent_span_id: span.parent_span_id,
-        parent_span_is_remote: span.parent_span_is_remote,
-        span_kind: span.span_kind.clone(),
-        name: span.name.clone(),
-        start_time: span.start_time,
-        end_time: span.end_time,
-        attributes,
-        dropped_attributes_count: span.dropped_attributes_count,
-        events: span.events.clone(),
-        links: span.links.clone(),
-        status: span.status.clone(),
-        instrumentation_scope: span.instrumentation_scope.clone(),
-    }
-}
-
 /// An SDK [`SpanExporter`] (the application's own, LOGGING, Zipkin), given a copy of the batch per
-/// attempt, with packed attributes (`capture::packed`) unpacked: such an exporter sees each header
-/// as an attribute of its own.
+/// attempt, as `SpanData` ([`FinishedSpan::to_span_data`]): such an exporter sees each attribute,
+/// each header included, as a `KeyValue` of its own.
 #[derive(Debug)]
 pub(crate) struct Owned<E>(pub E);
 
 impl<E: SpanExporter + 'static> BatchExporter for Owned<E> {
-    fn export(&self, batch: &[SpanData]) -> impl Future<Output = OTelSdkResult> {
-        self.0.export(batch.iter().map(unpacked_span).collect())
+    fn export(&self, batch: &[FinishedSpan]) -> impl Future<Output = OTelSdkResult> {
+        self.0
+            .export(batch.iter().map(FinishedSpan::to_span_data).collect())
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
@@ -170,6 +147,11 @@ impl BatchSettings {
     fn max_batch_bytes(&self) -> usize {
         (self.max_queue_bytes / 16).max(1)
     }
+
+    /// Records kept for reuse at most: two batches, what is in flight while the next fills.
+    fn pool_size(&self) -> usize {
+        2 * self.max_export_batch_size.min(self.max_queue_size)
+    }
 }
 
 /// Counters shared with the application (tests and the `Agent` handle read them).
@@ -202,7 +184,7 @@ pub struct ExportStats {
 
 #[derive(Default)]
 struct State {
-    queue: VecDeque<(SpanData, usize)>,
+    queue: VecDeque<(FinishedSpan, usize)>,
     /// Bytes of the spans in `queue`.
     queue_bytes: usize,
     /// Bytes of the batch the worker is exporting or retrying.
@@ -210,7 +192,12 @@ struct State {
     /// The last exported batch, freed a little at a time by `on_end` (see the module
     /// documentation). At most one batch: a new one replaces what is left of the old, which the
     /// worker then frees itself.
-    spent: Vec<SpanData>,
+    spent: Vec<FinishedSpan>,
+    /// Exported records of the agent's own spans, for new spans to take ([`SpanSink::record`]);
+    /// at most [`BatchSettings::pool_size`], each cleared by the thread that takes it.
+    // Boxed: a record moves from the pool to a span, the queue and back as one pointer.
+    #[allow(clippy::vec_box)]
+    pool: Vec<Box<Record>>,
     /// Flush requests waiting for the worker to empty the queue.
     flush_waiters: Vec<mpsc::Sender<()>>,
     shutdown: bool,
@@ -218,6 +205,8 @@ struct State {
 
 struct Shared {
     state: Mutex<State>,
+    /// Set when the processor shuts down, read without the lock by [`SpanSink::is_shut_down`].
+    closed: std::sync::atomic::AtomicBool,
     wake: Condvar,
     settings: BatchSettings,
     stats: Arc<ExportStats>,
@@ -259,6 +248,7 @@ impl BatchProcessor {
     ) -> Self {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
+            closed: Default::default(),
             wake: Condvar::new(),
             settings,
             stats,
@@ -279,6 +269,13 @@ impl BatchProcessor {
         BatchProcessor {
             shared,
             done: Mutex::new(Some(done_rx)),
+        }
+    }
+
+    /// The handle the agent's own spans end into.
+    pub(crate) fn sink(&self) -> SpanSink {
+        SpanSink {
+            shared: self.shared.clone(),
         }
     }
 }
@@ -340,7 +337,7 @@ fn run_worker<E: BatchExporter>(shared: &Shared, exporter: E) {
                 bytes += b;
                 n += 1;
             }
-            let batch: Vec<SpanData> = st.queue.drain(..n).map(|(s, _)| s).collect();
+            let batch: Vec<FinishedSpan> = st.queue.drain(..n).map(|(s, _)| s).collect();
             st.queue_bytes -= bytes;
             st.inflight_bytes = bytes;
             // Under the lock, as in `on_end`: the counter never goes below zero.
@@ -358,12 +355,20 @@ fn run_worker<E: BatchExporter>(shared: &Shared, exporter: E) {
             if redact(shared, &mut batch, &mut log) {
                 export_with_retries(shared, &exporter, &batch, &mut log);
             }
+            let (records, rest) = recycle(settings, batch);
             let mut st = lock(shared);
             st.inflight_bytes = 0;
+            let room = settings.pool_size().saturating_sub(st.pool.len());
+            let mut records = records.into_iter();
+            st.pool.extend(records.by_ref().take(room));
+            let rest = rest
+                .into_iter()
+                .chain(records.map(|r| FinishedSpan(Repr::Agent(r))))
+                .collect();
             let older = if settings.free_where_served {
-                std::mem::replace(&mut st.spent, batch)
+                std::mem::replace(&mut st.spent, rest)
             } else {
-                batch
+                rest
             };
             shared
                 .stats
@@ -375,8 +380,11 @@ fn run_worker<E: BatchExporter>(shared: &Shared, exporter: E) {
         } else {
             // Nothing to export: no request is being served to free the spent spans, and none
             // would contend with this thread for the allocator now.
-            let spent = std::mem::take(&mut lock(shared).spent);
-            drop(spent);
+            let (spent, pool) = {
+                let mut st = lock(shared);
+                (std::mem::take(&mut st.spent), std::mem::take(&mut st.pool))
+            };
+            drop((spent, pool));
         }
         let log_due = last_drop_log.is_none_or(|t| t.elapsed() >= LOG_INTERVAL);
         if (log_due || shutting_down) && log_drops(shared) {
@@ -402,14 +410,15 @@ fn run_worker<E: BatchExporter>(shared: &Shared, exporter: E) {
 /// (`grpc::deferred`), then redacts the bodies that wait for it (`capture::deferred`). `false`,
 /// with the batch counted as failed, if that panicked: the export thread goes on, without
 /// exporting those spans.
-fn redact(shared: &Shared, batch: &mut [SpanData], log: &mut FailureLog) -> bool {
+fn redact(shared: &Shared, batch: &mut [FinishedSpan], log: &mut FailureLog) -> bool {
     let redaction = &shared.settings.redaction;
-    let deferred = |batch: &mut [SpanData]| {
-        #[cfg(feature = "grpc")]
+    let deferred = |batch: &mut [FinishedSpan]| {
         for span in batch.iter_mut() {
-            crate::grpc::deferred::render_all(&mut span.attributes);
+            let attributes = &mut span.data_mut().attributes;
+            #[cfg(feature = "grpc")]
+            crate::grpc::deferred::render_all(attributes);
+            redaction.apply(attributes);
         }
-        redaction.apply_all(batch)
     };
     match catch_unwind(AssertUnwindSafe(|| deferred(batch))) {
         Ok(()) => true,
@@ -431,7 +440,7 @@ enum Failure {
     Panicked(String),
 }
 
-fn attempt<E: BatchExporter>(exporter: &E, batch: &[SpanData]) -> Result<(), Failure> {
+fn attempt<E: BatchExporter>(exporter: &E, batch: &[FinishedSpan]) -> Result<(), Failure> {
     match catch_unwind(AssertUnwindSafe(|| {
         futures_executor::block_on(exporter.export(batch))
     })) {
@@ -451,7 +460,7 @@ fn attempt<E: BatchExporter>(exporter: &E, batch: &[SpanData]) -> Result<(), Fai
 fn export_with_retries<E: BatchExporter>(
     shared: &Shared,
     exporter: &E,
-    batch: &[SpanData],
+    batch: &[FinishedSpan],
     log: &mut FailureLog,
 ) {
     let stats = &shared.stats;
@@ -575,52 +584,136 @@ fn log_drops(shared: &Shared) -> bool {
     true
 }
 
+/// The records of an exported batch, to be pooled (cleared first when the worker frees spans
+/// itself), apart from the rest.
+#[allow(clippy::vec_box)] // the records stay boxed: see `State::pool`
+fn recycle(
+    settings: &BatchSettings,
+    batch: Vec<FinishedSpan>,
+) -> (Vec<Box<Record>>, Vec<FinishedSpan>) {
+    let mut records = Vec::new();
+    let mut rest = Vec::new();
+    for span in batch {
+        match span.0 {
+            Repr::Agent(mut r) if r.keep() => {
+                if !settings.free_where_served {
+                    r.clear();
+                }
+                records.push(r);
+            }
+            repr => rest.push(FinishedSpan(repr)),
+        }
+    }
+    (records, rest)
+}
+
+/// Queues a finished, sampled span: the span processor's `on_end`, and [`SpanSink::end`].
+fn enqueue(shared: &Shared, span: FinishedSpan) {
+    let stats = &shared.stats;
+    // A full queue refuses the span without sizing it or locking (a burst must stay cheap to
+    // drop); `queued` is the queue's length, kept under the lock. The size is taken outside it.
+    if stats.queued.load(Ordering::Relaxed) >= shared.settings.max_queue_size as u64 {
+        stats.dropped.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let bytes = finished_bytes(&span);
+    let mut st = lock(shared);
+    if st.shutdown || st.queue.len() >= shared.settings.max_queue_size {
+        drop(st);
+        stats.dropped.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let held = st.queue_bytes + st.inflight_bytes;
+    if held.saturating_add(bytes) > shared.settings.max_queue_bytes {
+        drop(st);
+        stats.dropped.fetch_add(1, Ordering::Relaxed);
+        stats.dropped_over_bytes.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    // Counted before the span is visible to the worker, which subtracts it under this lock.
+    stats.queued.fetch_add(1, Ordering::Relaxed);
+    st.queue_bytes += bytes;
+    stats
+        .queued_bytes
+        .store((held + bytes) as u64, Ordering::Relaxed);
+    st.queue.push_back((span, bytes));
+    let wake = st.queue.len() == shared.settings.max_export_batch_size
+        || (st.queue_bytes >= shared.settings.max_batch_bytes()
+            && st.queue_bytes < shared.settings.max_batch_bytes() + bytes);
+    let spent = [st.spent.pop(), st.spent.pop()];
+    // The record the next span started on this thread will take, fetched under this lock.
+    let next = NEXT_RECORD.with(|n| {
+        let mine = n.take();
+        if mine.is_none() {
+            st.pool.pop()
+        } else {
+            mine
+        }
+    });
+    drop(st);
+    if wake {
+        shared.wake.notify_one();
+    }
+    NEXT_RECORD.with(|n| n.set(next));
+    // Freed here, on the serving thread, outside the lock (see the module documentation).
+    drop(spent);
+}
+
+thread_local! {
+    /// A pooled record, taken while the queue's lock was held anyway, for this thread's next span.
+    static NEXT_RECORD: std::cell::Cell<Option<Box<Record>>> = const { std::cell::Cell::new(None) };
+}
+
+/// Where the agent's own spans (`span::record`) get their record and go when they end: the batch
+/// processor's queue, without the SDK.
+#[derive(Clone)]
+pub(crate) struct SpanSink {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for SpanSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SpanSink")
+    }
+}
+
+impl SpanSink {
+    /// Whether the processor was shut down: spans started now are not recorded.
+    pub(crate) fn is_shut_down(&self) -> bool {
+        self.shared.closed.load(Ordering::Relaxed)
+    }
+
+    /// A cleared record for a new span: an exported one when there is one (cleared here, so
+    /// that what the serving thread allocated is freed where it was allocated), else a new one.
+    pub(crate) fn record(&self) -> Box<Record> {
+        let pooled = NEXT_RECORD
+            .with(|n| n.take())
+            .or_else(|| lock(&self.shared).pool.pop());
+        match pooled {
+            Some(mut r) => {
+                r.clear();
+                r
+            }
+            None => Record::new(),
+        }
+    }
+
+    /// Queues an ended span's record (dropped, as the processor drops an SDK span, when it is not
+    /// sampled).
+    pub(crate) fn end(&self, record: Box<Record>) {
+        if record.data.span_context.is_sampled() {
+            enqueue(&self.shared, FinishedSpan(Repr::Agent(record)));
+        }
+    }
+}
+
 impl SpanProcessor for BatchProcessor {
     fn on_start(&self, _span: &mut Span, _cx: &Context) {}
 
     fn on_end(&self, span: SpanData) {
-        if !span.span_context.is_sampled() {
-            return;
+        if span.span_context.is_sampled() {
+            enqueue(&self.shared, span.into());
         }
-        let shared = &self.shared;
-        let stats = &shared.stats;
-        // A full queue refuses the span without sizing it or locking (a burst must stay cheap to
-        // drop); `queued` is the queue's length, kept under the lock. The size is taken outside it.
-        if stats.queued.load(Ordering::Relaxed) >= shared.settings.max_queue_size as u64 {
-            stats.dropped.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        let bytes = span_bytes(&span);
-        let mut st = lock(shared);
-        if st.shutdown || st.queue.len() >= shared.settings.max_queue_size {
-            drop(st);
-            stats.dropped.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        let held = st.queue_bytes + st.inflight_bytes;
-        if held.saturating_add(bytes) > shared.settings.max_queue_bytes {
-            drop(st);
-            stats.dropped.fetch_add(1, Ordering::Relaxed);
-            stats.dropped_over_bytes.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        // Counted before the span is visible to the worker, which subtracts it under this lock.
-        stats.queued.fetch_add(1, Ordering::Relaxed);
-        st.queue_bytes += bytes;
-        stats
-            .queued_bytes
-            .store((held + bytes) as u64, Ordering::Relaxed);
-        st.queue.push_back((span, bytes));
-        let wake = st.queue.len() == shared.settings.max_export_batch_size
-            || (st.queue_bytes >= shared.settings.max_batch_bytes()
-                && st.queue_bytes < shared.settings.max_batch_bytes() + bytes);
-        let spent = [st.spent.pop(), st.spent.pop()];
-        drop(st);
-        if wake {
-            shared.wake.notify_one();
-        }
-        // Freed here, on the serving thread, outside the lock (see the module documentation).
-        drop(spent);
     }
 
     fn force_flush(&self) -> OTelSdkResult {
@@ -647,6 +740,7 @@ impl SpanProcessor for BatchProcessor {
             }
             st.shutdown = true;
         }
+        self.shared.closed.store(true, Ordering::Relaxed);
         // All waiters: the worker may be in its batch wait or in a retry's backoff.
         self.shared.wake.notify_all();
         let done = self.done.lock().unwrap_or_else(|p| p.into_inner()).take();

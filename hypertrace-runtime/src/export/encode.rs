@@ -17,7 +17,41 @@ use opentelemetry::{Array, InstrumentationScope, KeyValue, Value};
 use opentelemetry_sdk::trace::SpanData;
 use opentelemetry_sdk::Resource;
 
+use super::finished::FinishedSpan;
 use crate::capture::packed::Packed;
+
+/// What [`TraceEncoder::encode`] encodes: the SDK's `SpanData`, or the spans the batch processor
+/// holds ([`FinishedSpan`], whose attributes may be encoded already).
+pub trait Encodable: sealed::Sealed {
+    #[doc(hidden)]
+    fn span(&self) -> &SpanData;
+    #[doc(hidden)]
+    fn pre_encoded(&self) -> &[u8];
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for opentelemetry_sdk::trace::SpanData {}
+    impl Sealed for super::FinishedSpan {}
+}
+
+impl Encodable for SpanData {
+    fn span(&self) -> &SpanData {
+        self
+    }
+    fn pre_encoded(&self) -> &[u8] {
+        &[]
+    }
+}
+
+impl Encodable for FinishedSpan {
+    fn span(&self) -> &SpanData {
+        self.data()
+    }
+    fn pre_encoded(&self) -> &[u8] {
+        FinishedSpan::pre_encoded(self)
+    }
+}
 
 /// Protobuf wire types.
 const VARINT: u8 = 0;
@@ -72,7 +106,7 @@ impl TraceEncoder {
 
     /// Writes the `ExportTraceServiceRequest` of `batch` into `out` (cleared first). Spans are
     /// grouped by instrumentation scope, in the order each scope first appears.
-    pub fn encode(&mut self, batch: &[SpanData], out: &mut Vec<u8>) {
+    pub fn encode<S: Encodable>(&mut self, batch: &[S], out: &mut Vec<u8>) {
         out.clear();
         self.group(batch);
         self.span_lens.clear();
@@ -80,7 +114,11 @@ impl TraceEncoder {
         self.attr_start.clear();
         for span in batch {
             self.attr_start.push(self.attr_lens.len());
-            self.span_lens.push(span_len(span, &mut self.attr_lens));
+            self.span_lens.push(span_len(
+                span.span(),
+                span.pre_encoded(),
+                &mut self.attr_lens,
+            ));
         }
 
         // ResourceSpans: resource (always present), one ScopeSpans per group, schema_url.
@@ -94,7 +132,7 @@ impl TraceEncoder {
         out.extend_from_slice(&self.resource);
         for (g, &first) in self.group_first.iter().enumerate() {
             let g = g as u32;
-            let scope = &batch[first].instrumentation_scope;
+            let scope = &batch[first].span().instrumentation_scope;
             put_len_field(out, 2, self.scope_spans_len(batch, g, first));
             put_len_field(out, 1, scope_len(scope));
             put_scope(out, scope);
@@ -102,7 +140,8 @@ impl TraceEncoder {
                 if self.group_of[i] == g {
                     put_len_field(out, 2, self.span_lens[i]);
                     let start = out.len();
-                    put_span(out, span, &self.attr_lens[self.attr_start[i]..]);
+                    let lens = &self.attr_lens[self.attr_start[i]..];
+                    put_span(out, span.span(), span.pre_encoded(), lens);
                     debug_assert_eq!(out.len() - start, self.span_lens[i]);
                 }
             }
@@ -112,19 +151,19 @@ impl TraceEncoder {
     }
 
     /// Sorts the spans into scope groups, in order of first appearance (as the transform does).
-    fn group(&mut self, batch: &[SpanData]) {
+    fn group<S: Encodable>(&mut self, batch: &[S]) {
         self.group_of.clear();
         self.group_first.clear();
         let mut last: Option<u32> = None;
         for (i, span) in batch.iter().enumerate() {
-            let scope = &span.instrumentation_scope;
+            let scope = &span.span().instrumentation_scope;
             // Consecutive spans mostly share a scope: try the last one's group first.
             let found = last
-                .filter(|&g| same_scope(&batch[self.group_first[g as usize]], scope))
+                .filter(|&g| same_scope(batch[self.group_first[g as usize]].span(), scope))
                 .or_else(|| {
                     self.group_first
                         .iter()
-                        .position(|&f| same_scope(&batch[f], scope))
+                        .position(|&f| same_scope(batch[f].span(), scope))
                         .map(|g| g as u32)
                 });
             let g = match found {
@@ -139,8 +178,8 @@ impl TraceEncoder {
         }
     }
 
-    fn scope_spans_len(&self, batch: &[SpanData], g: u32, first: usize) -> usize {
-        let scope = &batch[first].instrumentation_scope;
+    fn scope_spans_len<S: Encodable>(&self, batch: &[S], g: u32, first: usize) -> usize {
+        let scope = &batch[first].span().instrumentation_scope;
         let spans: usize = self
             .group_of
             .iter()
@@ -315,8 +354,9 @@ fn status_len(s: &Status) -> usize {
     }
 }
 
-/// The `Span` message of `s`; the lengths of its attributes' messages are appended to `attr_lens`.
-fn span_len(s: &SpanData, attr_lens: &mut Vec<u32>) -> usize {
+/// The `Span` message of `s` with the attribute fields `pre` before its own; the lengths of its
+/// own attributes' messages are appended to `attr_lens`.
+fn span_len(s: &SpanData, pre: &[u8], attr_lens: &mut Vec<u32>) -> usize {
     let cx = &s.span_context;
     let mut n = len_field_len(16) + len_field_len(8);
     n += str_field_len(&cx.trace_state().header());
@@ -326,6 +366,7 @@ fn span_len(s: &SpanData, attr_lens: &mut Vec<u32>) -> usize {
     n += str_field_len(&s.name);
     n += 2; // kind: never zero
     n += fixed64_field_len(to_nanos(s.start_time)) + fixed64_field_len(to_nanos(s.end_time));
+    n += pre.len();
     each_attr_len(&s.attributes, |len| {
         // A span's attributes are bounded by the queue's byte budget, far below 4 GiB.
         attr_lens.push(len as u32);
@@ -457,6 +498,14 @@ fn put_kv(out: &mut Vec<u8>, key: &str, v: &Value) {
     put_any_value(out, v);
 }
 
+/// `kv` as a `Span.attributes` field (tag, length, `KeyValue`): what a record's encoded
+/// attributes are made of (`export::finished`).
+pub(crate) fn put_attribute(out: &mut Vec<u8>, kv: &KeyValue) {
+    let (key, value) = (kv.key.as_str(), &kv.value);
+    put_len_field(out, 9, kv_len(key, value));
+    put_kv(out, key, value);
+}
+
 /// A packed entry's `KeyValue` message's fields (its length already written).
 fn put_entry(out: &mut Vec<u8>, prefix: &str, name: &str, value: &str) {
     let key = prefix.len() + name.len();
@@ -509,9 +558,9 @@ fn put_scope(out: &mut Vec<u8>, s: &InstrumentationScope) {
     put_attrs(out, 3, s.attributes());
 }
 
-/// Writes the `Span` message of `s`; `attr_lens` starts with the lengths [`span_len`] gave its
-/// attributes.
-fn put_span(out: &mut Vec<u8>, s: &SpanData, attr_lens: &[u32]) {
+/// Writes the `Span` message of `s`, with the attribute fields `pre` before its own; `attr_lens`
+/// starts with the lengths [`span_len`] gave its attributes.
+fn put_span(out: &mut Vec<u8>, s: &SpanData, pre: &[u8], attr_lens: &[u32]) {
     let cx = &s.span_context;
     put_bytes_field(out, 1, &cx.trace_id().to_bytes());
     put_bytes_field(out, 2, &cx.span_id().to_bytes());
@@ -524,6 +573,7 @@ fn put_span(out: &mut Vec<u8>, s: &SpanData, attr_lens: &[u32]) {
     out.push(span_kind(&s.span_kind));
     put_fixed64_field(out, 7, to_nanos(s.start_time));
     put_fixed64_field(out, 8, to_nanos(s.end_time));
+    out.extend_from_slice(pre);
     put_attrs_sized(out, 9, &s.attributes, attr_lens);
     put_u32_field(out, 10, s.dropped_attributes_count);
     for e in s.events.iter() {

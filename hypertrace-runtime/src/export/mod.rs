@@ -3,6 +3,7 @@
 
 pub(crate) mod batch;
 pub(crate) mod encode;
+pub(crate) mod finished;
 #[cfg(any(feature = "otlp-http", feature = "zipkin"))]
 pub(crate) mod http_client;
 pub(crate) mod json;
@@ -32,7 +33,9 @@ use std::sync::Arc;
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanExporter};
 
 use crate::config::{Config, Reporting, TraceReporterType};
+pub(crate) use batch::SpanSink;
 pub use batch::{BatchExporter, ExportStats};
+pub use finished::FinishedSpan;
 
 /// Why the exporter could not be built; the message never holds a token or header value.
 #[derive(Debug, Clone)]
@@ -134,6 +137,9 @@ pub(crate) struct Pipeline {
     pub stats: Arc<ExportStats>,
     /// The spans' resource, which the metrics share (one `service.instance.id`).
     pub resource: opentelemetry_sdk::Resource,
+    /// Where the agent's own server spans go, with the sampler they are sampled by; `None` when
+    /// nothing is exported (`enabled: false`).
+    pub spans: Option<(SpanSink, opentelemetry_sdk::trace::Sampler)>,
 }
 
 /// The pipeline around an exporter of the application's own (`Agent::with_exporter`).
@@ -185,21 +191,21 @@ fn with_batch_exporter<E: BatchExporter>(
     stats: Arc<ExportStats>,
 ) -> Pipeline {
     let settings = batch::BatchSettings::from_config(config, destination);
+    let processor = batch::BatchProcessor::borrowing(exporter, settings, stats.clone());
+    let sink = processor.sink();
+    let sampler = sampler::build(config);
     let provider = SdkTracerProvider::builder()
         // Set explicitly: the SDK would otherwise read `OTEL_TRACES_SAMPLER` from the process
         // environment behind the configuration (and `ConfigBuilder::env_vars`).
-        .with_sampler(sampler::build(config))
+        .with_sampler(sampler.clone())
         .with_resource(resource.clone())
-        .with_span_processor(batch::BatchProcessor::borrowing(
-            exporter,
-            settings,
-            stats.clone(),
-        ))
+        .with_span_processor(processor)
         .build();
     Pipeline {
         provider,
         stats,
         resource,
+        spans: Some((sink, sampler)),
     }
 }
 
@@ -228,6 +234,7 @@ pub(crate) fn disabled(config: &Config) -> Pipeline {
         provider: SdkTracerProvider::builder().build(),
         stats: Arc::new(ExportStats::default()),
         resource: resource::build(config),
+        spans: None,
     }
 }
 

@@ -13,10 +13,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::finished::FinishedSpan;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
-use opentelemetry_sdk::trace::SpanData;
 use opentelemetry_sdk::Resource;
 
 use super::batch::BatchExporter;
@@ -138,7 +138,7 @@ impl HttpExporter {
     }
 
     /// The request body of `batch`: the encoded request, gzipped when configured.
-    fn body(&self, batch: &[SpanData]) -> Result<Bytes, OTelSdkError> {
+    fn body(&self, batch: &[FinishedSpan]) -> Result<Bytes, OTelSdkError> {
         self.scratch.encode(batch, |buf| {
             if !self.gzip {
                 return Ok(Bytes::from(std::mem::take(buf)));
@@ -158,7 +158,7 @@ impl HttpExporter {
 }
 
 impl BatchExporter for HttpExporter {
-    async fn export(&self, batch: &[SpanData]) -> OTelSdkResult {
+    async fn export(&self, batch: &[FinishedSpan]) -> OTelSdkResult {
         if self.shut_down.load(Ordering::Relaxed) {
             return Err(OTelSdkError::AlreadyShutdown);
         }

@@ -3,8 +3,8 @@
 
 use std::sync::Mutex;
 
+use super::finished::FinishedSpan;
 use bytes::Bytes;
-use opentelemetry_sdk::trace::SpanData;
 use opentelemetry_sdk::Resource;
 
 use super::encode::TraceEncoder;
@@ -40,7 +40,7 @@ impl Scratch {
     /// (to compress it).
     pub(super) fn encode<R>(
         &self,
-        batch: &[SpanData],
+        batch: &[FinishedSpan],
         use_bytes: impl FnOnce(&mut Vec<u8>) -> R,
     ) -> R {
         let mut parts = self.0.lock().unwrap_or_else(|p| p.into_inner());

@@ -13,6 +13,12 @@ const SPAN_OVERHEAD: usize = std::mem::size_of::<SpanData>() + 64;
 /// A key-value pair's own slot (key and value headers).
 const KV_OVERHEAD: usize = std::mem::size_of::<KeyValue>();
 
+/// The estimated bytes a finished span holds: its `SpanData`'s, and its encoded attributes
+/// byte for byte.
+pub(crate) fn finished_bytes(span: &super::finished::FinishedSpan) -> usize {
+    span_bytes(span.data()) + span.pre_encoded().len()
+}
+
 /// The estimated bytes `span` holds.
 pub(crate) fn span_bytes(span: &SpanData) -> usize {
     let mut n = SPAN_OVERHEAD + span.name.len() + attrs(&span.attributes);

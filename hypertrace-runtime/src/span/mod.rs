@@ -11,6 +11,7 @@
 
 pub mod body;
 pub(crate) mod exception;
+pub(crate) mod record;
 pub(crate) mod server;
 
 use opentelemetry::trace::SpanRef;

@@ -163,14 +163,22 @@ pub(crate) fn start_span(
     start: Option<SystemTime>,
 ) -> Context {
     let server = kind == SpanKind::Server;
-    let mut builder = agent
-        .tracer
-        .span_builder(name)
-        .with_kind(kind)
-        .with_attributes(attrs);
-    builder.start_time = start;
-    let span = builder.start_with_context(&agent.tracer, parent);
-    let cx = parent.with_span(span);
+    let cx = match &agent.own_spans {
+        Some(own) => match own.start(kind, name, parent, attrs, start) {
+            Some(span) => parent.with_span(span),
+            // Telemetry suppressed, or the pipeline shut down: the SDK's empty span.
+            None => parent.with_span(agent.tracer.start_with_context("", parent)),
+        },
+        None => {
+            let mut builder = agent
+                .tracer
+                .span_builder(name)
+                .with_kind(kind)
+                .with_attributes(attrs);
+            builder.start_time = start;
+            parent.with_span(builder.start_with_context(&agent.tracer, parent))
+        }
+    };
     if !server {
         return cx;
     }

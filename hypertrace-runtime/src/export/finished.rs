@@ -1,0 +1,421 @@
+//! A finished span as the batch processor holds it: either the SDK's `SpanData` (an app's own
+//! OpenTelemetry spans, the client and SQL spans) or the agent's own [`Record`] (every server span),
+//! whose attributes are mostly written already in OTLP's protobuf encoding.
+//!
+//! Why the agent records its server spans itself: an SDK span keeps each attribute as a
+//! `KeyValue` in a growing `Vec`, hands the export thread a `SpanData` to free (a free on another
+//! thread is what glibc's malloc makes expensive), and leaves every attribute to be walked again
+//! by the encoder. A [`Record`] is taken from a pool when the request starts, its plain attributes
+//! are encoded into a buffer that keeps its capacity from request to request, and after export it
+//! goes back to the pool, to be cleared by the next request that takes it: nothing the serving
+//! thread allocated is freed on the export thread, and the encoder copies those bytes.
+//!
+//! What stays a `KeyValue` in the record's `SpanData` is what the export thread still works on or
+//! what the encoding would not give back exactly: attributes whose key starts with a NUL byte
+//! (bodies waiting for redaction, packed headers, gRPC messages waiting to be written as JSON),
+//! empty arrays (whose element type the encoding loses) and value kinds the encoder does not know.
+
+use std::borrow::Cow;
+use std::time::SystemTime;
+
+use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status};
+use opentelemetry::{Array, InstrumentationScope, KeyValue, Value};
+use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
+
+use crate::capture::packed::unpacked;
+
+/// A finished span waiting for export, as a [`BatchExporter`](crate::BatchExporter) borrows it.
+///
+/// The agent's [`TraceEncoder`](crate::TraceEncoder) encodes it as it is; any other exporter
+/// reads it as the SDK's `SpanData` with [`FinishedSpan::to_span_data`].
+#[derive(Debug)]
+pub struct FinishedSpan(pub(crate) Repr);
+
+// The SDK's spans arrive as `SpanData` by value and stay so; boxing them would add an allocation.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub(crate) enum Repr {
+    Sdk(SpanData),
+    Agent(Box<Record>),
+}
+
+impl FinishedSpan {
+    /// The span as the SDK's `SpanData`, every attribute in it as its own `KeyValue` (a request's
+    /// headers included, which the agent carries packed).
+    pub fn to_span_data(&self) -> SpanData {
+        let data = self.data();
+        let pre = self.pre_encoded();
+        let attributes = if pre.is_empty() {
+            unpacked(&data.attributes).into_owned()
+        } else {
+            let mut all = decode_attributes(pre);
+            all.extend(unpacked(&data.attributes).into_owned());
+            all
+        };
+        SpanData {
+            span_context: data.span_context.clone(),
+            parent_span_id: data.parent_span_id,
+            parent_span_is_remote: data.parent_span_is_remote,
+            span_kind: data.span_kind.clone(),
+            name: data.name.clone(),
+            start_time: data.start_time,
+            end_time: data.end_time,
+            attributes,
+            dropped_attributes_count: data.dropped_attributes_count,
+            events: data.events.clone(),
+            links: data.links.clone(),
+            status: data.status.clone(),
+            instrumentation_scope: data.instrumentation_scope.clone(),
+        }
+    }
+
+    /// Everything but the pre-encoded attributes.
+    pub(crate) fn data(&self) -> &SpanData {
+        match &self.0 {
+            Repr::Sdk(d) => d,
+            Repr::Agent(r) => &r.data,
+        }
+    }
+
+    pub(crate) fn data_mut(&mut self) -> &mut SpanData {
+        match &mut self.0 {
+            Repr::Sdk(d) => d,
+            Repr::Agent(r) => &mut r.data,
+        }
+    }
+
+    /// The attributes already encoded: `Span.attributes` fields, tag and length included.
+    pub(crate) fn pre_encoded(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Sdk(_) => &[],
+            Repr::Agent(r) => &r.encoded,
+        }
+    }
+}
+
+impl From<SpanData> for FinishedSpan {
+    fn from(d: SpanData) -> Self {
+        FinishedSpan(Repr::Sdk(d))
+    }
+}
+
+/// The agent's own span record: see the module documentation.
+#[derive(Debug)]
+pub(crate) struct Record {
+    /// The span, but for the attributes in `encoded`.
+    pub(crate) data: SpanData,
+    /// `Span.attributes` fields (tag 9, length, `KeyValue` message), in the order they were set.
+    pub(crate) encoded: Vec<u8>,
+    /// How many attributes `encoded` holds.
+    pub(crate) encoded_count: u32,
+}
+
+/// A record whose buffers grew past this is freed after export rather than pooled: one request
+/// with a huge attribute must not leave every pooled record that large.
+pub(crate) const KEPT_CAPACITY: usize = 16 * 1024;
+
+impl Record {
+    pub(crate) fn new() -> Box<Record> {
+        Box::new(Record {
+            data: SpanData {
+                span_context: SpanContext::empty_context(),
+                parent_span_id: SpanId::INVALID,
+                parent_span_is_remote: false,
+                span_kind: SpanKind::Internal,
+                name: Cow::Borrowed(""),
+                start_time: SystemTime::UNIX_EPOCH,
+                end_time: SystemTime::UNIX_EPOCH,
+                attributes: Vec::new(),
+                dropped_attributes_count: 0,
+                events: SpanEvents::default(),
+                links: SpanLinks::default(),
+                status: Status::Unset,
+                instrumentation_scope: InstrumentationScope::default(),
+            },
+            encoded: Vec::new(),
+            encoded_count: 0,
+        })
+    }
+
+    /// Forgets the previous span, keeping the buffers' capacity.
+    pub(crate) fn clear(&mut self) {
+        let d = &mut self.data;
+        d.attributes.clear();
+        d.dropped_attributes_count = 0;
+        d.events.events.clear();
+        d.events.dropped_count = 0;
+        d.links.links.clear();
+        d.links.dropped_count = 0;
+        d.name = Cow::Borrowed("");
+        d.status = Status::Unset;
+        d.span_context = SpanContext::empty_context();
+        self.encoded.clear();
+        self.encoded_count = 0;
+    }
+
+    /// Whether the record is small enough to be pooled after export.
+    pub(crate) fn keep(&self) -> bool {
+        self.encoded.capacity() <= KEPT_CAPACITY && self.data.attributes.capacity() <= 256
+    }
+
+    /// How many attributes the span has.
+    pub(crate) fn attribute_count(&self) -> usize {
+        self.encoded_count as usize + self.data.attributes.len()
+    }
+
+    /// Adds `kv`, encoded unless the module documentation says it stays a `KeyValue`.
+    pub(crate) fn push_attribute(&mut self, kv: KeyValue) {
+        if encodable(&kv) {
+            super::encode::put_attribute(&mut self.encoded, &kv);
+            self.encoded_count += 1;
+        } else {
+            self.data.attributes.push(kv);
+        }
+    }
+}
+
+/// Whether `kv` is written into a record's encoded attributes (see the module documentation).
+fn encodable(kv: &KeyValue) -> bool {
+    if kv.key.as_str().starts_with('\0') {
+        return false;
+    }
+    match &kv.value {
+        Value::Bool(_) | Value::I64(_) | Value::F64(_) | Value::String(_) => true,
+        Value::Array(Array::Bool(v)) => !v.is_empty(),
+        Value::Array(Array::I64(v)) => !v.is_empty(),
+        Value::Array(Array::F64(v)) => !v.is_empty(),
+        Value::Array(Array::String(v)) => !v.is_empty(),
+        _ => false,
+    }
+}
+
+// --- reading the encoded attributes back (the cold path: exporters other than OTLP) -------------
+
+/// A protobuf reader over bytes this crate wrote: a malformed input is a bug here, so reading
+/// stops at the first thing it does not expect rather than reporting an error.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn varint(&mut self) -> Option<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let (&b, rest) = self.0.split_first()?;
+            self.0 = rest;
+            v |= ((b & 0x7f) as u64) << shift;
+            if b < 0x80 {
+                return Some(v);
+            }
+        }
+        None
+    }
+
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if n > self.0.len() {
+            return None;
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Some(a)
+    }
+
+    /// The next field: its number, and its bytes (a varint's value as its 8 bytes, a fixed64's
+    /// 8 bytes, a length-delimited field's contents).
+    fn field(&mut self) -> Option<(u64, Field<'a>)> {
+        let key = self.varint()?;
+        let f = match key & 7 {
+            0 => Field::Varint(self.varint()?),
+            1 => Field::Fixed64(u64::from_le_bytes(self.take(8)?.try_into().ok()?)),
+            2 => {
+                let n = self.varint()? as usize;
+                Field::Len(self.take(n)?)
+            }
+            _ => return None,
+        };
+        Some((key >> 3, f))
+    }
+}
+
+enum Field<'a> {
+    Varint(u64),
+    Fixed64(u64),
+    Len(&'a [u8]),
+}
+
+fn utf8(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// The attributes of `Span.attributes` fields, as [`Record::push_attribute`] wrote them.
+pub(crate) fn decode_attributes(bytes: &[u8]) -> Vec<KeyValue> {
+    let mut out = Vec::new();
+    let mut r = Reader(bytes);
+    while let Some((9, Field::Len(kv))) = r.field() {
+        let (mut key, mut value) = (String::new(), Value::from(""));
+        let mut r = Reader(kv);
+        while let Some((n, f)) = r.field() {
+            match (n, f) {
+                (1, Field::Len(k)) => key = utf8(k),
+                (2, Field::Len(v)) => value = decode_any(v).unwrap_or(value),
+                _ => {}
+            }
+        }
+        out.push(KeyValue::new(key, value));
+    }
+    out
+}
+
+/// One `AnyValue` of the kinds [`encodable`] lets through.
+fn decode_any(bytes: &[u8]) -> Option<Value> {
+    let mut r = Reader(bytes);
+    Some(match r.field()? {
+        (1, Field::Len(s)) => Value::from(utf8(s)),
+        (2, Field::Varint(b)) => Value::Bool(b != 0),
+        (3, Field::Varint(i)) => Value::I64(i as i64),
+        (4, Field::Fixed64(f)) => Value::F64(f64::from_bits(f)),
+        (5, Field::Len(a)) => {
+            let mut elems = Vec::new();
+            let mut r = Reader(a);
+            while let Some((1, Field::Len(e))) = r.field() {
+                elems.push(decode_any(e)?);
+            }
+            Value::Array(match elems.first()? {
+                Value::Bool(_) => Array::Bool(collect(elems, |v| match v {
+                    Value::Bool(b) => Some(b),
+                    _ => None,
+                })?),
+                Value::I64(_) => Array::I64(collect(elems, |v| match v {
+                    Value::I64(i) => Some(i),
+                    _ => None,
+                })?),
+                Value::F64(_) => Array::F64(collect(elems, |v| match v {
+                    Value::F64(f) => Some(f),
+                    _ => None,
+                })?),
+                Value::String(_) => Array::String(collect(elems, |v| match v {
+                    Value::String(s) => Some(s),
+                    _ => None,
+                })?),
+                _ => return None,
+            })
+        }
+        _ => return None,
+    })
+}
+
+fn collect<T>(elems: Vec<Value>, f: impl Fn(Value) -> Option<T>) -> Option<Vec<T>> {
+    elems.into_iter().map(f).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values() -> Vec<KeyValue> {
+        vec![
+            KeyValue::new("http.request.method", "POST"),
+            KeyValue::new("empty", ""),
+            KeyValue::new("", "no key"),
+            KeyValue::new("yes", true),
+            KeyValue::new("no", false),
+            KeyValue::new("zero", 0i64),
+            KeyValue::new("neg", -42i64),
+            KeyValue::new("max", i64::MAX),
+            KeyValue::new("pi", std::f64::consts::PI),
+            KeyValue::new("nzero", -0.0f64),
+            KeyValue::new("bools", Value::Array(Array::Bool(vec![true, false]))),
+            KeyValue::new("ints", Value::Array(Array::I64(vec![1, -1, i64::MIN]))),
+            KeyValue::new("floats", Value::Array(Array::F64(vec![1.5, f64::INFINITY]))),
+            KeyValue::new(
+                "strings",
+                Value::Array(Array::String(vec!["a".into(), "".into(), "é€".into()])),
+            ),
+            KeyValue::new("utf8", "héllo \u{1F600}"),
+        ]
+    }
+
+    /// Every value kind a record encodes reads back as the same attribute, in order.
+    #[test]
+    fn encoded_attributes_read_back_as_they_were_set() {
+        let mut r = Record::new();
+        for kv in values() {
+            r.push_attribute(kv);
+        }
+        assert_eq!(r.encoded_count as usize, values().len());
+        assert!(r.data.attributes.is_empty());
+        let back = decode_attributes(&r.encoded);
+        assert_eq!(back.len(), values().len());
+        for (a, b) in back.iter().zip(values()) {
+            assert_eq!(a.key, b.key);
+            match (&a.value, &b.value) {
+                (Value::F64(x), Value::F64(y)) => assert_eq!(x.to_bits(), y.to_bits()),
+                (x, y) => assert_eq!(x, y),
+            }
+        }
+    }
+
+    /// What the encoding would not give back exactly, or what the export thread still works on,
+    /// stays a `KeyValue`.
+    #[test]
+    fn marked_keys_and_empty_arrays_stay_key_values() {
+        let mut r = Record::new();
+        r.push_attribute(KeyValue::new("\0hypertrace.packed", "x"));
+        r.push_attribute(KeyValue::new("e", Value::Array(Array::I64(vec![]))));
+        r.push_attribute(KeyValue::new("k", "v"));
+        assert_eq!(r.encoded_count, 1);
+        assert_eq!(r.data.attributes.len(), 2);
+        assert_eq!(r.attribute_count(), 3);
+        let span = FinishedSpan(Repr::Agent(r)).to_span_data();
+        let keys: Vec<_> = span.attributes.iter().map(|kv| kv.key.as_str()).collect();
+        assert_eq!(keys, ["k", "\0hypertrace.packed", "e"]);
+    }
+
+    #[test]
+    fn a_cleared_record_keeps_its_buffers() {
+        let mut r = Record::new();
+        r.push_attribute(KeyValue::new("k", "v".repeat(100)));
+        r.push_attribute(KeyValue::new("\0m", "x"));
+        let cap = r.encoded.capacity();
+        r.clear();
+        assert_eq!(r.attribute_count(), 0);
+        assert!(r.encoded.is_empty() && r.encoded.capacity() == cap);
+        assert!(r.data.attributes.capacity() > 0);
+    }
+}
+
+#[cfg(test)]
+mod encoding_tests {
+    use super::*;
+    use crate::export::encode::TraceEncoder;
+
+    /// A record encodes to the same bytes as its `SpanData` form would.
+    #[test]
+    fn a_record_encodes_as_its_span_data() {
+        let mut r = Record::new();
+        r.data.name = "POST /echo".into();
+        r.data.span_kind = SpanKind::Server;
+        r.data.start_time = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(5);
+        r.data.end_time = r.data.start_time + std::time::Duration::from_millis(3);
+        for kv in tests_values() {
+            r.push_attribute(kv);
+        }
+        r.push_attribute(KeyValue::new("\0hypertrace.unknown", "kept as it is"));
+        let finished = FinishedSpan(Repr::Agent(r));
+        let plain = finished.to_span_data();
+        let resource = opentelemetry_sdk::Resource::builder_empty().build();
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        TraceEncoder::new(&resource).encode(std::slice::from_ref(&finished), &mut a);
+        TraceEncoder::new(&resource).encode(&[plain], &mut b);
+        assert_eq!(a, b);
+    }
+}
+
+#[cfg(test)]
+fn tests_values() -> Vec<KeyValue> {
+    vec![
+        KeyValue::new("http.request.method", "POST"),
+        KeyValue::new("n", 7i64),
+        KeyValue::new("f", 0.5f64),
+        KeyValue::new("b", true),
+        KeyValue::new("a", Value::Array(Array::String(vec!["x".into()]))),
+    ]
+}

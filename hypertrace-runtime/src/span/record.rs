@@ -1,0 +1,339 @@
+//! The agent's own span, for every server span: an OpenTelemetry [`Span`] recorded straight into a
+//! pooled record (`export::finished`), without the SDK's tracer, `SpanData` or `KeyValue` list.
+//!
+//! It does what the SDK's span does, so that nothing an application does with the server span
+//! notices the difference: the configured sampler decides, with the SDK's ids and the same
+//! trace-flags and trace-state rules; the SDK's default limits apply (128 attributes, events and
+//! links, 128 attributes per event and link, the rest counted as dropped); a status only ever goes
+//! up (Unset < Error < Ok); a span dropped without `end` ends then. Nested spans, `tracing` spans
+//! and outgoing calls see it through the context as they would see an SDK span: they read its
+//! `SpanContext`, and `Context::current().span().set_attribute(..)` records on it.
+
+use std::borrow::Cow;
+use std::time::SystemTime;
+
+use opentelemetry::trace::{
+    Event, Link, SpanContext, SpanKind, Status, TraceContextExt, TraceFlags,
+};
+use opentelemetry::{Context, InstrumentationScope, KeyValue};
+use opentelemetry_sdk::trace::{
+    IdGenerator, RandomIdGenerator, Sampler, SamplingDecision, ShouldSample,
+};
+
+use crate::export::finished::Record;
+use crate::export::SpanSink;
+
+/// The SDK's default span limits (`SpanLimits::default()`), which the agent's provider uses.
+const MAX_ATTRIBUTES: usize = 128;
+const MAX_EVENTS: usize = 128;
+const MAX_LINKS: usize = 128;
+const MAX_ATTRIBUTES_PER_EVENT: usize = 128;
+const MAX_ATTRIBUTES_PER_LINK: usize = 128;
+
+/// What the agent needs to record its own spans: where they go, how they are sampled, and the
+/// scope they are reported under (the agent tracer's, `hypertrace`).
+#[derive(Debug)]
+pub(crate) struct OwnSpans {
+    sink: SpanSink,
+    sampler: Sampler,
+    scope: InstrumentationScope,
+}
+
+impl OwnSpans {
+    pub(crate) fn new(sink: SpanSink, sampler: Sampler, scope: InstrumentationScope) -> Self {
+        OwnSpans {
+            sink,
+            sampler,
+            scope,
+        }
+    }
+
+    /// Starts a span as the SDK's tracer would (`build_with_context`), or `None` where the SDK's
+    /// answer is an empty non-recording span (telemetry suppressed, the pipeline shut down): the
+    /// caller then asks the SDK.
+    pub(crate) fn start(
+        &self,
+        kind: SpanKind,
+        name: Cow<'static, str>,
+        parent: &Context,
+        attrs: Vec<KeyValue>,
+        start: Option<SystemTime>,
+    ) -> Option<AgentSpan> {
+        if parent.is_telemetry_suppressed() || self.sink.is_shut_down() {
+            return None;
+        }
+        let ids = RandomIdGenerator::default();
+        let span_id = ids.new_span_id();
+        let parent_span = parent.span();
+        let empty = SpanContext::empty_context();
+        let psc = match parent_span.span_context() {
+            sc if sc.is_valid() => sc,
+            _ => &empty,
+        };
+        let trace_id = if psc.is_valid() {
+            psc.trace_id()
+        } else {
+            ids.new_trace_id()
+        };
+        let result = self
+            .sampler
+            .should_sample(Some(parent), trace_id, &name, &kind, &attrs, &[]);
+        let sampled = match result.decision {
+            SamplingDecision::Drop => {
+                let cx = SpanContext::new(
+                    trace_id,
+                    span_id,
+                    TraceFlags::default(),
+                    false,
+                    result.trace_state,
+                );
+                return Some(AgentSpan {
+                    cx,
+                    record: None,
+                    sink: None,
+                });
+            }
+            SamplingDecision::RecordAndSample => true,
+            SamplingDecision::RecordOnly => false,
+        };
+        let cx = SpanContext::new(
+            trace_id,
+            span_id,
+            psc.trace_flags().with_sampled(sampled),
+            false,
+            result.trace_state,
+        );
+        let mut record = self.sink.record();
+        let start = start.unwrap_or_else(opentelemetry::time::now);
+        let d = &mut record.data;
+        d.span_context = cx.clone();
+        d.parent_span_id = psc.span_id();
+        d.parent_span_is_remote = psc.is_valid() && psc.is_remote();
+        d.span_kind = kind;
+        d.name = name;
+        d.start_time = start;
+        d.end_time = start;
+        if d.instrumentation_scope != self.scope {
+            d.instrumentation_scope = self.scope.clone();
+        }
+        let mut span = AgentSpan {
+            cx,
+            record: Some(record),
+            sink: Some(self.sink.clone()),
+        };
+        for kv in attrs.into_iter().chain(result.attributes) {
+            span.add_attribute(kv);
+        }
+        Some(span)
+    }
+}
+
+/// A span the agent records itself: see the module documentation.
+#[derive(Debug)]
+pub(crate) struct AgentSpan {
+    cx: SpanContext,
+    /// `None` for a span the sampler dropped, and once ended.
+    record: Option<Box<Record>>,
+    sink: Option<SpanSink>,
+}
+
+impl AgentSpan {
+    fn add_attribute(&mut self, kv: KeyValue) {
+        if let Some(r) = &mut self.record {
+            if r.attribute_count() < MAX_ATTRIBUTES {
+                r.push_attribute(kv);
+            } else {
+                r.data.dropped_attributes_count += 1;
+            }
+        }
+    }
+}
+
+impl opentelemetry::trace::Span for AgentSpan {
+    fn add_event_with_timestamp<T>(
+        &mut self,
+        name: T,
+        timestamp: SystemTime,
+        mut attributes: Vec<KeyValue>,
+    ) where
+        T: Into<Cow<'static, str>>,
+    {
+        let Some(r) = &mut self.record else { return };
+        let events = &mut r.data.events;
+        if events.events.len() < MAX_EVENTS {
+            let dropped = attributes.len().saturating_sub(MAX_ATTRIBUTES_PER_EVENT);
+            attributes.truncate(MAX_ATTRIBUTES_PER_EVENT);
+            events
+                .events
+                .push(Event::new(name, timestamp, attributes, dropped as u32));
+        } else {
+            events.dropped_count += 1;
+        }
+    }
+
+    fn span_context(&self) -> &SpanContext {
+        &self.cx
+    }
+
+    fn is_recording(&self) -> bool {
+        self.record.is_some()
+    }
+
+    fn set_attribute(&mut self, attribute: KeyValue) {
+        self.add_attribute(attribute);
+    }
+
+    fn set_status(&mut self, status: Status) {
+        if let Some(r) = &mut self.record {
+            if status > r.data.status {
+                r.data.status = status;
+            }
+        }
+    }
+
+    fn update_name<T>(&mut self, new_name: T)
+    where
+        T: Into<Cow<'static, str>>,
+    {
+        if let Some(r) = &mut self.record {
+            r.data.name = new_name.into();
+        }
+    }
+
+    fn add_link(&mut self, span_context: SpanContext, mut attributes: Vec<KeyValue>) {
+        let Some(r) = &mut self.record else { return };
+        let links = &mut r.data.links;
+        if links.links.len() < MAX_LINKS {
+            let dropped = attributes.len().saturating_sub(MAX_ATTRIBUTES_PER_LINK);
+            attributes.truncate(MAX_ATTRIBUTES_PER_LINK);
+            links
+                .links
+                .push(Link::new(span_context, attributes, dropped as u32));
+        } else {
+            links.dropped_count += 1;
+        }
+    }
+
+    fn end_with_timestamp(&mut self, timestamp: SystemTime) {
+        self.finish(Some(timestamp));
+    }
+}
+
+impl AgentSpan {
+    fn finish(&mut self, timestamp: Option<SystemTime>) {
+        let (Some(mut r), Some(sink)) = (self.record.take(), self.sink.take()) else {
+            return;
+        };
+        // As the SDK: a pipeline shut down meanwhile takes no more spans.
+        if sink.is_shut_down() {
+            return;
+        }
+        match timestamp {
+            Some(t) => r.data.end_time = t,
+            None if r.data.end_time == r.data.start_time => {
+                r.data.end_time = opentelemetry::time::now()
+            }
+            None => {}
+        }
+        sink.end(r);
+    }
+}
+
+impl Drop for AgentSpan {
+    /// A span dropped without `end` ends now, as the SDK's does.
+    fn drop(&mut self) {
+        self.finish(None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, TraceReporterType};
+    use opentelemetry::trace::Span as _;
+    use opentelemetry_sdk::trace::{SpanData, SpanExporter};
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Debug, Default)]
+    struct InMemorySpanExporter(Arc<Mutex<Vec<SpanData>>>);
+    impl SpanExporter for InMemorySpanExporter {
+        async fn export(&self, batch: Vec<SpanData>) -> opentelemetry_sdk::error::OTelSdkResult {
+            self.0.lock().unwrap().extend(batch);
+            Ok(())
+        }
+    }
+
+    fn agent(exporter: InMemorySpanExporter) -> crate::Agent {
+        let mut config = Config::defaults("test");
+        config.reporting.trace_reporter_type = TraceReporterType::None;
+        config.telemetry.metrics_enabled = false;
+        crate::Agent::with_exporter(config, exporter)
+    }
+
+    fn exported(agent: &crate::Agent, e: &InMemorySpanExporter) -> Vec<SpanData> {
+        agent.tracer_provider().force_flush().unwrap();
+        e.0.lock().unwrap().clone()
+    }
+
+    /// The agent's spans reach the exporter as the SDK's would: scope, parent, limits, status.
+    #[test]
+    fn an_agent_span_is_exported_like_an_sdk_span() {
+        let e = InMemorySpanExporter::default();
+        let agent = agent(e.clone());
+        let own = agent.own_spans.as_ref().expect("own spans");
+        let parent = Context::new();
+        let mut span = own
+            .start(
+                SpanKind::Server,
+                "GET /x".into(),
+                &parent,
+                vec![KeyValue::new("a", "1")],
+                None,
+            )
+            .expect("recording");
+        for i in 0..200 {
+            span.set_attribute(KeyValue::new(format!("k{i}"), i as i64));
+        }
+        span.set_status(Status::Ok);
+        span.set_status(Status::error("lower than Ok"));
+        span.add_event("e", vec![]);
+        let cx = span.span_context().clone();
+        drop(span); // ends it
+        let spans = exported(&agent, &e);
+        assert_eq!(spans.len(), 1);
+        let s = &spans[0];
+        assert_eq!(s.span_context, cx);
+        assert!(cx.is_sampled() && cx.is_valid());
+        assert_eq!(s.instrumentation_scope.name(), "hypertrace");
+        assert_eq!(s.name, "GET /x");
+        assert_eq!(s.span_kind, SpanKind::Server);
+        assert_eq!(s.attributes.len(), MAX_ATTRIBUTES);
+        assert_eq!(s.dropped_attributes_count, 201 - MAX_ATTRIBUTES as u32);
+        assert_eq!(s.attributes[0], KeyValue::new("a", "1"));
+        assert_eq!(s.status, Status::Ok);
+        assert_eq!(s.events.len(), 1);
+        assert!(s.end_time > s.start_time);
+    }
+
+    /// A record goes back to the pool after export and serves the next span, cleared.
+    #[test]
+    fn records_are_reused_cleared() {
+        let e = InMemorySpanExporter::default();
+        let agent = agent(e.clone());
+        let own = agent.own_spans.as_ref().unwrap();
+        let start = |name: &'static str| {
+            own.start(SpanKind::Server, name.into(), &Context::new(), vec![], None)
+                .unwrap()
+        };
+        let mut first = start("first");
+        first.set_attribute(KeyValue::new("only.on.first", true));
+        first.end();
+        exported(&agent, &e);
+        let second = start("second");
+        assert_eq!(second.record.as_ref().unwrap().attribute_count(), 0);
+        drop(second);
+        let spans = exported(&agent, &e);
+        let second = spans.iter().find(|s| s.name == "second").unwrap();
+        assert!(second.attributes.is_empty());
+    }
+}
