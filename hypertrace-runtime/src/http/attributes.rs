@@ -88,6 +88,15 @@ fn text(bytes: &[u8]) -> String {
     }
 }
 
+/// The most attributes [`request`] records under `sc`: the capacity of the list it fills.
+///
+/// Exact rather than generous: a `KeyValue` is 56 bytes, and a list of more than 18 of them is
+/// larger than the 1,032 bytes that glibc's malloc serves from its per-thread cache; one per
+/// request of that size costs the allocator's slower path, and its free more than that.
+pub(crate) fn request_capacity(sc: Semconv) -> usize {
+    1 + if sc.old { 9 } else { 0 } + if sc.stable { 10 } else { 0 }
+}
+
 /// Attributes known when the request arrives. `http.route` only when axum matched a route.
 ///
 /// Per request, on the hot path: values are moved rather than cloned unless both key sets are on,
@@ -214,6 +223,28 @@ mod tests {
         assert_eq!(split_host_port("[::1]"), ("::1", None));
         assert_eq!(split_host_port("::1"), ("::1", None));
         assert_eq!(split_host_port("h:bad"), ("h", None));
+    }
+
+    /// A request with everything [`request`] can record (route, host, user agent, peer, query)
+    /// fills the list to its capacity and no further, under each convention.
+    #[test]
+    fn the_request_list_is_sized_exactly() {
+        let mut req = Request::builder()
+            .uri("https://example.com:8443/a/b?x=1")
+            .header(header::HOST, "example.com:8443")
+            .header(header::USER_AGENT, "t")
+            .body(())
+            .unwrap();
+        req.extensions_mut()
+            .insert(ConnectInfo("10.0.0.1:5000".parse::<SocketAddr>().unwrap()));
+        for (old, stable) in [(true, false), (false, true), (true, true)] {
+            let sc = Semconv { old, stable };
+            let mut out = Vec::with_capacity(request_capacity(sc));
+            let cap = out.capacity();
+            request(&req, Some("/a/{id}"), sc, &mut out);
+            assert_eq!(out.len(), request_capacity(sc), "{sc:?}");
+            assert_eq!(out.capacity(), cap, "{sc:?}: the list grew");
+        }
     }
 
     #[test]

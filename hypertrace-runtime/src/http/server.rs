@@ -107,7 +107,7 @@ where
     let (name, attrs) = if surely_unsampled(agent, &parent) {
         (Cow::Borrowed(""), Vec::new())
     } else {
-        let mut attrs = Vec::with_capacity(32);
+        let mut attrs = Vec::with_capacity(attributes::request_capacity(cfg.semconv.http));
         attributes::request(&req, route, cfg.semconv.http, &mut attrs);
         (span_name(req.method(), route, ov.name), attrs)
     };
