@@ -698,6 +698,15 @@ impl SpanSink {
         }
     }
 
+    /// A record taken with [`record`](Self::record) and not used (the sampler dropped its span):
+    /// kept for this thread's next span when it has none waiting, else freed.
+    pub(crate) fn give_back(&self, record: Box<Record>) {
+        NEXT_RECORD.with(|n| match n.take() {
+            None => n.set(Some(record)),
+            waiting => n.set(waiting),
+        });
+    }
+
     /// Queues an ended span's record (dropped, as the processor drops an SDK span, when it is not
     /// sampled).
     pub(crate) fn end(&self, record: Box<Record>) {

@@ -506,6 +506,16 @@ pub(crate) fn put_attribute(out: &mut Vec<u8>, kv: &KeyValue) {
     put_kv(out, key, value);
 }
 
+/// [`put_attribute`] for a string attribute given by reference: the same bytes, without the
+/// `String` a `KeyValue` would need.
+pub(crate) fn put_str_attribute(out: &mut Vec<u8>, key: &str, value: &str) {
+    let any = len_field_len(value.len());
+    put_len_field(out, 9, str_field_len(key) + len_field_len(any));
+    put_str_field(out, 1, key);
+    put_len_field(out, 2, any);
+    put_bytes_field(out, 1, value.as_bytes());
+}
+
 /// A packed entry's `KeyValue` message's fields (its length already written).
 fn put_entry(out: &mut Vec<u8>, prefix: &str, name: &str, value: &str) {
     let key = prefix.len() + name.len();
@@ -644,5 +654,20 @@ mod tests {
             assert_eq!(b.len(), n, "{v}");
         }
         assert_eq!(varint_len(-1i64 as u64), 10);
+    }
+
+    /// A string attribute written from references is byte for byte the `KeyValue`'s encoding,
+    /// empty keys and values and lengths of several varint bytes included.
+    #[test]
+    fn a_borrowed_string_attribute_encodes_as_its_key_value() {
+        let long = "v".repeat(300);
+        for key in ["", "k", "http.request.header.x"] {
+            for value in ["", "x", long.as_str()] {
+                let (mut got, mut want) = (Vec::new(), Vec::new());
+                put_str_attribute(&mut got, key, value);
+                put_attribute(&mut want, &KeyValue::new(key.to_owned(), value.to_owned()));
+                assert_eq!(got, want, "{key:?} = {} bytes", value.len());
+            }
+        }
     }
 }

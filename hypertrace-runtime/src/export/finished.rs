@@ -146,7 +146,12 @@ impl Record {
         d.events.dropped_count = 0;
         d.links.links.clear();
         d.links.dropped_count = 0;
-        d.name = Cow::Borrowed("");
+        // A name the span wrote into its own buffer (`span::record::SpanName::Joined`) keeps
+        // the buffer for the next one.
+        match &mut d.name {
+            Cow::Owned(name) if name.capacity() <= 256 => name.clear(),
+            name => *name = Cow::Borrowed(""),
+        }
         d.status = Status::Unset;
         d.span_context = SpanContext::empty_context();
         self.encoded.clear();
@@ -161,6 +166,13 @@ impl Record {
     /// How many attributes the span has.
     pub(crate) fn attribute_count(&self) -> usize {
         self.encoded_count as usize + self.data.attributes.len()
+    }
+
+    /// Adds the string attribute `key` = `value`, encoded (never a key that stays a `KeyValue`).
+    pub(crate) fn push_str(&mut self, key: &'static str, value: &str) {
+        debug_assert!(!key.starts_with('\0'), "{key:?} is a marked key");
+        super::encode::put_str_attribute(&mut self.encoded, key, value);
+        self.encoded_count += 1;
     }
 
     /// Adds `kv`, encoded unless the module documentation says it stays a `KeyValue`.

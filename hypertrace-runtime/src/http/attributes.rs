@@ -1,11 +1,14 @@
 //! The standard attributes of HTTP spans: the Hypertrace sample span's keys (OpenTelemetry's
 //! pre-1.20 HTTP conventions), or the stable ones under `OTEL_SEMCONV_STABILITY_OPT_IN`.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, OriginalUri};
 use http::{header, Method, Request, Version};
 use opentelemetry::{KeyValue, Value};
+
+use crate::span::record::Attributes;
 
 use crate::config::Semconv;
 
@@ -81,31 +84,22 @@ fn method_value(m: &Method) -> Value {
 }
 
 /// Header text as is when UTF-8 (checked the fast way), lossily otherwise.
-fn text(bytes: &[u8]) -> String {
+fn text(bytes: &[u8]) -> Cow<'_, str> {
     match std::str::from_utf8(bytes) {
-        Ok(s) => s.to_owned(),
-        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(bytes),
     }
-}
-
-/// The most attributes [`request`] records under `sc`: the capacity of the list it fills.
-///
-/// Exact rather than generous: a `KeyValue` is 56 bytes, and a list of more than 18 of them is
-/// larger than the 1,032 bytes that glibc's malloc serves from its per-thread cache; one per
-/// request of that size costs the allocator's slower path, and its free more than that.
-pub(crate) fn request_capacity(sc: Semconv) -> usize {
-    1 + if sc.old { 9 } else { 0 } + if sc.stable { 10 } else { 0 }
 }
 
 /// Attributes known when the request arrives. `http.route` only when axum matched a route.
 ///
-/// Per request, on the hot path: values are moved rather than cloned unless both key sets are on,
-/// and the method and scheme cost no allocation.
+/// Per request, on the hot path: the values are borrowed from the request (the agent's span
+/// encodes them from there, without a `String` each), and the method and scheme are static.
 pub(crate) fn request<B>(
     req: &Request<B>,
     route: Option<&str>,
     sc: Semconv,
-    out: &mut Vec<KeyValue>,
+    out: &mut Attributes<'_>,
 ) {
     // Under `Router::nest` the handler sees the URI without the nest's prefix: the one the client
     // sent is kept in `OriginalUri`.
@@ -113,7 +107,6 @@ pub(crate) fn request<B>(
         .extensions()
         .get::<OriginalUri>()
         .map_or(req.uri(), |o| &o.0);
-    let both = sc.old && sc.stable;
     let method = method_value(req.method());
     let scheme_str = uri.scheme_str().unwrap_or("http");
     let scheme = match scheme_str {
@@ -121,25 +114,17 @@ pub(crate) fn request<B>(
         "https" => Value::from("https"),
         other => Value::from(other.to_owned()),
     };
-    let mut host = req
+    let host = req
         .headers()
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| uri.authority().map(|a| a.to_string()));
-    let (host_name, host_port) = match host.as_deref() {
+        .or_else(|| uri.authority().map(|a| a.as_str()));
+    let (host_name, host_port) = match host {
         Some(h) => split_host_port(h),
         None => ("", None),
     };
-    let host_port: Option<i64> = Some(i64::from(host_port.unwrap_or(if scheme_str == "https" {
-        443
-    } else {
-        80
-    })));
-    // The stable key wants the host without its port (and an IPv6 address without brackets); the
-    // old one the header as sent.
-    let server_address = (sc.stable && host.is_some()).then(|| host_name.to_owned());
-    let mut ua = req
+    let host_port = i64::from(host_port.unwrap_or(if scheme_str == "https" { 443 } else { 80 }));
+    let ua = req
         .headers()
         .get(header::USER_AGENT)
         .map(|v| text(v.as_bytes()));
@@ -150,50 +135,48 @@ pub(crate) fn request<B>(
     let target = uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/");
 
     if let Some(r) = route {
-        out.push(KeyValue::new("http.route", r.to_owned()));
+        out.str("http.route", r);
     }
     if sc.old {
-        out.push(KeyValue::new("http.method", method.clone()));
-        out.push(KeyValue::new("http.scheme", scheme.clone()));
-        if let Some(h) = host.take() {
-            out.push(KeyValue::new("http.host", h));
+        out.kv(KeyValue::new("http.method", method.clone()));
+        out.kv(KeyValue::new("http.scheme", scheme.clone()));
+        // The old key wants the header as sent.
+        if let Some(h) = host {
+            out.str("http.host", h);
         }
-        out.push(KeyValue::new("http.target", target.to_owned()));
-        out.push(KeyValue::new("http.flavor", flavor(req.version())));
-        if let Some(u) = if both { ua.clone() } else { ua.take() } {
-            out.push(KeyValue::new("http.user_agent", u));
+        out.str("http.target", target);
+        out.kv(KeyValue::new("http.flavor", flavor(req.version())));
+        if let Some(u) = &ua {
+            out.str("http.user_agent", u);
         }
-        if let Some(p) = host_port {
-            out.push(KeyValue::new("net.host.port", p));
-        }
+        out.kv(KeyValue::new("net.host.port", host_port));
         if let Some(peer) = peer {
-            out.push(KeyValue::new("net.peer.ip", peer.ip().to_string()));
-            out.push(KeyValue::new("net.peer.port", i64::from(peer.port())));
+            out.kv(KeyValue::new("net.peer.ip", peer.ip().to_string()));
+            out.kv(KeyValue::new("net.peer.port", i64::from(peer.port())));
         }
     }
     if sc.stable {
-        out.push(KeyValue::new("http.request.method", method));
-        out.push(KeyValue::new("url.path", uri.path().to_owned()));
+        out.kv(KeyValue::new("http.request.method", method));
+        out.str("url.path", uri.path());
         if let Some(q) = uri.query() {
-            out.push(KeyValue::new("url.query", q.to_owned()));
+            out.str("url.query", q);
         }
-        out.push(KeyValue::new("url.scheme", scheme));
-        if let Some(name) = server_address {
-            out.push(KeyValue::new("server.address", name));
+        out.kv(KeyValue::new("url.scheme", scheme));
+        // The stable key wants the host without its port (and an IPv6 address without brackets).
+        if host.is_some() {
+            out.str("server.address", host_name);
         }
-        if let Some(p) = host_port {
-            out.push(KeyValue::new("server.port", p));
-        }
-        out.push(KeyValue::new(
+        out.kv(KeyValue::new("server.port", host_port));
+        out.kv(KeyValue::new(
             "network.protocol.version",
             protocol_version(req.version()),
         ));
-        if let Some(u) = ua {
-            out.push(KeyValue::new("user_agent.original", u));
+        if let Some(u) = &ua {
+            out.str("user_agent.original", u);
         }
         if let Some(peer) = peer {
-            out.push(KeyValue::new("client.address", peer.ip().to_string()));
-            out.push(KeyValue::new("client.port", i64::from(peer.port())));
+            out.kv(KeyValue::new("client.address", peer.ip().to_string()));
+            out.kv(KeyValue::new("client.port", i64::from(peer.port())));
         }
     }
 }
@@ -225,10 +208,10 @@ mod tests {
         assert_eq!(split_host_port("h:bad"), ("h", None));
     }
 
-    /// A request with everything [`request`] can record (route, host, user agent, peer, query)
-    /// fills the list to its capacity and no further, under each convention.
+    /// Every attribute [`request`] can record (route, host, user agent, peer, query), under each
+    /// convention: the same whether written as a list of `KeyValue`s or into the agent's span.
     #[test]
-    fn the_request_list_is_sized_exactly() {
+    fn request_attributes_under_each_convention() {
         let mut req = Request::builder()
             .uri("https://example.com:8443/a/b?x=1")
             .header(header::HOST, "example.com:8443")
@@ -237,14 +220,35 @@ mod tests {
             .unwrap();
         req.extensions_mut()
             .insert(ConnectInfo("10.0.0.1:5000".parse::<SocketAddr>().unwrap()));
-        for (old, stable) in [(true, false), (false, true), (true, true)] {
-            let sc = Semconv { old, stable };
-            let mut out = Vec::with_capacity(request_capacity(sc));
-            let cap = out.capacity();
-            request(&req, Some("/a/{id}"), sc, &mut out);
-            assert_eq!(out.len(), request_capacity(sc), "{sc:?}");
-            assert_eq!(out.capacity(), cap, "{sc:?}: the list grew");
-        }
+        let keys = |sc| {
+            let mut out = Vec::new();
+            request(&req, Some("/a/{id}"), sc, &mut Attributes::list(&mut out));
+            out.into_iter()
+                .map(|kv| format!("{}={}", kv.key, kv.value))
+                .collect::<Vec<_>>()
+        };
+        let old = keys(Semconv {
+            old: true,
+            stable: false,
+        });
+        assert_eq!(old.len(), 10, "{old:?}");
+        assert!(old.contains(&"http.host=example.com:8443".to_string()));
+        assert!(old.contains(&"http.target=/a/b?x=1".to_string()));
+        let stable = keys(Semconv {
+            old: false,
+            stable: true,
+        });
+        assert_eq!(stable.len(), 11, "{stable:?}");
+        assert!(stable.contains(&"server.address=example.com".to_string()));
+        assert!(stable.contains(&"url.query=x=1".to_string()));
+        assert_eq!(
+            keys(Semconv {
+                old: true,
+                stable: true
+            })
+            .len(),
+            20
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ use crate::capture::headers::record_headers_scoped;
 use crate::capture::policy::{CaptureControl, CapturePolicy, HeaderScope, Overrides};
 use crate::metrics::ServerTimer;
 use crate::span::body::{expects_continue, EndSpan, RecordRequestBody, Tee};
+use crate::span::record::{Attributes, SpanName};
 use crate::span::server::{surely_unsampled, unsampled_context, ServerSpan, Shared};
 use crate::span::OnSpan;
 
@@ -67,22 +68,15 @@ pub(crate) fn serve<B>(agent: &Agent, req: &Request<B>, filters: bool) -> Serve 
 }
 
 /// `"{METHOD} {route}"`, `"{METHOD}"` for an unmatched request, or the handler's `name`.
-fn span_name(
-    method: &http::Method,
-    route: Option<&str>,
+fn span_name<'a>(
+    method: &'a http::Method,
+    route: Option<&'a str>,
     name: Option<&'static str>,
-) -> Cow<'static, str> {
+) -> SpanName<'a> {
     match (name, route) {
-        (Some(n), _) => Cow::Borrowed(n),
-        (None, Some(r)) => {
-            let m = method.as_str();
-            let mut name = String::with_capacity(m.len() + 1 + r.len());
-            name.push_str(m);
-            name.push(' ');
-            name.push_str(r);
-            Cow::Owned(name)
-        }
-        (None, None) => Cow::Owned(method.as_str().to_owned()),
+        (Some(n), _) => SpanName::Given(Cow::Borrowed(n)),
+        (None, Some(r)) => SpanName::Joined(method.as_str(), r),
+        (None, None) => SpanName::Copied(method.as_str()),
     }
 }
 
@@ -103,14 +97,14 @@ where
     // A clone of the extension is an `Arc` increment, not a copy of the template.
     let route = req.extensions().get::<MatchedPath>().cloned();
     let route = route.as_ref().map(MatchedPath::as_str);
-    // An unsampled span records nothing: neither its name nor its attributes are built.
-    let (name, attrs) = if surely_unsampled(agent, &parent) {
-        (Cow::Borrowed(""), Vec::new())
+    // An unsampled span records nothing: its name is not built, and its attributes are written
+    // only for a span that records.
+    let name = if surely_unsampled(agent, &parent) {
+        SpanName::Given(Cow::Borrowed(""))
     } else {
-        let mut attrs = Vec::with_capacity(attributes::request_capacity(cfg.semconv.http));
-        attributes::request(&req, route, cfg.semconv.http, &mut attrs);
-        (span_name(req.method(), route, ov.name), attrs)
+        span_name(req.method(), route, ov.name)
     };
+    let attrs = |out: &mut Attributes<'_>| attributes::request(&req, route, cfg.semconv.http, out);
     // The caller's `tracestate` (extracted with its `traceparent`) may ask for less or more.
     let control = CaptureControl::of(cfg, parent.span().span_context().trace_state());
     let policy = CapturePolicy::resolve(CapturePolicy::http(dc), control, ov);

@@ -51,17 +51,25 @@ impl OwnSpans {
     /// Starts a span as the SDK's tracer would (`build_with_context`), or `None` where the SDK's
     /// answer is an empty non-recording span (telemetry suppressed, the pipeline shut down): the
     /// caller then asks the SDK.
+    ///
+    /// `attrs` writes the span's first attributes, and is called only for a span that records.
+    /// So the sampler sees the name but not these attributes (the SDK's would see both): the
+    /// samplers the agent builds from its configuration look at neither.
     pub(crate) fn start(
         &self,
         kind: SpanKind,
-        name: Cow<'static, str>,
+        name: SpanName<'_>,
         parent: &Context,
-        attrs: Vec<KeyValue>,
+        attrs: impl FnOnce(&mut Attributes<'_>),
         start: Option<SystemTime>,
     ) -> Option<AgentSpan> {
         if parent.is_telemetry_suppressed() || self.sink.is_shut_down() {
             return None;
         }
+        // Taken before the sampler decides, so that the name is written into its buffer once;
+        // a span the sampler drops hands it back.
+        let mut record = self.sink.record();
+        name.write_into(&mut record.data.name);
         let ids = RandomIdGenerator::default();
         let span_id = ids.new_span_id();
         let parent_span = parent.span();
@@ -75,11 +83,12 @@ impl OwnSpans {
         } else {
             ids.new_trace_id()
         };
-        let result = self
-            .sampler
-            .should_sample(Some(parent), trace_id, &name, &kind, &attrs, &[]);
+        let result =
+            self.sampler
+                .should_sample(Some(parent), trace_id, &record.data.name, &kind, &[], &[]);
         let sampled = match result.decision {
             SamplingDecision::Drop => {
+                self.sink.give_back(record);
                 let cx = SpanContext::new(
                     trace_id,
                     span_id,
@@ -103,14 +112,12 @@ impl OwnSpans {
             false,
             result.trace_state,
         );
-        let mut record = self.sink.record();
         let start = start.unwrap_or_else(opentelemetry::time::now);
         let d = &mut record.data;
         d.span_context = cx.clone();
         d.parent_span_id = psc.span_id();
         d.parent_span_is_remote = psc.is_valid() && psc.is_remote();
         d.span_kind = kind;
-        d.name = name;
         d.start_time = start;
         d.end_time = start;
         if d.instrumentation_scope != self.scope {
@@ -121,10 +128,87 @@ impl OwnSpans {
             record: Some(record),
             sink: Some(self.sink.clone()),
         };
-        for kv in attrs.into_iter().chain(result.attributes) {
+        attrs(&mut Attributes(Out::Span(&mut span)));
+        for kv in result.attributes {
             span.add_attribute(kv);
         }
         Some(span)
+    }
+}
+
+/// A span's name: as given, or two parts joined by a space (an HTTP span's method and route),
+/// written into the pooled record's own buffer so that a name built per request costs no
+/// allocation.
+#[derive(Debug)]
+pub(crate) enum SpanName<'a> {
+    /// This name.
+    Given(Cow<'static, str>),
+    /// A copy of this text.
+    Copied(&'a str),
+    /// `"{0} {1}"`.
+    Joined(&'a str, &'a str),
+}
+
+impl SpanName<'_> {
+    /// The name as a value of its own, for the SDK's span builder.
+    pub(crate) fn into_cow(self) -> Cow<'static, str> {
+        let mut name = Cow::Borrowed("");
+        self.write_into(&mut name);
+        name
+    }
+
+    /// Sets `name`, reusing its buffer when it has one.
+    fn write_into(self, name: &mut Cow<'static, str>) {
+        let parts = match self {
+            SpanName::Given(given) => return *name = given,
+            SpanName::Copied(a) => [a, "", ""],
+            SpanName::Joined(a, b) => [a, " ", b],
+        };
+        let mut buf = match std::mem::take(name) {
+            Cow::Owned(mut buf) => {
+                buf.clear();
+                buf
+            }
+            Cow::Borrowed(_) => String::new(),
+        };
+        buf.reserve(parts.iter().map(|p| p.len()).sum());
+        parts.iter().for_each(|p| buf.push_str(p));
+        *name = Cow::Owned(buf);
+    }
+}
+
+/// Where a starting span's first attributes are written: straight into the agent's record, or
+/// into a list of `KeyValue`s (for the SDK's span builder).
+#[derive(Debug)]
+pub(crate) struct Attributes<'a>(Out<'a>);
+
+#[derive(Debug)]
+enum Out<'a> {
+    Span(&'a mut AgentSpan),
+    List(&'a mut Vec<KeyValue>),
+}
+
+impl<'a> Attributes<'a> {
+    /// Attributes that go into `list`.
+    pub(crate) fn list(list: &'a mut Vec<KeyValue>) -> Self {
+        Attributes(Out::List(list))
+    }
+
+    /// The string attribute `key` = `value`: copied only where a `KeyValue` needs a `String` of
+    /// its own (the record encodes it from the reference).
+    pub(crate) fn str(&mut self, key: &'static str, value: &str) {
+        match &mut self.0 {
+            Out::Span(span) => span.add_str(key, value),
+            Out::List(list) => list.push(KeyValue::new(key, value.to_owned())),
+        }
+    }
+
+    /// Any attribute.
+    pub(crate) fn kv(&mut self, kv: KeyValue) {
+        match &mut self.0 {
+            Out::Span(span) => span.add_attribute(kv),
+            Out::List(list) => list.push(kv),
+        }
     }
 }
 
@@ -142,6 +226,16 @@ impl AgentSpan {
         if let Some(r) = &mut self.record {
             if r.attribute_count() < MAX_ATTRIBUTES {
                 r.push_attribute(kv);
+            } else {
+                r.data.dropped_attributes_count += 1;
+            }
+        }
+    }
+
+    fn add_str(&mut self, key: &'static str, value: &str) {
+        if let Some(r) = &mut self.record {
+            if r.attribute_count() < MAX_ATTRIBUTES {
+                r.push_str(key, value);
             } else {
                 r.data.dropped_attributes_count += 1;
             }
@@ -285,9 +379,9 @@ mod tests {
         let mut span = own
             .start(
                 SpanKind::Server,
-                "GET /x".into(),
+                SpanName::Joined("GET", "/x"),
                 &parent,
-                vec![KeyValue::new("a", "1")],
+                |a| a.str("a", "1"),
                 None,
             )
             .expect("recording");
@@ -315,6 +409,39 @@ mod tests {
         assert!(s.end_time > s.start_time);
     }
 
+    /// A name written into a record reuses its buffer; a span the sampler drops writes no
+    /// attribute and hands its record back.
+    #[test]
+    fn names_reuse_the_buffer_and_dropped_spans_write_nothing() {
+        let mut name = Cow::Owned(String::with_capacity(64));
+        SpanName::Joined("POST", "/users/{id}").write_into(&mut name);
+        let ptr = name.as_ptr();
+        assert_eq!(name, "POST /users/{id}");
+        SpanName::Copied("GET").write_into(&mut name);
+        assert_eq!((name.as_ref(), name.as_ptr()), ("GET", ptr));
+        assert_eq!(SpanName::Given("x".into()).into_cow(), "x");
+
+        let e = InMemorySpanExporter::default();
+        let mut config = Config::defaults("test");
+        config.reporting.trace_reporter_type = TraceReporterType::None;
+        config.telemetry.metrics_enabled = false;
+        config.rustagent.traces_sampler = crate::config::TracesSampler::AlwaysOff;
+        let agent = crate::Agent::with_exporter(config, e.clone());
+        let own = agent.own_spans.as_ref().unwrap();
+        let span = own
+            .start(
+                SpanKind::Server,
+                SpanName::Copied("dropped"),
+                &Context::new(),
+                |_| panic!("attributes written for a dropped span"),
+                None,
+            )
+            .unwrap();
+        assert!(!span.is_recording() && span.span_context().is_valid());
+        drop(span);
+        assert!(exported(&agent, &e).is_empty());
+    }
+
     /// A record goes back to the pool after export and serves the next span, cleared.
     #[test]
     fn records_are_reused_cleared() {
@@ -322,8 +449,14 @@ mod tests {
         let agent = agent(e.clone());
         let own = agent.own_spans.as_ref().unwrap();
         let start = |name: &'static str| {
-            own.start(SpanKind::Server, name.into(), &Context::new(), vec![], None)
-                .unwrap()
+            own.start(
+                SpanKind::Server,
+                SpanName::Copied(name),
+                &Context::new(),
+                |_| {},
+                None,
+            )
+            .unwrap()
         };
         let mut first = start("first");
         first.set_attribute(KeyValue::new("only.on.first", true));

@@ -21,6 +21,7 @@ use opentelemetry::{Context, KeyValue};
 
 use super::body::EndSpan;
 use super::exception;
+use super::record::{Attributes, SpanName};
 use super::OnSpan;
 use crate::agent::Agent;
 use crate::capture::policy::{CapturePolicy, Overrides};
@@ -150,16 +151,33 @@ pub(crate) fn unsampled_context(parent: &Context) -> Context {
     parent.with_remote_span_context(span)
 }
 
-/// Starts a span of `kind` under `parent`, with `attrs`: the one place every entry point starts
-/// its span. A SERVER span remembers the `tracing` span an app's middleware had entered around the
-/// request ([`ServerScope`]). `start`: a start time the caller read already (else the SDK reads
-/// the clock).
+/// Starts a span of `kind` under `parent`, with `attrs`: see [`start_span_with`].
+#[cfg_attr(
+    not(any(feature = "grpc", feature = "sqlx-postgres", feature = "sqlx-mysql")),
+    allow(dead_code)
+)] // gRPC and SQL spans
 pub(crate) fn start_span(
     agent: &Agent,
     kind: SpanKind,
     name: Cow<'static, str>,
     parent: &Context,
     attrs: Vec<KeyValue>,
+    start: Option<SystemTime>,
+) -> Context {
+    let attrs = |out: &mut Attributes<'_>| attrs.into_iter().for_each(|kv| out.kv(kv));
+    start_span_with(agent, kind, SpanName::Given(name), parent, attrs, start)
+}
+
+/// Starts a span of `kind` under `parent`, its first attributes written by `attrs` (called only
+/// when the span records): the one place every entry point starts its span. A SERVER span
+/// remembers the `tracing` span an app's middleware had entered around the request
+/// ([`ServerScope`]). `start`: a start time the caller read already (else the clock is read).
+pub(crate) fn start_span_with(
+    agent: &Agent,
+    kind: SpanKind,
+    name: SpanName<'_>,
+    parent: &Context,
+    attrs: impl FnOnce(&mut Attributes<'_>),
     start: Option<SystemTime>,
 ) -> Context {
     let server = kind == SpanKind::Server;
@@ -170,11 +188,13 @@ pub(crate) fn start_span(
             None => parent.with_span(agent.tracer.start_with_context("", parent)),
         },
         None => {
+            let mut list = Vec::new();
+            attrs(&mut Attributes::list(&mut list));
             let mut builder = agent
                 .tracer
-                .span_builder(name)
+                .span_builder(name.into_cow())
                 .with_kind(kind)
-                .with_attributes(attrs);
+                .with_attributes(list);
             builder.start_time = start;
             parent.with_span(builder.start_with_context(&agent.tracer, parent))
         }
@@ -230,13 +250,13 @@ impl ServerSpan {
     pub(crate) fn start(
         agent: &Agent,
         parent: &Context,
-        name: Cow<'static, str>,
-        attrs: Vec<KeyValue>,
+        name: SpanName<'_>,
+        attrs: impl FnOnce(&mut Attributes<'_>),
         policy: CapturePolicy,
         timer: Option<ServerTimer>,
     ) -> ServerSpan {
         let start = timer.as_ref().map(ServerTimer::start_time);
-        let cx = start_span(agent, SpanKind::Server, name, parent, attrs, start);
+        let cx = start_span_with(agent, SpanKind::Server, name, parent, attrs, start);
         let sampled = cx.span().span_context().is_sampled();
         ServerSpan {
             cx,
