@@ -821,9 +821,9 @@ fn json_tree() -> impl Strategy<Value = serde_json::Value> {
     let leaf = prop_oneof![
         Just(J::Null),
         any::<bool>().prop_map(J::Bool),
-        any::<i64>().prop_map(|n| J::from(n)),
-        any::<u64>().prop_map(|n| J::from(n)),
-        proptest::num::f64::NORMAL.prop_map(|f| J::from(f)),
+        any::<i64>().prop_map(J::from),
+        any::<u64>().prop_map(J::from),
+        proptest::num::f64::NORMAL.prop_map(J::from),
         scalar_text().prop_map(J::String),
     ];
     leaf.prop_recursive(4, 48, 8, |inner| {
