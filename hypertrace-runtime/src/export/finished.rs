@@ -146,7 +146,7 @@ impl Record {
         d.events.dropped_count = 0;
         d.links.links.clear();
         d.links.dropped_count = 0;
-        // A name the span wrote into its own buffer (`span::record::SpanName::Joined`) keeps
+        // A name the span wrote into its own buffer (`span::record::SpanName`) keeps
         // the buffer for the next one.
         match &mut d.name {
             Cow::Owned(name) if name.capacity() <= 256 => name.clear(),

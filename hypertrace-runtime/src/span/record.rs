@@ -223,19 +223,18 @@ pub(crate) struct AgentSpan {
 
 impl AgentSpan {
     fn add_attribute(&mut self, kv: KeyValue) {
-        if let Some(r) = &mut self.record {
-            if r.attribute_count() < MAX_ATTRIBUTES {
-                r.push_attribute(kv);
-            } else {
-                r.data.dropped_attributes_count += 1;
-            }
-        }
+        self.add_with(|r| r.push_attribute(kv));
     }
 
     fn add_str(&mut self, key: &'static str, value: &str) {
+        self.add_with(|r| r.push_str(key, value));
+    }
+
+    /// Adds one attribute with `push`, or counts it dropped past the limit.
+    fn add_with(&mut self, push: impl FnOnce(&mut Record)) {
         if let Some(r) = &mut self.record {
             if r.attribute_count() < MAX_ATTRIBUTES {
-                r.push_str(key, value);
+                push(r);
             } else {
                 r.data.dropped_attributes_count += 1;
             }
@@ -410,7 +409,7 @@ mod tests {
     }
 
     /// A name written into a record reuses its buffer; a span the sampler drops writes no
-    /// attribute and hands its record back.
+    /// attribute and exports nothing.
     #[test]
     fn names_reuse_the_buffer_and_dropped_spans_write_nothing() {
         let mut name = Cow::Owned(String::with_capacity(64));
