@@ -5,6 +5,7 @@
 //! the limit, which stops the decoder: a decompression bomb costs about `limit` bytes of output and
 //! of decoding work, plus the decoder's own window.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::io::{self, Write};
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use super::base64::encode_no_pad;
 use super::content_type::{CaptureKind, ContentEncoding};
 use super::redact::FieldNames;
 use super::zstd::ZstdDecoder;
+use super::AttributeSink;
 
 /// Brotli's output buffer: decoded bytes reach the sink in pieces of at most this size.
 const BROTLI_BUFFER: usize = 4096;
@@ -228,7 +230,7 @@ impl BodyCapture {
     ///
     /// `out` is a `Vec`, or anything else that takes attributes (a span, without a `Vec` in
     /// between); a `&'static str` key costs no allocation.
-    pub fn finish(mut self, key: impl Into<Key>, out: &mut impl Extend<KeyValue>) {
+    pub fn finish(mut self, key: impl Into<Key>, out: &mut impl AttributeSink) {
         let fields = self.redact_fields.take();
         self.finish_redacting(key.into(), fields.as_deref(), out);
     }
@@ -237,7 +239,7 @@ impl BodyCapture {
         mut self,
         key: Key,
         fields: Option<&FieldNames>,
-        out: &mut impl Extend<KeyValue>,
+        out: &mut impl AttributeSink,
     ) {
         if let State::Decoding(dec) = &mut self.state {
             let result = dec.finish();
@@ -397,7 +399,7 @@ pub fn capture_bytes(
     redact_fields: &[String],
     bytes: &[u8],
     key: impl Into<Key>,
-    out: &mut impl Extend<KeyValue>,
+    out: &mut impl AttributeSink,
 ) {
     let mut capture = BodyCapture::new(limit, kind, encoding);
     capture.push(bytes);
@@ -498,19 +500,31 @@ fn append_bounded(buf: &mut Vec<u8>, limit: usize, data: &[u8]) -> bool {
     take == data.len()
 }
 
-fn record(
-    key: Key,
-    bytes: Vec<u8>,
-    truncated: bool,
-    base64: bool,
-    out: &mut impl Extend<KeyValue>,
-) {
+fn record(key: Key, bytes: Vec<u8>, truncated: bool, base64: bool, out: &mut impl AttributeSink) {
     if bytes.is_empty() {
         return;
     }
-    let (value, truncated) = text_attributes(key, bytes, truncated, base64);
-    // One `extend`, so that a span sink takes its lock once.
-    out.extend(std::iter::once(value).chain(truncated));
+    let text = if base64 {
+        Err(bytes)
+    } else {
+        into_text(bytes, truncated)
+    };
+    let truncated = truncated.then(|| truncated_mark(&key));
+    match text {
+        Ok(text) => out.text(key, Cow::Owned(text)),
+        Err(bytes) => out.extend(std::iter::once(base64_attribute(&key, &bytes))),
+    }
+    out.extend(truncated);
+}
+
+/// `<key>.truncated = true`.
+fn truncated_mark(key: &Key) -> KeyValue {
+    KeyValue::new(format!("{key}.truncated"), true)
+}
+
+/// `<key>.base64` = the bytes in base64 (no padding).
+fn base64_attribute(key: &Key, bytes: &[u8]) -> KeyValue {
+    KeyValue::new(format!("{key}.base64"), encode_no_pad(bytes))
 }
 
 /// A redacted body cut back to `limit` (`[REDACTED]` can be longer than what it replaces), and
@@ -534,14 +548,14 @@ fn record_deferred(
     syntax: super::redact::Syntax,
     text: String,
     truncated: bool,
-    out: &mut impl Extend<KeyValue>,
+    out: &mut impl AttributeSink,
 ) {
     if text.is_empty() {
         return;
     }
-    let truncated = truncated.then(|| KeyValue::new(format!("{key}.truncated"), true));
-    let value = KeyValue::new(super::deferred::marked_key(&key, syntax), text);
-    out.extend(std::iter::once(value).chain(truncated));
+    let truncated = truncated.then(|| truncated_mark(&key));
+    out.text(super::deferred::marked_key(&key, syntax), Cow::Owned(text));
+    out.extend(truncated);
 }
 
 /// The attribute of a non-empty capture (`key`, or `<key>.base64` for bytes that are not text
@@ -558,10 +572,10 @@ pub(super) fn text_attributes(
         into_text(bytes, truncated)
     };
     // The suffixed keys are formatted before `key` moves into the text's attribute.
-    let truncated = truncated.then(|| KeyValue::new(format!("{key}.truncated"), true));
+    let truncated = truncated.then(|| truncated_mark(&key));
     let value = match text {
         Ok(text) => KeyValue::new(key, text),
-        Err(bytes) => KeyValue::new(format!("{key}.base64"), encode_no_pad(&bytes)),
+        Err(bytes) => base64_attribute(&key, &bytes),
     };
     (value, truncated)
 }

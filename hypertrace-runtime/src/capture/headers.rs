@@ -9,6 +9,7 @@ use opentelemetry::KeyValue;
 
 use super::packed::Packer;
 use super::policy::HeaderScope;
+use super::AttributeSink;
 
 /// What a redacted header's value is recorded as.
 pub const REDACTED: &str = "[REDACTED]";
@@ -19,7 +20,7 @@ pub fn record_headers_configured(
     prefix: &str,
     headers: &HeaderMap,
     cfg: &crate::config::Config,
-    out: &mut impl Extend<KeyValue>,
+    out: &mut impl AttributeSink,
 ) {
     record_headers_limited(
         prefix,
@@ -37,7 +38,7 @@ pub fn record_headers_scoped(
     headers: &HeaderMap,
     cfg: &crate::config::Config,
     scope: HeaderScope,
-    out: &mut impl Extend<KeyValue>,
+    out: &mut impl AttributeSink,
 ) {
     match scope {
         HeaderScope::All => record_headers_configured(prefix, headers, cfg, out),
@@ -66,7 +67,7 @@ pub fn record_headers(
     prefix: &str,
     headers: &HeaderMap,
     redact: &[String],
-    out: &mut impl Extend<KeyValue>,
+    out: &mut impl AttributeSink,
 ) {
     record_headers_limited(
         prefix,
@@ -89,7 +90,7 @@ pub fn record_headers_limited(
     headers: &HeaderMap,
     redact: &[String],
     max_value_bytes: usize,
-    out: &mut impl Extend<KeyValue>,
+    out: &mut impl AttributeSink,
 ) {
     if headers.is_empty() {
         return;
@@ -143,7 +144,7 @@ pub fn record_headers_limited(
             }
         }
     }
-    out.extend(packer.finish());
+    packer.finish_into(out);
     out.extend(marks);
 }
 

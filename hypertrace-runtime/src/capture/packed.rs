@@ -24,6 +24,8 @@ use std::cell::Cell;
 
 use opentelemetry::{Key, KeyValue, Value};
 
+use super::AttributeSink;
+
 /// The key of a packed attribute.
 pub const PACKED_KEY: &str = "\0hypertrace.packed";
 
@@ -81,18 +83,33 @@ impl Packer {
     }
 
     /// The packed attribute; `None` without entries.
-    pub fn finish(mut self) -> Option<KeyValue> {
-        let kv = (self.entries > 0).then(|| {
-            KeyValue::new(
+    pub fn finish(self) -> Option<KeyValue> {
+        let mut kv = None;
+        self.finish_with(|text| {
+            kv = Some(KeyValue::new(
                 Key::from_static_str(PACKED_KEY),
-                self.buf.as_str().to_owned(),
-            )
+                text.to_owned(),
+            ))
         });
+        kv
+    }
+
+    /// Hands the packed attribute to `out` (nothing without entries): a sink that copies it into
+    /// a buffer of its own makes no allocation for it.
+    pub fn finish_into(self, out: &mut impl AttributeSink) {
+        self.finish_with(|text| out.text(Key::from_static_str(PACKED_KEY), Cow::Borrowed(text)));
+    }
+
+    /// Calls `f` with the packed value when there are entries, then gives the buffer back to
+    /// the thread.
+    fn finish_with(mut self, f: impl FnOnce(&str)) {
+        if self.entries > 0 {
+            f(&self.buf);
+        }
         let buf = std::mem::take(&mut self.buf);
         if buf.capacity() <= KEPT_BUFFER {
             SCRATCH.with(|s| s.set(buf));
         }
-        kv
     }
 }
 

@@ -34,6 +34,11 @@
 //! requests come: a worker that wakes with nothing to export frees what is left itself. With
 //! `rustagent.free_spans_where_served: false` the worker frees every batch itself (better with
 //! an allocator whose remote frees are cheap, such as jemalloc).
+//!
+//! The agent's own span records are the exception: the worker itself frees their `KeyValue`
+//! attributes after export (`Record::release_materialized`). Those are mostly the bodies and
+//! headers it made into attributes from the record's texts, allocated on this thread; what else
+//! stays a `KeyValue` in a record (empty arrays, gRPC messages) is rare.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -406,7 +411,8 @@ fn run_worker<E: BatchExporter>(shared: &Shared, exporter: E) {
     }
 }
 
-/// Does the capture work deferred to this thread: writes the gRPC messages kept as bytes as JSON
+/// Does the capture work deferred to this thread: turns the texts the agent's spans hold in their
+/// records into attributes (`Record::materialize`), writes the gRPC messages kept as bytes as JSON
 /// (`grpc::deferred`), then redacts the bodies that wait for it (`capture::deferred`). `false`,
 /// with the batch counted as failed, if that panicked: the export thread goes on, without
 /// exporting those spans.
@@ -414,6 +420,7 @@ fn redact(shared: &Shared, batch: &mut [FinishedSpan], log: &mut FailureLog) -> 
     let redaction = &shared.settings.redaction;
     let deferred = |batch: &mut [FinishedSpan]| {
         for span in batch.iter_mut() {
+            span.materialize_texts();
             let attributes = &mut span.data_mut().attributes;
             #[cfg(feature = "grpc")]
             crate::grpc::deferred::render_all(attributes);
@@ -596,7 +603,9 @@ fn recycle(
     for span in batch {
         match span.0 {
             Repr::Agent(mut r) if r.keep() => {
-                if !settings.free_where_served {
+                if settings.free_where_served {
+                    r.release_materialized();
+                } else {
                     r.clear();
                 }
                 records.push(r);

@@ -10,16 +10,19 @@
 //! goes back to the pool, to be cleared by the next request that takes it: nothing the serving
 //! thread allocated is freed on the export thread, and the encoder copies those bytes.
 //!
-//! What stays a `KeyValue` in the record's `SpanData` is what the export thread still works on or
-//! what the encoding would not give back exactly: attributes whose key starts with a NUL byte
-//! (bodies waiting for redaction, packed headers, gRPC messages waiting to be written as JSON),
-//! empty arrays (whose element type the encoding loses) and value kinds the encoder does not know.
+//! The long texts a capture hands over by reference (bodies, packed headers: `capture::AttributeSink`)
+//! are copied into the record's `texts` buffer, which keeps its capacity too; the export thread
+//! makes them `KeyValue`s of its own before it redacts and encodes them, and frees those after
+//! export. What stays a `KeyValue` in the record's `SpanData` from the start is what the export
+//! thread still works on or what the encoding would not give back exactly: other attributes whose
+//! key starts with a NUL byte (gRPC messages waiting to be written as JSON), empty arrays (whose
+//! element type the encoding loses) and value kinds the encoder does not know.
 
 use std::borrow::Cow;
 use std::time::SystemTime;
 
 use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status};
-use opentelemetry::{Array, InstrumentationScope, KeyValue, Value};
+use opentelemetry::{Array, InstrumentationScope, Key, KeyValue, Value};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 
 use crate::capture::packed::unpacked;
@@ -45,13 +48,21 @@ impl FinishedSpan {
     pub fn to_span_data(&self) -> SpanData {
         let data = self.data();
         let pre = self.pre_encoded();
-        let attributes = if pre.is_empty() {
+        let mut attributes = if pre.is_empty() {
             unpacked(&data.attributes).into_owned()
         } else {
             let mut all = decode_attributes(pre);
             all.extend(unpacked(&data.attributes).into_owned());
             all
         };
+        // Texts not yet materialized (a span read before its batch left the queue).
+        if let Repr::Agent(r) = &self.0 {
+            let texts: Vec<KeyValue> = r
+                .texts()
+                .map(|(k, v)| KeyValue::new(k.clone(), v.to_owned()))
+                .collect();
+            attributes.extend(unpacked(&texts).into_owned());
+        }
         SpanData {
             span_context: data.span_context.clone(),
             parent_span_id: data.parent_span_id,
@@ -91,6 +102,21 @@ impl FinishedSpan {
             Repr::Agent(r) => &r.encoded,
         }
     }
+
+    /// The bytes of the texts not yet materialized, and how many there are.
+    pub(crate) fn held_texts(&self) -> (usize, usize) {
+        match &self.0 {
+            Repr::Sdk(_) => (0, 0),
+            Repr::Agent(r) => (r.texts.len(), r.text_attrs.len()),
+        }
+    }
+
+    /// Makes the span's texts `KeyValue` attributes ([`Record::materialize`]).
+    pub(crate) fn materialize_texts(&mut self) {
+        if let Repr::Agent(r) = &mut self.0 {
+            r.materialize();
+        }
+    }
 }
 
 impl From<SpanData> for FinishedSpan {
@@ -108,6 +134,24 @@ pub(crate) struct Record {
     pub(crate) encoded: Vec<u8>,
     /// How many attributes `encoded` holds.
     pub(crate) encoded_count: u32,
+    /// The long string attributes handed over as text ([`Record::push_text`]: bodies, packed
+    /// headers): their values one after the other, in a buffer that keeps its capacity from
+    /// request to request, so that the serving thread allocates nothing for them. The export
+    /// thread turns them into `KeyValue`s of its own before it redacts and encodes the batch, and
+    /// frees those after export ([`Record::materialize`], [`Record::release_materialized`]).
+    pub(crate) texts: String,
+    /// The key of each text in `texts` and where it ends.
+    pub(crate) text_attrs: Vec<TextAttr>,
+}
+
+/// One attribute held in [`Record::texts`].
+#[derive(Debug)]
+pub(crate) struct TextAttr {
+    key: Key,
+    end: usize,
+    /// Recorded before the final capture policy was known (a request's headers): dropped by
+    /// [`Record::drop_deferred_texts`] if that policy does not keep them.
+    deferred: bool,
 }
 
 /// A record whose buffers grew past this is freed after export rather than pooled: one request
@@ -134,6 +178,8 @@ impl Record {
             },
             encoded: Vec::new(),
             encoded_count: 0,
+            texts: String::new(),
+            text_attrs: Vec::new(),
         })
     }
 
@@ -156,16 +202,83 @@ impl Record {
         d.span_context = SpanContext::empty_context();
         self.encoded.clear();
         self.encoded_count = 0;
+        self.texts.clear();
+        self.text_attrs.clear();
     }
 
     /// Whether the record is small enough to be pooled after export.
     pub(crate) fn keep(&self) -> bool {
-        self.encoded.capacity() <= KEPT_CAPACITY && self.data.attributes.capacity() <= 256
+        self.encoded.capacity() <= KEPT_CAPACITY
+            && self.texts.capacity() <= KEPT_CAPACITY
+            && self.data.attributes.capacity() <= 256
+            && self.text_attrs.capacity() <= 256
     }
 
     /// How many attributes the span has.
     pub(crate) fn attribute_count(&self) -> usize {
-        self.encoded_count as usize + self.data.attributes.len()
+        self.encoded_count as usize + self.data.attributes.len() + self.text_attrs.len()
+    }
+
+    /// Adds the string attribute `key` = `text`, copied into [`texts`](Self::texts); `deferred`:
+    /// see [`TextAttr`].
+    pub(crate) fn push_text(&mut self, key: Key, text: &str, deferred: bool) {
+        self.texts.push_str(text);
+        self.text_attrs.push(TextAttr {
+            key,
+            end: self.texts.len(),
+            deferred,
+        });
+    }
+
+    /// Drops the texts recorded as deferred (a handler turned their capture off).
+    pub(crate) fn drop_deferred_texts(&mut self) {
+        if !self.text_attrs.iter().any(|t| t.deferred) {
+            return;
+        }
+        // Rare: a copy of the rest is fine.
+        let all = std::mem::take(&mut self.texts);
+        let mut start = 0;
+        let mut kept = Vec::new();
+        for t in std::mem::take(&mut self.text_attrs) {
+            if !t.deferred {
+                kept.push((t.key, start, t.end));
+            }
+            start = t.end;
+        }
+        for (key, start, end) in kept {
+            self.push_text(key, &all[start..end], false);
+        }
+    }
+
+    /// The texts as `(key, value)`, in the order they were recorded.
+    fn texts(&self) -> impl Iterator<Item = (&Key, &str)> {
+        let mut start = 0;
+        self.text_attrs.iter().map(move |t| {
+            let value = &self.texts[start..t.end];
+            start = t.end;
+            (&t.key, value)
+        })
+    }
+
+    /// Moves the texts into the span's `KeyValue` attributes (the export thread, before the
+    /// batch is redacted and encoded: those read `KeyValue`s).
+    pub(crate) fn materialize(&mut self) {
+        if self.text_attrs.is_empty() {
+            return;
+        }
+        let texts: Vec<KeyValue> = self
+            .texts()
+            .map(|(k, v)| KeyValue::new(k.clone(), v.to_owned()))
+            .collect();
+        self.data.attributes.extend(texts);
+        self.texts.clear();
+        self.text_attrs.clear();
+    }
+
+    /// Frees the span's `KeyValue` attributes after export, on the export thread: they are mostly
+    /// what [`materialize`](Self::materialize) allocated there.
+    pub(crate) fn release_materialized(&mut self) {
+        self.data.attributes.clear();
     }
 
     /// Adds the string attribute `key` = `value`, encoded (never a key that stays a `KeyValue`).

@@ -13,10 +13,11 @@ const SPAN_OVERHEAD: usize = std::mem::size_of::<SpanData>() + 64;
 /// A key-value pair's own slot (key and value headers).
 const KV_OVERHEAD: usize = std::mem::size_of::<KeyValue>();
 
-/// The estimated bytes a finished span holds: its `SpanData`'s, and its encoded attributes
-/// byte for byte.
+/// The estimated bytes a finished span holds: its `SpanData`'s, and its encoded attributes and
+/// held texts byte for byte.
 pub(crate) fn finished_bytes(span: &super::finished::FinishedSpan) -> usize {
-    span_bytes(span.data()) + span.pre_encoded().len()
+    let (texts, n) = span.held_texts();
+    span_bytes(span.data()) + span.pre_encoded().len() + texts + n * KV_OVERHEAD
 }
 
 /// The estimated bytes `span` holds.

@@ -12,7 +12,6 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::response::Response;
 use opentelemetry::context::{FutureExt as _, WithContext};
-use opentelemetry::trace::TraceContextExt as _;
 
 use super::future::ResponseFuture;
 use super::server::{self, Serve};
@@ -21,7 +20,6 @@ use crate::capture::policy::Overrides;
 use crate::filter::run::{Blocked, Chain, Evaluation};
 use crate::filter::{self, Filters};
 use crate::span::server::{InFlight, ServerSpan};
-use crate::span::OnSpan;
 
 /// A request the agent's filters blocked, answered (and its span finished) by the same response
 /// future as the layer's.
@@ -50,7 +48,7 @@ fn refine(in_flight: &InFlight, opts: &'static HandlerOptions, req: Request) -> 
         return req;
     };
     if more.request_headers {
-        let mut span = OnSpan(in_flight.context().span());
+        let mut span = in_flight.on_span();
         server::request_headers(&agent, more.headers, &req, &mut span);
     }
     if more.request_body {

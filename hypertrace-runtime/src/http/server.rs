@@ -10,13 +10,14 @@ use axum::body::Body;
 use axum::extract::MatchedPath;
 use http::{Request, Response};
 use opentelemetry::trace::TraceContextExt as _;
-use opentelemetry::{Context, KeyValue};
+use opentelemetry::Context;
 
 use super::{attributes, failure};
 use crate::agent::Agent;
 use crate::capture::body::BodyCapture;
 use crate::capture::headers::record_headers_scoped;
 use crate::capture::policy::{CaptureControl, CapturePolicy, HeaderScope, Overrides};
+use crate::capture::AttributeSink;
 use crate::metrics::ServerTimer;
 use crate::span::body::{expects_continue, EndSpan, RecordRequestBody, Tee};
 use crate::span::record::{Attributes, SpanName};
@@ -127,7 +128,7 @@ fn capture_request(
     req: Request<Body>,
 ) -> Request<Body> {
     if wanted.request_headers {
-        request_headers(agent, wanted.headers, &req, span.deferred_headers());
+        request_headers(agent, wanted.headers, &req, &mut span.deferred_headers());
     }
     if wanted.request_body {
         tee_request_body(agent, span.context(), span.shared(), req)
@@ -141,7 +142,7 @@ pub(crate) fn request_headers<B>(
     agent: &Agent,
     scope: HeaderScope,
     req: &Request<B>,
-    out: &mut impl Extend<KeyValue>,
+    out: &mut impl AttributeSink,
 ) {
     record_headers_scoped(
         "http.request.header.",
@@ -158,7 +159,7 @@ pub(crate) fn response_headers(
     cfg: &crate::config::Config,
     scope: HeaderScope,
     headers: &http::HeaderMap,
-    out: &mut impl Extend<KeyValue>,
+    out: &mut impl AttributeSink,
 ) {
     record_headers_scoped("http.response.header.", headers, cfg, scope, out);
 }

@@ -24,10 +24,10 @@ pub trait OnBodyDone: Send + 'static {
     fn done(self, capture: Option<BodyCapture>, complete: bool);
 }
 
-/// Records a captured body on `cx`'s span under `key`.
-fn record_body(cx: &OtelContext, capture: Option<BodyCapture>, key: &'static str) {
+/// Records a captured body on `cx`'s span under `key`; `own`: the span is the agent's own.
+fn record_body(cx: &OtelContext, own: bool, capture: Option<BodyCapture>, key: &'static str) {
     if let Some(c) = capture {
-        c.finish(key, &mut OnSpan(cx.span()));
+        c.finish(key, &mut OnSpan::new(cx.span(), own));
     }
 }
 
@@ -39,6 +39,7 @@ pub struct EndSpan {
     cx: OtelContext,
     key: &'static str,
     timer: Option<ServerTimer>,
+    own: bool,
 }
 
 impl EndSpan {
@@ -48,7 +49,14 @@ impl EndSpan {
             cx,
             key,
             timer: None,
+            own: false,
         }
+    }
+
+    /// The span is the agent's own: the body goes into its record.
+    pub(crate) fn own(mut self, own: bool) -> EndSpan {
+        self.own = own;
+        self
     }
 
     /// Also records the request's duration metric, ending when the span ends.
@@ -60,7 +68,7 @@ impl EndSpan {
 
 impl OnBodyDone for EndSpan {
     fn done(self, capture: Option<BodyCapture>, _complete: bool) {
-        record_body(&self.cx, capture, self.key);
+        record_body(&self.cx, self.own, capture, self.key);
         match self.timer {
             // One clock read for both.
             Some(timer) => self.cx.span().end_with_timestamp(timer.end()),
@@ -81,7 +89,7 @@ pub(crate) struct RecordRequestBody {
 impl OnBodyDone for RecordRequestBody {
     fn done(self, capture: Option<BodyCapture>, _complete: bool) {
         if self.shared.policy().request_body {
-            record_body(&self.cx, capture, self.key);
+            record_body(&self.cx, self.shared.own(), capture, self.key);
         }
     }
 }

@@ -14,16 +14,43 @@ pub(crate) mod exception;
 pub(crate) mod record;
 pub(crate) mod server;
 
+use std::borrow::Cow;
+
 use opentelemetry::trace::SpanRef;
-use opentelemetry::KeyValue;
+use opentelemetry::{Key, KeyValue};
+
+use crate::capture::AttributeSink;
 
 /// Attributes set straight on a span as they are produced: the recorders take any
-/// `Extend<KeyValue>`, so no `Vec` of them is built (and freed) per request to carry them there.
-pub(crate) struct OnSpan<'a>(pub(crate) SpanRef<'a>);
+/// [`AttributeSink`], so no `Vec` of them is built (and freed) per request to carry them there.
+/// On the agent's own span (`own`), long texts (bodies, packed headers) are copied into its
+/// pooled record rather than given a `String` each (`record::put_text`).
+pub(crate) struct OnSpan<'a> {
+    span: SpanRef<'a>,
+    own: bool,
+}
+
+impl<'a> OnSpan<'a> {
+    /// `own`: `span` is the agent's own ([`record::AgentSpan`]).
+    pub(crate) fn new(span: SpanRef<'a>, own: bool) -> Self {
+        OnSpan { span, own }
+    }
+}
 
 impl Extend<KeyValue> for OnSpan<'_> {
     fn extend<I: IntoIterator<Item = KeyValue>>(&mut self, attrs: I) {
         // One lock of the span for the lot.
-        self.0.set_attributes(attrs);
+        self.span.set_attributes(attrs);
+    }
+}
+
+impl AttributeSink for OnSpan<'_> {
+    fn text(&mut self, key: Key, text: Cow<'_, str>) {
+        if self.own {
+            record::put_text(&self.span, key, &text, false);
+        } else {
+            self.span
+                .set_attribute(KeyValue::new(key, text.into_owned()));
+        }
     }
 }

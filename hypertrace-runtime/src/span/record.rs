@@ -10,12 +10,13 @@
 //! `SpanContext`, and `Context::current().span().set_attribute(..)` records on it.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::time::SystemTime;
 
 use opentelemetry::trace::{
-    Event, Link, SpanContext, SpanKind, Status, TraceContextExt, TraceFlags,
+    Event, Link, SpanContext, SpanKind, SpanRef, Status, TraceContextExt, TraceFlags,
 };
-use opentelemetry::{Context, InstrumentationScope, KeyValue};
+use opentelemetry::{Context, InstrumentationScope, Key, KeyValue};
 use opentelemetry_sdk::trace::{
     IdGenerator, RandomIdGenerator, Sampler, SamplingDecision, ShouldSample,
 };
@@ -212,6 +213,71 @@ impl<'a> Attributes<'a> {
     }
 }
 
+/// The attribute key that tells an [`AgentSpan`] to do what this thread staged for it.
+const STAGED_KEY: &str = "\0hypertrace.staged";
+
+/// The largest staging buffer a thread keeps between two texts.
+const KEPT_STAGE: usize = 64 * 1024;
+
+/// What [`put_text`] and [`drop_deferred_texts`] leave for the span to do.
+#[derive(Debug)]
+enum Staged {
+    Put { key: Key, deferred: bool },
+    DropDeferred,
+}
+
+#[derive(Debug)]
+struct Stage {
+    op: Option<Staged>,
+    text: String,
+}
+
+thread_local! {
+    static STAGE: RefCell<Stage> = const {
+        RefCell::new(Stage {
+            op: None,
+            text: String::new(),
+        })
+    };
+}
+
+/// Records `key` = `text` on `span`, which must be an [`AgentSpan`] (the caller knows: the
+/// server span says whether it is, `span::server::Shared::own`): `text` is copied into the span's
+/// pooled record ([`Record::push_text`]), with no `String` of its own.
+///
+/// Why a thread-local: the only way from the OpenTelemetry `Context` onto its span is
+/// `set_attribute(KeyValue)`, which would need the text as a `String`. So the text is copied into
+/// a buffer this thread keeps, and a marker attribute makes the span, called synchronously on
+/// this thread, copy it from there. `deferred`: the text may still be dropped at the span's end
+/// ([`drop_deferred_texts`]).
+pub(crate) fn put_text(span: &SpanRef<'_>, key: Key, text: &str, deferred: bool) {
+    STAGE.with(|stage| {
+        let mut stage = stage.borrow_mut();
+        stage.text.clear();
+        stage.text.push_str(text);
+        stage.op = Some(Staged::Put { key, deferred });
+    });
+    run_staged(span);
+}
+
+/// Drops the texts [`put_text`] recorded as deferred on `span` (an [`AgentSpan`]).
+pub(crate) fn drop_deferred_texts(span: &SpanRef<'_>) {
+    STAGE.with(|stage| stage.borrow_mut().op = Some(Staged::DropDeferred));
+    run_staged(span);
+}
+
+fn run_staged(span: &SpanRef<'_>) {
+    span.set_attribute(KeyValue::new(Key::from_static_str(STAGED_KEY), true));
+    STAGE.with(|stage| {
+        let mut stage = stage.borrow_mut();
+        // Not taken when the span does not record (ended already).
+        stage.op = None;
+        if stage.text.capacity() > KEPT_STAGE {
+            stage.text = String::new();
+        }
+    });
+}
+
 /// A span the agent records itself: see the module documentation.
 #[derive(Debug)]
 pub(crate) struct AgentSpan {
@@ -228,6 +294,26 @@ impl AgentSpan {
 
     fn add_str(&mut self, key: &'static str, value: &str) {
         self.add_with(|r| r.push_str(key, value));
+    }
+
+    /// Does what [`put_text`] or [`drop_deferred_texts`] staged on this thread.
+    fn take_staged(&mut self) {
+        STAGE.with(|stage| {
+            let mut stage = stage.borrow_mut();
+            let stage = &mut *stage;
+            match stage.op.take() {
+                Some(Staged::Put { key, deferred }) => {
+                    let text = &stage.text;
+                    self.add_with(|r| r.push_text(key, text, deferred));
+                }
+                Some(Staged::DropDeferred) => {
+                    if let Some(r) = &mut self.record {
+                        r.drop_deferred_texts();
+                    }
+                }
+                None => {}
+            }
+        });
     }
 
     /// Adds one attribute with `push`, or counts it dropped past the limit.
@@ -273,6 +359,9 @@ impl opentelemetry::trace::Span for AgentSpan {
     }
 
     fn set_attribute(&mut self, attribute: KeyValue) {
+        if attribute.key.as_str() == STAGED_KEY {
+            return self.take_staged();
+        }
         self.add_attribute(attribute);
     }
 
@@ -439,6 +528,124 @@ mod tests {
         assert!(!span.is_recording() && span.span_context().is_valid());
         drop(span);
         assert!(exported(&agent, &e).is_empty());
+    }
+
+    /// Texts handed over by reference land in the record's own buffer and are exported as the
+    /// attributes they stand for; deferred ones can still be dropped; they count toward the limit.
+    #[test]
+    fn texts_are_recorded_into_the_record_and_exported_as_attributes() {
+        let e = InMemorySpanExporter::default();
+        let agent = agent(e.clone());
+        let own = agent.own_spans.as_ref().unwrap();
+        let cx = parent_with(own.start(
+            SpanKind::Server,
+            SpanName::Copied("texts"),
+            &Context::new(),
+            |_| {},
+            None,
+        ));
+        let span = cx.span();
+        put_text(&span, Key::from_static_str("early"), "dropped later", true);
+        put_text(
+            &span,
+            Key::from_static_str("http.request.body"),
+            "{\"a\":1}",
+            false,
+        );
+        drop_deferred_texts(&span);
+        put_text(&span, Key::from_static_str("late"), "kept", true);
+        span.end();
+        // After its end the span takes no more, and nothing is left staged.
+        put_text(&span, Key::from_static_str("after"), "x", false);
+        let spans = exported(&agent, &e);
+        let s = spans.iter().find(|s| s.name == "texts").unwrap();
+        let got: Vec<(String, String)> = s
+            .attributes
+            .iter()
+            .map(|kv| (kv.key.to_string(), kv.value.to_string()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("http.request.body".to_owned(), "{\"a\":1}".to_owned()),
+                ("late".to_owned(), "kept".to_owned()),
+            ]
+        );
+        STAGE.with(|s| assert!(s.borrow().op.is_none()));
+
+        // The limit counts texts like any attribute.
+        let cx = parent_with(own.start(
+            SpanKind::Server,
+            SpanName::Copied("full"),
+            &Context::new(),
+            |_| {},
+            None,
+        ));
+        let span = cx.span();
+        for i in 0..MAX_ATTRIBUTES {
+            span.set_attribute(KeyValue::new(format!("k{i}"), i as i64));
+        }
+        put_text(&span, Key::from_static_str("over"), "the limit", false);
+        span.end();
+        let spans = exported(&agent, &e);
+        let s = spans.iter().find(|s| s.name == "full").unwrap();
+        assert_eq!(s.attributes.len(), MAX_ATTRIBUTES);
+        assert_eq!(s.dropped_attributes_count, 1);
+    }
+
+    /// Encodes each batch it borrows, as the agent's OTLP exporters do.
+    #[derive(Clone, Default)]
+    struct Encoding(Arc<Mutex<Vec<u8>>>);
+    impl crate::BatchExporter for Encoding {
+        async fn export(
+            &self,
+            batch: &[crate::FinishedSpan],
+        ) -> opentelemetry_sdk::error::OTelSdkResult {
+            for s in batch {
+                assert_eq!(s.held_texts(), (0, 0), "texts left unmaterialized");
+            }
+            let mut out = Vec::new();
+            crate::TraceEncoder::new(&opentelemetry_sdk::Resource::builder_empty().build())
+                .encode(batch, &mut out);
+            self.0.lock().unwrap().extend(out);
+            Ok(())
+        }
+    }
+
+    /// The texts reach the encoded batch: materialized and redacted on the export thread.
+    #[test]
+    fn texts_are_encoded_redacted() {
+        let mut config = Config::defaults("test");
+        config.reporting.trace_reporter_type = TraceReporterType::None;
+        config.telemetry.metrics_enabled = false;
+        let e = Encoding::default();
+        let agent = crate::Agent::with_batch_exporter(config, e.clone());
+        let own = agent.own_spans.as_ref().unwrap();
+        let cx = parent_with(own.start(
+            SpanKind::Server,
+            SpanName::Copied("encoded"),
+            &Context::new(),
+            |_| {},
+            None,
+        ));
+        let key = crate::capture::deferred::marked_key(
+            &Key::from_static_str("http.request.body"),
+            crate::capture::redact::Syntax::Json,
+        );
+        put_text(&cx.span(), key, r#"{"password":"s3cr3t","a":1}"#, false);
+        cx.span().end();
+        agent.tracer_provider().force_flush().unwrap();
+        let out = String::from_utf8_lossy(&e.0.lock().unwrap()).into_owned();
+        assert!(out.contains("http.request.body"), "{out:?}");
+        assert!(
+            out.contains(r#"{"password":"[REDACTED]","a":1}"#),
+            "{out:?}"
+        );
+        assert!(!out.contains("s3cr3t"));
+    }
+
+    fn parent_with(span: Option<AgentSpan>) -> Context {
+        Context::new().with_span(span.expect("recording"))
     }
 
     /// A record goes back to the pool after export and serves the next span, cleared.

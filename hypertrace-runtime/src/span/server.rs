@@ -17,14 +17,15 @@ use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
-use opentelemetry::{Context, KeyValue};
+use opentelemetry::{Context, Key, KeyValue};
 
 use super::body::EndSpan;
 use super::exception;
-use super::record::{Attributes, SpanName};
+use super::record::{drop_deferred_texts, put_text, Attributes, SpanName};
 use super::OnSpan;
 use crate::agent::Agent;
 use crate::capture::policy::{CapturePolicy, Overrides};
+use crate::capture::AttributeSink;
 use crate::metrics::ServerTimer;
 
 /// Why a span that never got a response is an error.
@@ -38,6 +39,8 @@ pub(crate) struct Shared {
     handler: OnceLock<&'static Overrides>,
     /// An unsampled span captures nothing, whatever a handler asks.
     sampled: bool,
+    /// The span is the agent's own (`record::AgentSpan`): captured texts go into its record.
+    own: bool,
 }
 
 impl Shared {
@@ -89,6 +92,18 @@ impl InFlight {
     /// The span's context.
     pub(crate) fn context(&self) -> &Context {
         &self.cx
+    }
+
+    /// Where attributes go on the span now.
+    pub(crate) fn on_span(&self) -> OnSpan<'_> {
+        OnSpan::new(self.cx.span(), self.shared.own)
+    }
+}
+
+impl Shared {
+    /// Whether the span is the agent's own.
+    pub(crate) fn own(&self) -> bool {
+        self.own
     }
 }
 
@@ -180,10 +195,26 @@ pub(crate) fn start_span_with(
     attrs: impl FnOnce(&mut Attributes<'_>),
     start: Option<SystemTime>,
 ) -> Context {
+    start_own_span(agent, kind, name, parent, attrs, start).0
+}
+
+/// [`start_span_with`], and whether the span is the agent's own (`record::AgentSpan`).
+fn start_own_span(
+    agent: &Agent,
+    kind: SpanKind,
+    name: SpanName<'_>,
+    parent: &Context,
+    attrs: impl FnOnce(&mut Attributes<'_>),
+    start: Option<SystemTime>,
+) -> (Context, bool) {
     let server = kind == SpanKind::Server;
+    let mut own = false;
     let cx = match &agent.own_spans {
-        Some(own) => match own.start(kind, name, parent, attrs, start) {
-            Some(span) => parent.with_span(span),
+        Some(spans) => match spans.start(kind, name, parent, attrs, start) {
+            Some(span) => {
+                own = true;
+                parent.with_span(span)
+            }
             // Telemetry suppressed, or the pipeline shut down: the SDK's empty span.
             None => parent.with_span(agent.tracer.start_with_context("", parent)),
         },
@@ -200,21 +231,52 @@ pub(crate) fn start_span_with(
         }
     };
     if !server {
-        return cx;
+        return (cx, own);
     }
     // Only when there is an outer span: a context value costs an allocation.
-    match tracing::Span::current().id() {
+    let cx = match tracing::Span::current().id() {
         Some(outer) => cx.with_value(ServerScope { outer }),
         None => cx,
-    }
+    };
+    (cx, own)
 }
 
 /// Request headers waiting for the final policy. Mostly one attribute (the packed headers), kept
-/// inline: no `Vec` per request for it; the rare `.truncated` marks go after it.
+/// inline: no `Vec` per request for it; the rare `.truncated` marks go after it. On the agent's
+/// own span the packed headers go into its record at once, marked deferred (`staged`), and are
+/// dropped there at the end if the policy no longer wants them.
 #[derive(Debug, Default)]
 struct Deferred {
     first: Option<KeyValue>,
     rest: Vec<KeyValue>,
+    staged: bool,
+}
+
+/// Where request headers are recorded: see [`Deferred`].
+pub(crate) struct DeferredHeaders<'a> {
+    deferred: &'a mut Deferred,
+    /// The agent's own span, when it is one.
+    own: Option<&'a Context>,
+}
+
+impl Extend<KeyValue> for DeferredHeaders<'_> {
+    fn extend<I: IntoIterator<Item = KeyValue>>(&mut self, attrs: I) {
+        self.deferred.extend(attrs);
+    }
+}
+
+impl AttributeSink for DeferredHeaders<'_> {
+    fn text(&mut self, key: Key, text: Cow<'_, str>) {
+        match self.own {
+            Some(cx) => {
+                put_text(&cx.span(), key, &text, true);
+                self.deferred.staged = true;
+            }
+            None => self
+                .deferred
+                .extend(Some(KeyValue::new(key, text.into_owned()))),
+        }
+    }
 }
 
 impl Extend<KeyValue> for Deferred {
@@ -256,7 +318,7 @@ impl ServerSpan {
         timer: Option<ServerTimer>,
     ) -> ServerSpan {
         let start = timer.as_ref().map(ServerTimer::start_time);
-        let cx = start_span_with(agent, SpanKind::Server, name, parent, attrs, start);
+        let (cx, own) = start_own_span(agent, SpanKind::Server, name, parent, attrs, start);
         let sampled = cx.span().span_context().is_sampled();
         ServerSpan {
             cx,
@@ -264,6 +326,7 @@ impl ServerSpan {
                 base: policy,
                 handler: OnceLock::new(),
                 sampled,
+                own,
             }),
             deferred: Deferred::default(),
             open: true,
@@ -301,13 +364,24 @@ impl ServerSpan {
 
     /// Where request headers (or metadata) are recorded to be kept until the end: the final
     /// policy decides.
-    pub(crate) fn deferred_headers(&mut self) -> &mut impl Extend<KeyValue> {
-        &mut self.deferred
+    pub(crate) fn deferred_headers(&mut self) -> DeferredHeaders<'_> {
+        DeferredHeaders {
+            deferred: &mut self.deferred,
+            own: self.shared.own.then_some(&self.cx),
+        }
     }
 
     fn record_deferred(&mut self, cx: &Context) {
-        let Deferred { first, rest } = std::mem::take(&mut self.deferred);
-        if first.is_some() && self.shared.policy().request_headers {
+        let Deferred {
+            first,
+            rest,
+            staged,
+        } = std::mem::take(&mut self.deferred);
+        let kept = self.shared.policy().request_headers;
+        if staged && !kept {
+            drop_deferred_texts(&cx.span());
+        }
+        if first.is_some() && kept {
             let span = cx.span();
             span.set_attributes(first);
             if !rest.is_empty() {
@@ -335,12 +409,15 @@ impl ServerSpan {
         });
         let cx = std::mem::take(&mut self.cx);
         self.record_deferred(&cx);
-        respond(&mut OnSpan(cx.span()));
+        let own = self.shared.own;
+        respond(&mut OnSpan::new(cx.span(), own));
         let span = cx.span();
         if let Some(description) = failure {
             span.set_status(Status::error(description));
         }
-        EndSpan::new(cx.clone(), body_key).with_timer(timer)
+        EndSpan::new(cx.clone(), body_key)
+            .with_timer(timer)
+            .own(own)
     }
 
     /// The *fail* phase: the handler panicked. Records it and ends the span; the caller resumes the
