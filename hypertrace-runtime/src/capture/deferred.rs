@@ -90,6 +90,17 @@ fn real_key(key: &str) -> Key {
     }
 }
 
+/// What [`Redaction::verdict`] says of one attribute.
+#[derive(Debug)]
+pub(crate) enum Verdict {
+    /// Not a body waiting for redaction: as it is.
+    Unmarked,
+    /// Nothing to redact: the text as it is, under this (its real) key.
+    Keep(Key),
+    /// These attributes instead: the redacted text, and its `.truncated` mark if it needs one.
+    Redacted(Vec<KeyValue>),
+}
+
 /// The redaction the worker applies: the configured names and the body limit the captures were
 /// made with (`data_capture.body_max_size_bytes`).
 #[derive(Debug, Clone)]
@@ -119,30 +130,46 @@ impl Redaction {
         assert!(!self.panics, "redaction bug");
         let mut i = 0;
         while i < attrs.len() {
-            // One byte compared for every other attribute.
-            let k = attrs[i].key.as_str();
-            let Some((syntax, key)) = k.starts_with('\0').then(|| unmarked(k)).flatten() else {
-                i += 1;
-                continue;
-            };
-            let key = real_key(key);
-            let redacted = match (&attrs[i].value, &self.names) {
-                (Value::String(text), Some(names)) => {
-                    names.redact(text.as_str().as_bytes(), syntax)
-                }
+            let text = match &attrs[i].value {
+                Value::String(text) => text.as_str(),
                 // Only the agent writes marked keys, always with text.
-                _ => None,
+                _ => "",
             };
-            let Some(redacted) = redacted else {
-                // The common case: nothing to redact, the text stays where it is.
-                attrs[i].key = key;
-                i += 1;
-                continue;
-            };
-            let produced = self.redacted(key, redacted, attrs);
-            let n = produced.len();
-            attrs.splice(i..=i, produced);
-            i += n;
+            match self.verdict(&attrs[i].key, text, attrs) {
+                Verdict::Unmarked => i += 1,
+                Verdict::Keep(key) => {
+                    // The common case: nothing to redact, the text stays where it is.
+                    attrs[i].key = key;
+                    i += 1;
+                }
+                Verdict::Redacted(produced) => {
+                    let n = produced.len();
+                    attrs.splice(i..=i, produced);
+                    i += n;
+                }
+            }
+        }
+    }
+
+    /// What becomes of the attribute `key` = `text` of a span whose other attributes are `attrs`
+    /// (for the `.truncated` mark): the same for a `KeyValue` ([`apply`](Self::apply)) and for a
+    /// text the agent's span holds in its record (`Record::encode_texts`).
+    pub(crate) fn verdict(&self, key: &Key, text: &str, attrs: &[KeyValue]) -> Verdict {
+        #[cfg(test)]
+        assert!(!self.panics, "redaction bug");
+        // One byte compared for every other attribute.
+        let k = key.as_str();
+        let Some((syntax, key)) = k.starts_with('\0').then(|| unmarked(k)).flatten() else {
+            return Verdict::Unmarked;
+        };
+        let key = real_key(key);
+        let redacted = match &self.names {
+            Some(names) => names.redact(text.as_bytes(), syntax),
+            None => None,
+        };
+        match redacted {
+            None => Verdict::Keep(key),
+            Some(redacted) => Verdict::Redacted(self.redacted(key, redacted, attrs)),
         }
     }
 

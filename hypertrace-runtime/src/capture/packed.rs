@@ -157,7 +157,7 @@ impl<'a> Packed<'a> {
         Some(Packed { prefix, rest })
     }
 
-    fn parse(s: &'a str) -> Option<Packed<'a>> {
+    pub(crate) fn parse(s: &'a str) -> Option<Packed<'a>> {
         let (prefix, rest) = take(s)?;
         let packed = Packed { prefix, rest };
         // Well-formed all the way, so that iterating never stops early.

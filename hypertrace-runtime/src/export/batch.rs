@@ -36,9 +36,9 @@
 //! an allocator whose remote frees are cheap, such as jemalloc).
 //!
 //! The agent's own span records are the exception: the worker itself frees their `KeyValue`
-//! attributes after export (`Record::release_materialized`). Those are mostly the bodies and
-//! headers it made into attributes from the record's texts, allocated on this thread; what else
-//! stays a `KeyValue` in a record (empty arrays, gRPC messages) is rare.
+//! attributes after export (`Record::release_attributes`). The bodies and headers they hold as
+//! texts are encoded here without a `KeyValue`, so those are few: redacted bodies (allocated on
+//! this thread), and what else stays a `KeyValue` in a record (empty arrays, gRPC messages).
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -411,20 +411,21 @@ fn run_worker<E: BatchExporter>(shared: &Shared, exporter: E) {
     }
 }
 
-/// Does the capture work deferred to this thread: turns the texts the agent's spans hold in their
-/// records into attributes (`Record::materialize`), writes the gRPC messages kept as bytes as JSON
-/// (`grpc::deferred`), then redacts the bodies that wait for it (`capture::deferred`). `false`,
+/// Does the capture work deferred to this thread: writes the gRPC messages kept as bytes as JSON
+/// (`grpc::deferred`), redacts the bodies that wait for it (`capture::deferred`), and encodes the
+/// texts the agent's spans hold in their records, redacted the same way (`Record::encode_texts`).
+/// `false`,
 /// with the batch counted as failed, if that panicked: the export thread goes on, without
 /// exporting those spans.
 fn redact(shared: &Shared, batch: &mut [FinishedSpan], log: &mut FailureLog) -> bool {
     let redaction = &shared.settings.redaction;
     let deferred = |batch: &mut [FinishedSpan]| {
         for span in batch.iter_mut() {
-            span.materialize_texts();
             let attributes = &mut span.data_mut().attributes;
             #[cfg(feature = "grpc")]
             crate::grpc::deferred::render_all(attributes);
             redaction.apply(attributes);
+            span.encode_texts(redaction);
         }
     };
     match catch_unwind(AssertUnwindSafe(|| deferred(batch))) {
@@ -604,7 +605,7 @@ fn recycle(
         match span.0 {
             Repr::Agent(mut r) if r.keep() => {
                 if settings.free_where_served {
-                    r.release_materialized();
+                    r.release_attributes();
                 } else {
                     r.clear();
                 }

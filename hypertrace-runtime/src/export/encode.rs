@@ -516,6 +516,25 @@ pub(crate) fn put_str_attribute(out: &mut Vec<u8>, key: &str, value: &str) {
     put_bytes_field(out, 1, value.as_bytes());
 }
 
+/// The attribute `key` = `text` as `Span.attributes` fields: one, or, for a packed attribute that
+/// parses, one per entry (as [`put_attrs`] writes a packed `KeyValue`). Returns how many.
+pub(crate) fn put_text_attributes(out: &mut Vec<u8>, key: &str, text: &str) -> usize {
+    let packed = (key == crate::capture::packed::PACKED_KEY)
+        .then(|| Packed::parse(text))
+        .flatten();
+    let Some(p) = packed else {
+        put_str_attribute(out, key, text);
+        return 1;
+    };
+    let mut n = 0;
+    for (name, value) in p.entries() {
+        put_len_field(out, 9, entry_len(p.prefix, name, value));
+        put_entry(out, p.prefix, name, value);
+        n += 1;
+    }
+    n
+}
+
 /// A packed entry's `KeyValue` message's fields (its length already written).
 fn put_entry(out: &mut Vec<u8>, prefix: &str, name: &str, value: &str) {
     let key = prefix.len() + name.len();

@@ -12,8 +12,8 @@
 //!
 //! The long texts a capture hands over by reference (bodies, packed headers: `capture::AttributeSink`)
 //! are copied into the record's `texts` buffer, which keeps its capacity too; the export thread
-//! makes them `KeyValue`s of its own before it redacts and encodes them, and frees those after
-//! export. What stays a `KeyValue` in the record's `SpanData` from the start is what the export
+//! redacts them and appends them to the encoded attributes, needing a `KeyValue` only for a body
+//! in which something was redacted. What stays a `KeyValue` in the record's `SpanData` from the start is what the export
 //! thread still works on or what the encoding would not give back exactly: other attributes whose
 //! key starts with a NUL byte (gRPC messages waiting to be written as JSON), empty arrays (whose
 //! element type the encoding loses) and value kinds the encoder does not know.
@@ -25,6 +25,7 @@ use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status};
 use opentelemetry::{Array, InstrumentationScope, Key, KeyValue, Value};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 
+use crate::capture::deferred::{Redaction, Verdict};
 use crate::capture::packed::unpacked;
 
 /// A finished span waiting for export, as a [`BatchExporter`](crate::BatchExporter) borrows it.
@@ -55,7 +56,7 @@ impl FinishedSpan {
             all.extend(unpacked(&data.attributes).into_owned());
             all
         };
-        // Texts not yet materialized (a span read before its batch left the queue).
+        // Texts not yet encoded (a span read before its batch left the queue).
         if let Repr::Agent(r) = &self.0 {
             let texts: Vec<KeyValue> = r
                 .texts()
@@ -103,7 +104,7 @@ impl FinishedSpan {
         }
     }
 
-    /// The bytes of the texts not yet materialized, and how many there are.
+    /// The bytes of the texts not yet encoded, and how many there are.
     pub(crate) fn held_texts(&self) -> (usize, usize) {
         match &self.0 {
             Repr::Sdk(_) => (0, 0),
@@ -111,10 +112,10 @@ impl FinishedSpan {
         }
     }
 
-    /// Makes the span's texts `KeyValue` attributes ([`Record::materialize`]).
-    pub(crate) fn materialize_texts(&mut self) {
+    /// Redacts and encodes the span's texts ([`Record::encode_texts`]).
+    pub(crate) fn encode_texts(&mut self, redaction: &Redaction) {
         if let Repr::Agent(r) = &mut self.0 {
-            r.materialize();
+            r.encode_texts(redaction);
         }
     }
 }
@@ -137,8 +138,8 @@ pub(crate) struct Record {
     /// The long string attributes handed over as text ([`Record::push_text`]: bodies, packed
     /// headers): their values one after the other, in a buffer that keeps its capacity from
     /// request to request, so that the serving thread allocates nothing for them. The export
-    /// thread turns them into `KeyValue`s of its own before it redacts and encodes the batch, and
-    /// frees those after export ([`Record::materialize`], [`Record::release_materialized`]).
+    /// thread redacts them and writes them into `encoded` before it encodes the batch
+    /// ([`Record::encode_texts`]).
     pub(crate) texts: String,
     /// The key of each text in `texts` and where it ends.
     pub(crate) text_attrs: Vec<TextAttr>,
@@ -260,24 +261,35 @@ impl Record {
         })
     }
 
-    /// Moves the texts into the span's `KeyValue` attributes (the export thread, before the
-    /// batch is redacted and encoded: those read `KeyValue`s).
-    pub(crate) fn materialize(&mut self) {
+    /// Redacts the texts as `redaction` says and encodes them after the span's other encoded
+    /// attributes (the export thread, before the batch is encoded): a text needs no `KeyValue`
+    /// unless something in it was redacted (the redacted text is then one, allocated here).
+    pub(crate) fn encode_texts(&mut self, redaction: &Redaction) {
         if self.text_attrs.is_empty() {
             return;
         }
-        let texts: Vec<KeyValue> = self
-            .texts()
-            .map(|(k, v)| KeyValue::new(k.clone(), v.to_owned()))
-            .collect();
-        self.data.attributes.extend(texts);
+        let mut start = 0;
+        for t in &self.text_attrs {
+            let text = &self.texts[start..t.end];
+            start = t.end;
+            let key = match redaction.verdict(&t.key, text, &self.data.attributes) {
+                Verdict::Unmarked => t.key.clone(),
+                Verdict::Keep(key) => key,
+                Verdict::Redacted(kvs) => {
+                    self.data.attributes.extend(kvs);
+                    continue;
+                }
+            };
+            let n = super::encode::put_text_attributes(&mut self.encoded, key.as_str(), text);
+            self.encoded_count += n as u32;
+        }
         self.texts.clear();
         self.text_attrs.clear();
     }
 
-    /// Frees the span's `KeyValue` attributes after export, on the export thread: they are mostly
-    /// what [`materialize`](Self::materialize) allocated there.
-    pub(crate) fn release_materialized(&mut self) {
+    /// Frees the span's `KeyValue` attributes after export, on the export thread: for a span
+    /// whose texts were encoded here they are few, and mostly allocated here (redacted bodies).
+    pub(crate) fn release_attributes(&mut self) {
         self.data.attributes.clear();
     }
 

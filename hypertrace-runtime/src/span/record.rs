@@ -431,6 +431,7 @@ impl Drop for AgentSpan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::capture::packed::PACKED_KEY;
     use crate::config::{Config, TraceReporterType};
     use opentelemetry::trace::Span as _;
     use opentelemetry_sdk::trace::{SpanData, SpanExporter};
@@ -602,7 +603,7 @@ mod tests {
             batch: &[crate::FinishedSpan],
         ) -> opentelemetry_sdk::error::OTelSdkResult {
             for s in batch {
-                assert_eq!(s.held_texts(), (0, 0), "texts left unmaterialized");
+                assert_eq!(s.held_texts(), (0, 0), "texts left unencoded");
             }
             let mut out = Vec::new();
             crate::TraceEncoder::new(&opentelemetry_sdk::Resource::builder_empty().build())
@@ -612,7 +613,7 @@ mod tests {
         }
     }
 
-    /// The texts reach the encoded batch: materialized and redacted on the export thread.
+    /// The texts reach the encoded batch, redacted on the export thread.
     #[test]
     fn texts_are_encoded_redacted() {
         let mut config = Config::defaults("test");
@@ -633,6 +634,13 @@ mod tests {
             crate::capture::redact::Syntax::Json,
         );
         put_text(&cx.span(), key, r#"{"password":"s3cr3t","a":1}"#, false);
+        let mut packer = crate::capture::packed::Packer::new("http.request.header.", 64);
+        packer.push("x-first", "", "one");
+        packer.push("x-second", "", "two");
+        let mut packed = Vec::new();
+        packer.finish_into(&mut packed);
+        let packed = packed[0].value.to_string();
+        put_text(&cx.span(), Key::from_static_str(PACKED_KEY), &packed, true);
         cx.span().end();
         agent.tracer_provider().force_flush().unwrap();
         let out = String::from_utf8_lossy(&e.0.lock().unwrap()).into_owned();
@@ -642,6 +650,10 @@ mod tests {
             "{out:?}"
         );
         assert!(!out.contains("s3cr3t"));
+        // The packed headers as one attribute each.
+        assert!(out.contains("http.request.header.x-first"), "{out:?}");
+        assert!(out.contains("http.request.header.x-second"), "{out:?}");
+        assert!(!out.contains("hypertrace.packed"), "{out:?}");
     }
 
     fn parent_with(span: Option<AgentSpan>) -> Context {
