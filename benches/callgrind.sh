@@ -25,11 +25,15 @@ rm -rf "$out" && mkdir -p "$out" results
 
 for v in $VARIANTS; do
   for n in 0 "$N"; do
+    # `--fair-sched=yes`: valgrind runs one thread at a time, and by default lets the serving
+    # thread run long stretches before the export thread gets its turn, so the agent's record
+    # pool, which the export thread refills, runs dry (most requests then take a new record, as
+    # no two-core run does). Round-robin turns keep the threads closer to running side by side.
     # Exported spans freed by the export thread: under callgrind the threads run one at a time,
     # and which thread frees them (`rustagent.free_spans_where_served`) would otherwise depend on
     # when valgrind lets the export thread run, moving instructions between the two columns.
     HT_RUSTAGENT_FREE_SPANS_WHERE_SERVED=false \
-    valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$out/$v.$n.out" \
+    valgrind --tool=callgrind --fair-sched=yes --separate-threads=yes --callgrind-out-file="$out/$v.$n.out" \
       target/release/requests "$v" "$WARMUP" "$n" > /dev/null 2> "$out/$v.$n.log" \
       || { cat "$out/$v.$n.log" >&2; exit 1; }
   done

@@ -135,7 +135,8 @@ impl Redaction {
                 // Only the agent writes marked keys, always with text.
                 _ => "",
             };
-            match self.verdict(&attrs[i].key, text, attrs) {
+            let has = |key: &str| attrs.iter().any(|kv| kv.key.as_str() == key);
+            match self.verdict(&attrs[i].key, text, has) {
                 Verdict::Unmarked => i += 1,
                 Verdict::Keep(key) => {
                     // The common case: nothing to redact, the text stays where it is.
@@ -151,10 +152,10 @@ impl Redaction {
         }
     }
 
-    /// What becomes of the attribute `key` = `text` of a span whose other attributes are `attrs`
-    /// (for the `.truncated` mark): the same for a `KeyValue` ([`apply`](Self::apply)) and for a
-    /// text the agent's span holds in its record (`Record::encode_texts`).
-    pub(crate) fn verdict(&self, key: &Key, text: &str, attrs: &[KeyValue]) -> Verdict {
+    /// What becomes of the attribute `key` = `text` of a span that `has` an attribute of a given
+    /// key or not (for the `.truncated` mark): the same for a `KeyValue` ([`apply`](Self::apply))
+    /// and for a text the agent's span holds in its record (`Record::encode_texts`).
+    pub(crate) fn verdict(&self, key: &Key, text: &str, has: impl Fn(&str) -> bool) -> Verdict {
         #[cfg(test)]
         assert!(!self.panics, "redaction bug");
         // One byte compared for every other attribute.
@@ -169,19 +170,20 @@ impl Redaction {
         };
         match redacted {
             None => Verdict::Keep(key),
-            Some(redacted) => Verdict::Redacted(self.redacted(key, redacted, attrs)),
+            Some(redacted) => Verdict::Redacted(self.redacted(key, redacted, has)),
         }
     }
 
     /// The attributes a body recorded under `key` becomes once `redacted`: the text, and a
-    /// `.truncated` mark when redacting took it past the limit and `attrs` has none for it yet.
-    fn redacted(&self, key: Key, redacted: Vec<u8>, attrs: &[KeyValue]) -> Vec<KeyValue> {
-        let truncated_key = format!("{}.truncated", key.as_str());
-        let marked_already = attrs.iter().any(|kv| kv.key.as_str() == truncated_key);
-        let (redacted, truncated) = within_limit(redacted, self.limit, marked_already);
-        let (value, truncated) = text_attributes(key, redacted, truncated, false);
+    /// `.truncated` mark when redacting took it past the limit and the span `has` none for it
+    /// yet. (Not cut, the redacted text is valid UTF-8 as the text was: whether it was marked
+    /// truncated before changes nothing then.)
+    fn redacted(&self, key: Key, redacted: Vec<u8>, has: impl Fn(&str) -> bool) -> Vec<KeyValue> {
+        let (redacted, cut) = within_limit(redacted, self.limit, false);
+        let mark = cut && !has(&format!("{}.truncated", key.as_str()));
+        let (value, truncated) = text_attributes(key, redacted, cut, false);
         let mut out = vec![value];
-        if !marked_already {
+        if mark {
             out.extend(truncated);
         }
         out

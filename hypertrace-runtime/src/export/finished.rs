@@ -159,6 +159,9 @@ pub(crate) struct TextAttr {
 /// with a huge attribute must not leave every pooled record that large.
 pub(crate) const KEPT_CAPACITY: usize = 16 * 1024;
 
+/// What a record's text buffer first grows to: a request's headers and two small bodies.
+const TEXTS_CHUNK: usize = 4 * 1024;
+
 impl Record {
     pub(crate) fn new() -> Box<Record> {
         Box::new(Record {
@@ -223,6 +226,10 @@ impl Record {
     /// Adds the string attribute `key` = `text`, copied into [`texts`](Self::texts); `deferred`:
     /// see [`TextAttr`].
     pub(crate) fn push_text(&mut self, key: Key, text: &str, deferred: bool) {
+        if self.texts.capacity() - self.texts.len() < text.len() {
+            // A new record's buffer grows once for a request's texts, not once per text.
+            self.texts.reserve(text.len().max(TEXTS_CHUNK));
+        }
         self.texts.push_str(text);
         self.text_attrs.push(TextAttr {
             key,
@@ -268,11 +275,20 @@ impl Record {
         if self.text_attrs.is_empty() {
             return;
         }
+        // Room for the texts and their fields (a packed header's entries each get the key
+        // prefix again), so that a new record's buffer grows once here.
+        self.encoded.reserve(self.texts.len() * 2);
         let mut start = 0;
         for t in &self.text_attrs {
             let text = &self.texts[start..t.end];
             start = t.end;
-            let key = match redaction.verdict(&t.key, text, &self.data.attributes) {
+            // A `.truncated` mark is encoded, or (rarely) a `KeyValue`.
+            let (encoded, attrs) = (&self.encoded, &self.data.attributes);
+            let has = |key: &str| {
+                attrs.iter().any(|kv| kv.key.as_str() == key)
+                    || encoded.windows(key.len()).any(|w| w == key.as_bytes())
+            };
+            let key = match redaction.verdict(&t.key, text, has) {
                 Verdict::Unmarked => t.key.clone(),
                 Verdict::Keep(key) => key,
                 Verdict::Redacted(kvs) => {
@@ -446,6 +462,43 @@ fn collect<T>(elems: Vec<Value>, f: impl Fn(Value) -> Option<T>) -> Option<Vec<T
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A cut body whose redaction takes it past the limit again keeps one `.truncated` mark (the
+    /// capture's, which the record holds encoded); one that was not cut gets one.
+    #[test]
+    fn a_redacted_text_past_the_limit_is_marked_truncated_once() {
+        let mut cfg = crate::config::Config::defaults("test");
+        cfg.data_capture.body_max_size_bytes = 24;
+        let redaction = Redaction::of(&cfg);
+        let key = crate::capture::deferred::marked_key(
+            &Key::from_static_str("http.request.body"),
+            crate::capture::redact::Syntax::Json,
+        );
+        let marks = |r: &Record| {
+            let mut all = decode_attributes(&r.encoded);
+            all.extend(r.data.attributes.iter().cloned());
+            let n = all
+                .iter()
+                .filter(|kv| kv.key.as_str() == "http.request.body.truncated")
+                .count();
+            let body = all
+                .iter()
+                .find(|kv| kv.key.as_str() == "http.request.body")
+                .map(|kv| kv.value.to_string());
+            (n, body)
+        };
+        for cut in [true, false] {
+            let mut r = Record::new();
+            r.push_text(key.clone(), r#"{"password":"abc","a":1}"#, false);
+            if cut {
+                r.push_attribute(KeyValue::new("http.request.body.truncated", true));
+            }
+            r.encode_texts(&redaction);
+            let (n, body) = marks(&r);
+            assert_eq!(n, 1, "cut: {cut}");
+            assert_eq!(body.as_deref(), Some(r#"{"password":"[REDACTED]""#));
+        }
+    }
 
     fn values() -> Vec<KeyValue> {
         vec![
