@@ -596,7 +596,7 @@ mod tests {
 
     /// Encodes each batch it borrows, as the agent's OTLP exporters do.
     #[derive(Clone, Default)]
-    struct Encoding(Arc<Mutex<Vec<u8>>>);
+    struct Encoding(Arc<Mutex<Vec<Vec<u8>>>>);
     impl crate::BatchExporter for Encoding {
         async fn export(
             &self,
@@ -608,7 +608,7 @@ mod tests {
             let mut out = Vec::new();
             crate::TraceEncoder::new(&opentelemetry_sdk::Resource::builder_empty().build())
                 .encode(batch, &mut out);
-            self.0.lock().unwrap().extend(out);
+            self.0.lock().unwrap().push(out);
             Ok(())
         }
     }
@@ -643,7 +643,9 @@ mod tests {
         put_text(&cx.span(), Key::from_static_str(PACKED_KEY), &packed, true);
         cx.span().end();
         agent.tracer_provider().force_flush().unwrap();
-        let out = String::from_utf8_lossy(&e.0.lock().unwrap()).into_owned();
+        let batches = e.0.lock().unwrap().clone();
+        assert_eq!(batches.len(), 1);
+        let out = String::from_utf8_lossy(&batches[0]).into_owned();
         assert!(out.contains("http.request.body"), "{out:?}");
         assert!(
             out.contains(r#"{"password":"[REDACTED]","a":1}"#),
@@ -654,6 +656,35 @@ mod tests {
         assert!(out.contains("http.request.header.x-first"), "{out:?}");
         assert!(out.contains("http.request.header.x-second"), "{out:?}");
         assert!(!out.contains("hypertrace.packed"), "{out:?}");
+        // And the batch is a well-formed OTLP request, the texts among its span's attributes.
+        #[cfg(feature = "otlp-grpc")]
+        {
+            use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+            use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
+            use prost::Message as _;
+            let req = ExportTraceServiceRequest::decode(batches[0].as_slice()).unwrap();
+            let span = &req.resource_spans[0].scope_spans[0].spans[0];
+            let attrs: Vec<(String, String)> = span
+                .attributes
+                .iter()
+                .map(|kv| {
+                    let v = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                        Some(Any::StringValue(s)) => s.clone(),
+                        other => format!("{other:?}"),
+                    };
+                    (kv.key.clone(), v)
+                })
+                .collect();
+            let pair = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+            assert_eq!(
+                attrs,
+                [
+                    pair("http.request.header.x-first", "one"),
+                    pair("http.request.header.x-second", "two"),
+                    pair("http.request.body", r#"{"password":"[REDACTED]","a":1}"#),
+                ]
+            );
+        }
     }
 
     fn parent_with(span: Option<AgentSpan>) -> Context {
