@@ -44,6 +44,11 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Whether the span is the agent's own.
+    pub(crate) fn own(&self) -> bool {
+        self.own
+    }
+
     /// The policy in force now: the entry point's, refined by the handler's options once it ran.
     pub(crate) fn policy(&self) -> CapturePolicy {
         match self.handler.get() {
@@ -97,13 +102,6 @@ impl InFlight {
     /// Where attributes go on the span now.
     pub(crate) fn on_span(&self) -> OnSpan<'_> {
         OnSpan::new(self.cx.span(), self.shared.own)
-    }
-}
-
-impl Shared {
-    /// Whether the span is the agent's own.
-    pub(crate) fn own(&self) -> bool {
-        self.own
     }
 }
 
