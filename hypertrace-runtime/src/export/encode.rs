@@ -516,13 +516,28 @@ pub(crate) fn put_str_attribute(out: &mut Vec<u8>, key: &str, value: &str) {
     put_bytes_field(out, 1, value.as_bytes());
 }
 
+/// `text` as the packed attribute it is, when `key` says so and it parses.
+fn packed_text<'a>(key: &str, text: &'a str) -> Option<Packed<'a>> {
+    (key == crate::capture::packed::PACKED_KEY)
+        .then(|| Packed::parse(text))
+        .flatten()
+}
+
+/// What [`put_text_attributes`] writes, in bytes.
+pub(crate) fn text_attributes_len(key: &str, text: &str) -> usize {
+    match packed_text(key, text) {
+        Some(p) => p
+            .entries()
+            .map(|(name, value)| len_field_len(entry_len(p.prefix, name, value)))
+            .sum(),
+        None => len_field_len(str_field_len(key) + len_field_len(len_field_len(text.len()))),
+    }
+}
+
 /// The attribute `key` = `text` as `Span.attributes` fields: one, or, for a packed attribute that
 /// parses, one per entry (as [`put_attrs`] writes a packed `KeyValue`). Returns how many.
 pub(crate) fn put_text_attributes(out: &mut Vec<u8>, key: &str, text: &str) -> usize {
-    let packed = (key == crate::capture::packed::PACKED_KEY)
-        .then(|| Packed::parse(text))
-        .flatten();
-    let Some(p) = packed else {
+    let Some(p) = packed_text(key, text) else {
         put_str_attribute(out, key, text);
         return 1;
     };

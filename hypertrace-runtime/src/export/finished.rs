@@ -275,9 +275,14 @@ impl Record {
         if self.text_attrs.is_empty() {
             return;
         }
-        // Room for the texts and their fields (a packed header's entries each get the key
-        // prefix again), so that a new record's buffer grows once here.
-        self.encoded.reserve(self.texts.len() * 2);
+        // Exactly the room the texts take (a packed header's entries each get the key prefix
+        // again): a new record's buffer grows once here, and no more than it needs (a large
+        // body must not hold twice its size).
+        let room: usize = self
+            .texts()
+            .map(|(k, t)| super::encode::text_attributes_len(k.as_str(), t))
+            .sum();
+        self.encoded.reserve(room);
         let mut start = 0;
         for t in &self.text_attrs {
             let text = &self.texts[start..t.end];

@@ -47,7 +47,7 @@ impl Extend<KeyValue> for OnSpan<'_> {
 impl AttributeSink for OnSpan<'_> {
     fn text(&mut self, key: Key, text: Cow<'_, str>) {
         if self.own {
-            record::put_text(&self.span, key, &text, false);
+            record::put_text(&self.span, key, text, false);
         } else {
             self.span
                 .set_attribute(KeyValue::new(key, text.into_owned()));

@@ -246,32 +246,43 @@ thread_local! {
 /// pooled record ([`Record::push_text`]), with no `String` of its own.
 ///
 /// Why a thread-local: the only way from the OpenTelemetry `Context` onto its span is
-/// `set_attribute(KeyValue)`, which would need the text as a `String`. So the text is copied into
-/// a buffer this thread keeps, and a marker attribute makes the span, called synchronously on
-/// this thread, copy it from there. `deferred`: the text may still be dropped at the span's end
-/// ([`drop_deferred_texts`]).
-pub(crate) fn put_text(span: &SpanRef<'_>, key: Key, text: &str, deferred: bool) {
-    STAGE.with(|stage| {
+/// `set_attribute(KeyValue)`, which would need the text as a `String`. So the text waits in a
+/// buffer this thread keeps (copied there, or, given as a `String`, moved there), and a marker
+/// attribute makes the span, called synchronously on this thread, copy it from there.
+/// `deferred`: the text may still be dropped at the span's end ([`drop_deferred_texts`]).
+pub(crate) fn put_text(span: &SpanRef<'_>, key: Key, text: Cow<'_, str>, deferred: bool) {
+    let kept = STAGE.with(|stage| {
         let mut stage = stage.borrow_mut();
-        stage.text.clear();
-        stage.text.push_str(text);
         stage.op = Some(Staged::Put { key, deferred });
+        match text {
+            Cow::Owned(text) => Some(std::mem::replace(&mut stage.text, text)),
+            Cow::Borrowed(text) => {
+                stage.text.clear();
+                stage.text.push_str(text);
+                None
+            }
+        }
     });
-    run_staged(span);
+    run_staged(span, kept);
 }
 
 /// Drops the texts [`put_text`] recorded as deferred on `span` (an [`AgentSpan`]).
 pub(crate) fn drop_deferred_texts(span: &SpanRef<'_>) {
     STAGE.with(|stage| stage.borrow_mut().op = Some(Staged::DropDeferred));
-    run_staged(span);
+    run_staged(span, None);
 }
 
-fn run_staged(span: &SpanRef<'_>) {
+/// Lets the span take what is staged; `kept`: the thread's own buffer, put back afterwards (the
+/// staged text, given as a `String`, is then freed).
+fn run_staged(span: &SpanRef<'_>, kept: Option<String>) {
     span.set_attribute(KeyValue::new(Key::from_static_str(STAGED_KEY), true));
     STAGE.with(|stage| {
         let mut stage = stage.borrow_mut();
         // Not taken when the span does not record (ended already).
         stage.op = None;
+        if let Some(kept) = kept {
+            stage.text = kept;
+        }
         if stage.text.capacity() > KEPT_STAGE {
             stage.text = String::new();
         }
@@ -546,18 +557,23 @@ mod tests {
             None,
         ));
         let span = cx.span();
-        put_text(&span, Key::from_static_str("early"), "dropped later", true);
+        put_text(
+            &span,
+            Key::from_static_str("early"),
+            "dropped later".into(),
+            true,
+        );
         put_text(
             &span,
             Key::from_static_str("http.request.body"),
-            "{\"a\":1}",
+            String::from("{\"a\":1}").into(),
             false,
         );
         drop_deferred_texts(&span);
-        put_text(&span, Key::from_static_str("late"), "kept", true);
+        put_text(&span, Key::from_static_str("late"), "kept".into(), true);
         span.end();
         // After its end the span takes no more, and nothing is left staged.
-        put_text(&span, Key::from_static_str("after"), "x", false);
+        put_text(&span, Key::from_static_str("after"), "x".into(), false);
         let spans = exported(&agent, &e);
         let s = spans.iter().find(|s| s.name == "texts").unwrap();
         let got: Vec<(String, String)> = s
@@ -586,7 +602,12 @@ mod tests {
         for i in 0..MAX_ATTRIBUTES {
             span.set_attribute(KeyValue::new(format!("k{i}"), i as i64));
         }
-        put_text(&span, Key::from_static_str("over"), "the limit", false);
+        put_text(
+            &span,
+            Key::from_static_str("over"),
+            "the limit".into(),
+            false,
+        );
         span.end();
         let spans = exported(&agent, &e);
         let s = spans.iter().find(|s| s.name == "full").unwrap();
@@ -633,14 +654,24 @@ mod tests {
             &Key::from_static_str("http.request.body"),
             crate::capture::redact::Syntax::Json,
         );
-        put_text(&cx.span(), key, r#"{"password":"s3cr3t","a":1}"#, false);
+        put_text(
+            &cx.span(),
+            key,
+            r#"{"password":"s3cr3t","a":1}"#.into(),
+            false,
+        );
         let mut packer = crate::capture::packed::Packer::new("http.request.header.", 64);
         packer.push("x-first", "", "one");
         packer.push("x-second", "", "two");
         let mut packed = Vec::new();
         packer.finish_into(&mut packed);
         let packed = packed[0].value.to_string();
-        put_text(&cx.span(), Key::from_static_str(PACKED_KEY), &packed, true);
+        put_text(
+            &cx.span(),
+            Key::from_static_str(PACKED_KEY),
+            packed.into(),
+            true,
+        );
         cx.span().end();
         agent.tracer_provider().force_flush().unwrap();
         let batches = e.0.lock().unwrap().clone();

@@ -267,7 +267,7 @@ impl AttributeSink for DeferredHeaders<'_> {
     fn text(&mut self, key: Key, text: Cow<'_, str>) {
         match self.own {
             Some(cx) => {
-                put_text(&cx.span(), key, &text, true);
+                put_text(&cx.span(), key, text, true);
                 self.deferred.staged = true;
             }
             None => self
