@@ -504,11 +504,7 @@ fn record(key: Key, bytes: Vec<u8>, truncated: bool, base64: bool, out: &mut imp
     if bytes.is_empty() {
         return;
     }
-    let text = if base64 {
-        Err(bytes)
-    } else {
-        into_text(bytes, truncated)
-    };
+    let text = text_or_bytes(bytes, truncated, base64);
     let truncated = truncated.then(|| truncated_mark(&key));
     match text {
         Ok(text) => out.text(key, Cow::Owned(text)),
@@ -566,11 +562,7 @@ pub(super) fn text_attributes(
     truncated: bool,
     base64: bool,
 ) -> (KeyValue, Option<KeyValue>) {
-    let text = if base64 {
-        Err(bytes)
-    } else {
-        into_text(bytes, truncated)
-    };
+    let text = text_or_bytes(bytes, truncated, base64);
     // The suffixed keys are formatted before `key` moves into the text's attribute.
     let truncated = truncated.then(|| truncated_mark(&key));
     let value = match text {
@@ -578,6 +570,16 @@ pub(super) fn text_attributes(
         Err(bytes) => base64_attribute(&key, &bytes),
     };
     (value, truncated)
+}
+
+/// The bytes as text (see [`into_text`]), or given back when they are not, or are to be recorded
+/// in base64 anyway (`base64`).
+fn text_or_bytes(bytes: Vec<u8>, truncated: bool, base64: bool) -> Result<String, Vec<u8>> {
+    if base64 {
+        Err(bytes)
+    } else {
+        into_text(bytes, truncated)
+    }
 }
 
 /// The bytes as text, or given back when they are not UTF-8. In a cut body, an incomplete

@@ -414,9 +414,8 @@ fn run_worker<E: BatchExporter>(shared: &Shared, exporter: E) {
 /// Does the capture work deferred to this thread: writes the gRPC messages kept as bytes as JSON
 /// (`grpc::deferred`), redacts the bodies that wait for it (`capture::deferred`), and encodes the
 /// texts the agent's spans hold in their records, redacted the same way (`Record::encode_texts`).
-/// `false`,
-/// with the batch counted as failed, if that panicked: the export thread goes on, without
-/// exporting those spans.
+/// `false`, with the batch counted as failed, if that panicked: the export thread goes on,
+/// without exporting those spans.
 fn redact(shared: &Shared, batch: &mut [FinishedSpan], log: &mut FailureLog) -> bool {
     let redaction = &shared.settings.redaction;
     let deferred = |batch: &mut [FinishedSpan]| {

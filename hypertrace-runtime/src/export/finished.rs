@@ -10,13 +10,14 @@
 //! goes back to the pool, to be cleared by the next request that takes it: nothing the serving
 //! thread allocated is freed on the export thread, and the encoder copies those bytes.
 //!
-//! The long texts a capture hands over by reference (bodies, packed headers: `capture::AttributeSink`)
-//! are copied into the record's `texts` buffer, which keeps its capacity too; the export thread
-//! redacts them and appends them to the encoded attributes, needing a `KeyValue` only for a body
-//! in which something was redacted. What stays a `KeyValue` in the record's `SpanData` from the start is what the export
-//! thread still works on or what the encoding would not give back exactly: other attributes whose
-//! key starts with a NUL byte (gRPC messages waiting to be written as JSON), empty arrays (whose
-//! element type the encoding loses) and value kinds the encoder does not know.
+//! The long texts a capture hands over by reference (bodies, packed headers:
+//! `capture::AttributeSink`) are copied into the record's `texts` buffer, which keeps its capacity
+//! too; the export thread redacts them and appends them to the encoded attributes, needing a
+//! `KeyValue` only for a body in which something was redacted. What stays a `KeyValue` in the
+//! record's `SpanData` from the start is what the export thread still works on or what the
+//! encoding would not give back exactly: other attributes whose key starts with a NUL byte (gRPC
+//! messages waiting to be written as JSON), empty arrays (whose element type the encoding loses)
+//! and value kinds the encoder does not know.
 
 use std::borrow::Cow;
 use std::time::SystemTime;

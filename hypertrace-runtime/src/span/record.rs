@@ -549,13 +549,7 @@ mod tests {
         let e = InMemorySpanExporter::default();
         let agent = agent(e.clone());
         let own = agent.own_spans.as_ref().unwrap();
-        let cx = parent_with(own.start(
-            SpanKind::Server,
-            SpanName::Copied("texts"),
-            &Context::new(),
-            |_| {},
-            None,
-        ));
+        let cx = Context::new().with_span(started(own, "texts"));
         let span = cx.span();
         put_text(
             &span,
@@ -591,13 +585,7 @@ mod tests {
         STAGE.with(|s| assert!(s.borrow().op.is_none()));
 
         // The limit counts texts like any attribute.
-        let cx = parent_with(own.start(
-            SpanKind::Server,
-            SpanName::Copied("full"),
-            &Context::new(),
-            |_| {},
-            None,
-        ));
+        let cx = Context::new().with_span(started(own, "full"));
         let span = cx.span();
         for i in 0..MAX_ATTRIBUTES {
             span.set_attribute(KeyValue::new(format!("k{i}"), i as i64));
@@ -643,13 +631,7 @@ mod tests {
         let e = Encoding::default();
         let agent = crate::Agent::with_batch_exporter(config, e.clone());
         let own = agent.own_spans.as_ref().unwrap();
-        let cx = parent_with(own.start(
-            SpanKind::Server,
-            SpanName::Copied("encoded"),
-            &Context::new(),
-            |_| {},
-            None,
-        ));
+        let cx = Context::new().with_span(started(own, "encoded"));
         let key = crate::capture::deferred::marked_key(
             &Key::from_static_str("http.request.body"),
             crate::capture::redact::Syntax::Json,
@@ -718,8 +700,16 @@ mod tests {
         }
     }
 
-    fn parent_with(span: Option<AgentSpan>) -> Context {
-        Context::new().with_span(span.expect("recording"))
+    /// A recording root SERVER span named `name`, with no attribute yet.
+    fn started(own: &OwnSpans, name: &'static str) -> AgentSpan {
+        own.start(
+            SpanKind::Server,
+            SpanName::Copied(name),
+            &Context::new(),
+            |_| {},
+            None,
+        )
+        .expect("recording")
     }
 
     /// A record goes back to the pool after export and serves the next span, cleared.
@@ -728,16 +718,7 @@ mod tests {
         let e = InMemorySpanExporter::default();
         let agent = agent(e.clone());
         let own = agent.own_spans.as_ref().unwrap();
-        let start = |name: &'static str| {
-            own.start(
-                SpanKind::Server,
-                SpanName::Copied(name),
-                &Context::new(),
-                |_| {},
-                None,
-            )
-            .unwrap()
-        };
+        let start = |name| started(own, name);
         let mut first = start("first");
         first.set_attribute(KeyValue::new("only.on.first", true));
         first.end();

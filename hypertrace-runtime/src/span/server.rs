@@ -178,26 +178,15 @@ pub(crate) fn start_span(
     start: Option<SystemTime>,
 ) -> Context {
     let attrs = |out: &mut Attributes<'_>| attrs.into_iter().for_each(|kv| out.kv(kv));
-    start_span_with(agent, kind, SpanName::Given(name), parent, attrs, start)
+    start_span_with(agent, kind, SpanName::Given(name), parent, attrs, start).0
 }
 
 /// Starts a span of `kind` under `parent`, its first attributes written by `attrs` (called only
 /// when the span records): the one place every entry point starts its span. A SERVER span
 /// remembers the `tracing` span an app's middleware had entered around the request
 /// ([`ServerScope`]). `start`: a start time the caller read already (else the clock is read).
+/// Also says whether the span is the agent's own (`record::AgentSpan`).
 pub(crate) fn start_span_with(
-    agent: &Agent,
-    kind: SpanKind,
-    name: SpanName<'_>,
-    parent: &Context,
-    attrs: impl FnOnce(&mut Attributes<'_>),
-    start: Option<SystemTime>,
-) -> Context {
-    start_own_span(agent, kind, name, parent, attrs, start).0
-}
-
-/// [`start_span_with`], and whether the span is the agent's own (`record::AgentSpan`).
-fn start_own_span(
     agent: &Agent,
     kind: SpanKind,
     name: SpanName<'_>,
@@ -316,7 +305,7 @@ impl ServerSpan {
         timer: Option<ServerTimer>,
     ) -> ServerSpan {
         let start = timer.as_ref().map(ServerTimer::start_time);
-        let (cx, own) = start_own_span(agent, SpanKind::Server, name, parent, attrs, start);
+        let (cx, own) = start_span_with(agent, SpanKind::Server, name, parent, attrs, start);
         let sampled = cx.span().span_context().is_sampled();
         ServerSpan {
             cx,
