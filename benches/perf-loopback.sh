@@ -67,8 +67,9 @@ raw, rounds, duration, freq, variants, allocator = sys.argv[1], int(sys.argv[2])
 RULES = [
     ("kernel (TCP, scheduling, wake-ups)", r"^\[k\]"),
     ("body-field redaction", r"capture::redact::"),
-    ("OTLP encoding", r"hypertrace_runtime::export::encode|TraceEncoder|packed::Packed::"),
-    ("capture: headers, bodies, attributes", r"hypertrace_runtime::(capture|http|span|propagation|filter)::"),
+    # The `floor` variant's own code (`src/floor.rs`) is sorted the same way.
+    ("OTLP encoding", r"hypertrace_runtime::export::encode|TraceEncoder|packed::Packed::|hypertrace_benches::floor::(encode|kv_)"),
+    ("capture: headers, bodies, attributes", r"hypertrace_runtime::(capture|http|span|propagation|filter)::|hypertrace_benches::floor::"),
     ("batch queue, export worker", r"hypertrace_runtime::export::"),
     ("OpenTelemetry SDK and API", r"opentelemetry"),
     ("gRPC client (tonic, h2)", r"^(tonic|h2|prost|tower)::|<(tonic|h2|prost|tower)::"),
@@ -84,8 +85,9 @@ def component(sym, thread):
     return OTHER.get(thread, "other (std, tokio)")
 
 def thread(comm):
-    if comm.startswith("hypertrace-exp"): return "export"
-    if comm.startswith("hypertrace-grp") or comm.startswith("hypertrace-otl"): return "gRPC runtime"
+    # The `floor` variant's threads are `floor-export` and `floor-grpc`.
+    if comm.startswith(("hypertrace-exp", "floor-exp")): return "export"
+    if comm.startswith(("hypertrace-grp", "hypertrace-otl", "floor-grpc")): return "gRPC runtime"
     return "serving"
 
 out = {"allocator": allocator, "rounds": rounds, "duration_s": duration, "frequency_hz": freq, "variants": {}}

@@ -79,9 +79,12 @@ type Slot = Arc<Mutex<Record>>;
 
 /// Pieces switched off one at a time, to see what each costs: `FLOOR_HEADERS=0` (no header is
 /// recorded), `FLOOR_BODIES=0` (no body), `FLOOR_REDACT=0` (bodies recorded unredacted),
-/// `FLOOR_SEND=0` (each batch encoded, not sent).
+/// `FLOOR_SEND=0` (each batch encoded, not sent). One piece switched on: `FLOOR_CONTEXT=1`, an
+/// OpenTelemetry `Context` holding a span (a trivial one, [`ContextSpan`]), attached while the
+/// handler's future is polled, as an agent must for nested spans and outgoing calls.
 #[derive(Clone, Copy)]
 struct Switches {
+    context: bool,
     headers: bool,
     bodies: bool,
     redact: bool,
@@ -93,6 +96,7 @@ impl Switches {
     fn from_env() -> Switches {
         let on = |k: &str| std::env::var(k).map_or(true, |v| v != "0");
         Switches {
+            context: std::env::var("FLOOR_CONTEXT").is_ok_and(|v| v == "1"),
             headers: on("FLOOR_HEADERS"),
             bodies: on("FLOOR_BODIES"),
             redact: on("FLOOR_REDACT"),
@@ -329,11 +333,12 @@ where
             return FloorFuture {
                 inner: self.inner.call(req),
                 open: None,
+                otel: None,
             };
         };
         let slot = shared.take();
         let (parts, body) = req.into_parts();
-        {
+        let otel = {
             let mut r = slot.lock().unwrap();
             r.start = now_ns();
             let h = &parts.headers;
@@ -393,7 +398,17 @@ where
                 };
                 kv_str(a, &[b"http.request.header.", name.as_bytes()], value);
             }
-        }
+            shared.on.context.then(|| {
+                use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt as _, TraceFlags};
+                opentelemetry::Context::new().with_span(ContextSpan(SpanContext::new(
+                    opentelemetry::trace::TraceId::from_bytes(r.trace_id),
+                    SpanId::from_bytes(r.span_id),
+                    TraceFlags::SAMPLED,
+                    false,
+                    Default::default(),
+                )))
+            })
+        };
         let body = if shared.on.bodies {
             Body::new(Tee {
                 inner: body,
@@ -403,9 +418,14 @@ where
         } else {
             body
         };
+        let inner = {
+            let _attached = otel.as_ref().map(|cx| cx.clone().attach());
+            self.inner.call(Request::from_parts(parts, body))
+        };
         FloorFuture {
-            inner: self.inner.call(Request::from_parts(parts, body)),
+            inner,
             open: Some((slot, shared)),
+            otel,
         }
     }
 }
@@ -414,13 +434,45 @@ where
 pub struct FloorFuture<F> {
     inner: F,
     open: Option<(Slot, Arc<Shared>)>,
+    /// `FLOOR_CONTEXT=1`: attached while `inner` is polled.
+    otel: Option<opentelemetry::Context>,
+}
+
+/// The span in the `Context` of `FLOOR_CONTEXT=1`: it records nothing (the record does), it is
+/// there for what a context costs: the `Arc`, the boxed span behind its mutex, attaching it.
+#[derive(Debug)]
+struct ContextSpan(opentelemetry::trace::SpanContext);
+
+impl opentelemetry::trace::Span for ContextSpan {
+    fn add_event_with_timestamp<T>(&mut self, _: T, _: SystemTime, _: Vec<opentelemetry::KeyValue>)
+    where
+        T: Into<Cow<'static, str>>,
+    {
+    }
+    fn span_context(&self) -> &opentelemetry::trace::SpanContext {
+        &self.0
+    }
+    fn is_recording(&self) -> bool {
+        true
+    }
+    fn set_attribute(&mut self, _: opentelemetry::KeyValue) {}
+    fn set_status(&mut self, _: opentelemetry::trace::Status) {}
+    fn update_name<T>(&mut self, _: T)
+    where
+        T: Into<Cow<'static, str>>,
+    {
+    }
+    fn add_link(&mut self, _: opentelemetry::trace::SpanContext, _: Vec<opentelemetry::KeyValue>) {}
+    fn end_with_timestamp(&mut self, _: SystemTime) {}
 }
 
 impl<F: Future<Output = Result<Response, Infallible>> + Unpin> Future for FloorFuture<F> {
     type Output = Result<Response, Infallible>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let attached = self.otel.as_ref().map(|cx| cx.clone().attach());
         let Ok(res) = std::task::ready!(Pin::new(&mut self.inner).poll(cx));
+        drop(attached);
         let Some((slot, shared)) = self.open.take() else {
             return Poll::Ready(Ok(res));
         };

@@ -13,6 +13,9 @@
 //! - `tower-http`: tower-http's `TraceLayer::new_for_http()` with the `tracing-opentelemetry` layer.
 //! - `floor`: not an agent, the least work capturing everything can be (see [`floor`]); run only
 //!   when asked for by name.
+//! - `plain-spin`: plain axum that also burns `BENCH_SPIN_NS` nanoseconds of CPU a request (default
+//!   10,000) and does nothing else: how the loopback harness charges a server that is slower by a
+//!   known amount of pure computation; run only when asked for by name.
 //!
 //! Both peers export through the OpenTelemetry SDK's `BatchSpanProcessor`.
 
@@ -63,6 +66,7 @@ pub fn letter(variant: &str) -> &'static str {
         "tower-http" => "e",
         "hypertrace-unsampled" => "f",
         "floor" => "z",
+        "plain-spin" => "y",
         _ => "?",
     }
 }
@@ -233,6 +237,23 @@ pub fn router(variant: &str) -> Router {
         }
         "tower-http" => router("plain").layer(tower_http::trace::TraceLayer::new_for_http()),
         "floor" => router("plain").layer(floor::FloorLayer),
+        "plain-spin" => {
+            let spin = Duration::from_nanos(
+                std::env::var("BENCH_SPIN_NS")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(10_000),
+            );
+            router("plain").layer(axum::middleware::map_request(
+                move |req: Request| async move {
+                    let t = std::time::Instant::now();
+                    while t.elapsed() < spin {
+                        std::hint::spin_loop();
+                    }
+                    req
+                },
+            ))
+        }
         other => panic!("unknown variant {other:?}; one of {VARIANTS:?}"),
     }
 }
@@ -417,7 +438,7 @@ impl Telemetry {
             floor: None,
         };
         match variant {
-            "plain" => {}
+            "plain" | "plain-spin" => {}
             "floor" => {
                 t.floor = Some(floor::Floor::start(match export {
                     Export::Encode => None,
