@@ -179,9 +179,9 @@ fn report(name: &str, stats: &hypertrace_benches::EncodeStats) {
     use std::sync::atomic::Ordering::Relaxed;
     let spans = stats.spans.load(Relaxed);
     eprintln!(
-        "  {name}: {spans} spans exported, {} OTLP bytes/span, {} attributes on the last",
+        "  {name}: {spans} spans exported, {} OTLP bytes/span, {} attributes on the first",
         stats.bytes.load(Relaxed).checked_div(spans).unwrap_or(0),
-        stats.last_span_attributes.load(Relaxed)
+        stats.span_attributes.load(Relaxed)
     );
 }
 

@@ -266,9 +266,13 @@ pub struct EncodeStats {
     pub spans: AtomicU64,
     pub bytes: AtomicU64,
     pub batches: AtomicU64,
-    /// Attributes on the last span exported (what a span of this variant carries).
-    pub last_span_attributes: AtomicUsize,
-    pub last_span_events: AtomicUsize,
+    /// Attributes and events on the first span exported (what a span of this variant carries;
+    /// the benches send one kind of request). Counted once: for the agent's spans counting means
+    /// decoding the whole span, work that no exporter does and that a bench must not measure (a
+    /// large body copied again on the export thread).
+    pub span_attributes: AtomicUsize,
+    pub span_events: AtomicUsize,
+    pub counted: std::sync::atomic::AtomicBool,
 }
 
 /// Encodes every batch to an OTLP `ExportTraceServiceRequest`, counts, and drops it: as an SDK
@@ -330,14 +334,17 @@ impl SpanExporter for EncodingExporter {
             }
             _ => {}
         }
-        if let Some(last) = batch.last() {
-            self.stats.last_span_attributes.store(
-                hypertrace::packed::unpacked(&last.attributes).len(),
+        if let Some(first) = batch
+            .first()
+            .filter(|_| !self.stats.counted.swap(true, Ordering::Relaxed))
+        {
+            self.stats.span_attributes.store(
+                hypertrace::packed::unpacked(&first.attributes).len(),
                 Ordering::Relaxed,
             );
             self.stats
-                .last_span_events
-                .store(last.events.len(), Ordering::Relaxed);
+                .span_events
+                .store(first.events.len(), Ordering::Relaxed);
         }
         let req = ExportTraceServiceRequest {
             resource_spans: group_spans_by_resource_and_scope(batch, &self.resource),
@@ -374,13 +381,16 @@ impl hypertrace::BatchExporter for EncodingExporter {
             encoder.encode(batch, buf);
             std::hint::black_box(&buf).len()
         };
-        if let Some(last) = batch.last().map(hypertrace::FinishedSpan::to_span_data) {
+        let first = batch
+            .first()
+            .filter(|_| !self.stats.counted.swap(true, Ordering::Relaxed));
+        if let Some(first) = first.map(hypertrace::FinishedSpan::to_span_data) {
             self.stats
-                .last_span_attributes
-                .store(last.attributes.len(), Ordering::Relaxed);
+                .span_attributes
+                .store(first.attributes.len(), Ordering::Relaxed);
             self.stats
-                .last_span_events
-                .store(last.events.len(), Ordering::Relaxed);
+                .span_events
+                .store(first.events.len(), Ordering::Relaxed);
         }
         self.stats.bytes.fetch_add(len as u64, Ordering::Relaxed);
         self.stats
@@ -589,8 +599,8 @@ impl Telemetry {
             out += &format!(
                 " encoded.spans={spans} encoded.bytes_per_span={} span.attributes={} span.events={}",
                 bytes.checked_div(spans).unwrap_or(0),
-                s.last_span_attributes.load(Ordering::Relaxed),
-                s.last_span_events.load(Ordering::Relaxed)
+                s.span_attributes.load(Ordering::Relaxed),
+                s.span_events.load(Ordering::Relaxed)
             );
         }
         out
