@@ -26,7 +26,50 @@ pub trait Encodable: sealed::Sealed {
     #[doc(hidden)]
     fn span(&self) -> &SpanData;
     #[doc(hidden)]
-    fn pre_encoded(&self) -> &[u8];
+    fn pre_encoded(&self) -> PreEncoded<'_>;
+}
+
+/// A span's attribute fields encoded already: bytes, with large texts to be written in between
+/// as they are (a record's large bodies: see `finished::Record`), so that they are not copied
+/// into the record's buffer first.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PreEncoded<'a> {
+    bytes: &'a [u8],
+    /// Each text and where in `bytes` it goes (the field's head ends there), in order.
+    spliced: &'a [(usize, String)],
+}
+
+impl<'a> PreEncoded<'a> {
+    pub(crate) fn new(bytes: &'a [u8], spliced: &'a [(usize, String)]) -> Self {
+        PreEncoded { bytes, spliced }
+    }
+
+    /// The encoded length.
+    pub(crate) fn len(&self) -> usize {
+        self.bytes.len() + self.spliced.iter().map(|(_, t)| t.len()).sum::<usize>()
+    }
+
+    /// Appends the encoded bytes to `out`.
+    pub(crate) fn write(&self, out: &mut Vec<u8>) {
+        let mut at = 0;
+        for (offset, text) in self.spliced {
+            out.extend_from_slice(&self.bytes[at..*offset]);
+            out.extend_from_slice(text.as_bytes());
+            at = *offset;
+        }
+        out.extend_from_slice(&self.bytes[at..]);
+    }
+
+    /// The encoded bytes in one piece (copied only when texts are spliced in).
+    pub(crate) fn contiguous(&self) -> std::borrow::Cow<'a, [u8]> {
+        if self.spliced.is_empty() {
+            return std::borrow::Cow::Borrowed(self.bytes);
+        }
+        let mut out = Vec::with_capacity(self.len());
+        self.write(&mut out);
+        std::borrow::Cow::Owned(out)
+    }
 }
 
 mod sealed {
@@ -39,8 +82,8 @@ impl Encodable for SpanData {
     fn span(&self) -> &SpanData {
         self
     }
-    fn pre_encoded(&self) -> &[u8] {
-        &[]
+    fn pre_encoded(&self) -> PreEncoded<'_> {
+        PreEncoded::default()
     }
 }
 
@@ -48,7 +91,7 @@ impl Encodable for FinishedSpan {
     fn span(&self) -> &SpanData {
         self.data()
     }
-    fn pre_encoded(&self) -> &[u8] {
+    fn pre_encoded(&self) -> PreEncoded<'_> {
         FinishedSpan::pre_encoded(self)
     }
 }
@@ -356,7 +399,7 @@ fn status_len(s: &Status) -> usize {
 
 /// The `Span` message of `s` with the attribute fields `pre` before its own; the lengths of its
 /// own attributes' messages are appended to `attr_lens`.
-fn span_len(s: &SpanData, pre: &[u8], attr_lens: &mut Vec<u32>) -> usize {
+fn span_len(s: &SpanData, pre: PreEncoded<'_>, attr_lens: &mut Vec<u32>) -> usize {
     let cx = &s.span_context;
     let mut n = len_field_len(16) + len_field_len(8);
     n += str_field_len(&cx.trace_state().header());
@@ -509,11 +552,17 @@ pub(crate) fn put_attribute(out: &mut Vec<u8>, kv: &KeyValue) {
 /// [`put_attribute`] for a string attribute given by reference: the same bytes, without the
 /// `String` a `KeyValue` would need.
 pub(crate) fn put_str_attribute(out: &mut Vec<u8>, key: &str, value: &str) {
-    let any = len_field_len(value.len());
+    put_str_attribute_head(out, key, value.len());
+    out.extend_from_slice(value.as_bytes());
+}
+
+/// [`put_str_attribute`] but for the value's bytes, which go right after what this writes.
+pub(crate) fn put_str_attribute_head(out: &mut Vec<u8>, key: &str, value_len: usize) {
+    let any = len_field_len(value_len);
     put_len_field(out, 9, str_field_len(key) + len_field_len(any));
     put_str_field(out, 1, key);
     put_len_field(out, 2, any);
-    put_bytes_field(out, 1, value.as_bytes());
+    put_len_field(out, 1, value_len);
 }
 
 /// `text` as the packed attribute it is, when `key` says so and it parses.
@@ -604,7 +653,7 @@ fn put_scope(out: &mut Vec<u8>, s: &InstrumentationScope) {
 
 /// Writes the `Span` message of `s`, with the attribute fields `pre` before its own; `attr_lens`
 /// starts with the lengths [`span_len`] gave its attributes.
-fn put_span(out: &mut Vec<u8>, s: &SpanData, pre: &[u8], attr_lens: &[u32]) {
+fn put_span(out: &mut Vec<u8>, s: &SpanData, pre: PreEncoded<'_>, attr_lens: &[u32]) {
     let cx = &s.span_context;
     put_bytes_field(out, 1, &cx.trace_id().to_bytes());
     put_bytes_field(out, 2, &cx.span_id().to_bytes());
@@ -617,7 +666,7 @@ fn put_span(out: &mut Vec<u8>, s: &SpanData, pre: &[u8], attr_lens: &[u32]) {
     out.push(span_kind(&s.span_kind));
     put_fixed64_field(out, 7, to_nanos(s.start_time));
     put_fixed64_field(out, 8, to_nanos(s.end_time));
-    out.extend_from_slice(pre);
+    pre.write(out);
     put_attrs_sized(out, 9, &s.attributes, attr_lens);
     put_u32_field(out, 10, s.dropped_attributes_count);
     for e in s.events.iter() {

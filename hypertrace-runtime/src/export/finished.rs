@@ -18,6 +18,12 @@
 //! encoding would not give back exactly: other attributes whose key starts with a NUL byte (gRPC
 //! messages waiting to be written as JSON), empty arrays (whose element type the encoding loses)
 //! and value kinds the encoder does not know.
+//!
+//! A large text handed over as a `String` (a body of 16 KiB or more) is not copied at all: the
+//! record holds it as it is, and the export thread encodes only its field's head, the encoder
+//! writing the text in between (`Record::spliced`). A large body so exists once from its capture
+//! to its export, where it was copied twice, and the export thread frees it once it is sent
+//! rather than keeping it in the pool.
 
 use std::borrow::Cow;
 use std::time::SystemTime;
@@ -26,6 +32,7 @@ use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status};
 use opentelemetry::{Array, InstrumentationScope, Key, KeyValue, Value};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 
+use super::encode::PreEncoded;
 use crate::capture::deferred::{Redaction, Verdict};
 use crate::capture::packed::unpacked;
 
@@ -50,10 +57,10 @@ impl FinishedSpan {
     pub fn to_span_data(&self) -> SpanData {
         let data = self.data();
         let pre = self.pre_encoded();
-        let mut attributes = if pre.is_empty() {
+        let mut attributes = if pre.len() == 0 {
             unpacked(&data.attributes).into_owned()
         } else {
-            let mut all = decode_attributes(pre);
+            let mut all = decode_attributes(&pre.contiguous());
             all.extend(unpacked(&data.attributes).into_owned());
             all
         };
@@ -98,10 +105,10 @@ impl FinishedSpan {
     }
 
     /// The attributes already encoded: `Span.attributes` fields, tag and length included.
-    pub(crate) fn pre_encoded(&self) -> &[u8] {
+    pub(crate) fn pre_encoded(&self) -> PreEncoded<'_> {
         match &self.0 {
-            Repr::Sdk(_) => &[],
-            Repr::Agent(r) => &r.encoded,
+            Repr::Sdk(_) => PreEncoded::default(),
+            Repr::Agent(r) => PreEncoded::new(&r.encoded, &r.spliced),
         }
     }
 
@@ -109,7 +116,15 @@ impl FinishedSpan {
     pub(crate) fn held_texts(&self) -> (usize, usize) {
         match &self.0 {
             Repr::Sdk(_) => (0, 0),
-            Repr::Agent(r) => (r.texts.len(), r.text_attrs.len()),
+            Repr::Agent(r) => {
+                let owned: usize = r
+                    .text_attrs
+                    .iter()
+                    .filter_map(|t| t.own.as_ref())
+                    .map(String::len)
+                    .sum();
+                (r.texts.len() + owned, r.text_attrs.len())
+            }
         }
     }
 
@@ -134,8 +149,12 @@ pub(crate) struct Record {
     pub(crate) data: SpanData,
     /// `Span.attributes` fields (tag 9, length, `KeyValue` message), in the order they were set.
     pub(crate) encoded: Vec<u8>,
-    /// How many attributes `encoded` holds.
+    /// How many attributes `encoded` holds (`spliced` included).
     pub(crate) encoded_count: u32,
+    /// Large texts held as they are (bodies handed over as `String`s, past [`OWN_TEXT_MIN`]),
+    /// encoded: each is the value of the field whose head ends at its offset in `encoded`. The
+    /// encoder writes them in between, so that a large body is not copied into `encoded` first.
+    pub(crate) spliced: Vec<(usize, String)>,
     /// The long string attributes handed over as text ([`Record::push_text`]: bodies, packed
     /// headers): their values one after the other, in a buffer that keeps its capacity from
     /// request to request, so that the serving thread allocates nothing for them. The export
@@ -146,11 +165,14 @@ pub(crate) struct Record {
     pub(crate) text_attrs: Vec<TextAttr>,
 }
 
-/// One attribute held in [`Record::texts`].
+/// One attribute held in [`Record::texts`], or, for a large text given as a `String`, held apart.
 #[derive(Debug)]
 pub(crate) struct TextAttr {
     key: Key,
+    /// Where the text ends in [`Record::texts`]; for a text held apart, where the previous one ended.
     end: usize,
+    /// A large text given as a `String` ([`Record::push_owned_text`]), held as it is.
+    own: Option<String>,
     /// Recorded before the final capture policy was known (a request's headers): dropped by
     /// [`Record::drop_deferred_texts`] if that policy does not keep them.
     deferred: bool,
@@ -162,6 +184,21 @@ pub(crate) const KEPT_CAPACITY: usize = 16 * 1024;
 
 /// What a record's text buffer first grows to: a request's headers and two small bodies.
 const TEXTS_CHUNK: usize = 4 * 1024;
+
+/// A text given as a `String` from this size on is held as it is rather than copied into
+/// [`Record::texts`]: a large body then lives once on the serving thread, not twice, and the
+/// record's buffer stays small enough to be pooled ([`KEPT_CAPACITY`]).
+const OWN_TEXT_MIN: usize = KEPT_CAPACITY;
+
+impl TextAttr {
+    /// The text, in `texts` from `start` (where the previous one ended) or held apart.
+    fn text<'a>(&'a self, texts: &'a str, start: usize) -> &'a str {
+        match &self.own {
+            Some(own) => own,
+            None => &texts[start..self.end],
+        }
+    }
+}
 
 impl Record {
     pub(crate) fn new() -> Box<Record> {
@@ -183,6 +220,7 @@ impl Record {
             },
             encoded: Vec::new(),
             encoded_count: 0,
+            spliced: Vec::new(),
             texts: String::new(),
             text_attrs: Vec::new(),
         })
@@ -207,6 +245,7 @@ impl Record {
         d.span_context = SpanContext::empty_context();
         self.encoded.clear();
         self.encoded_count = 0;
+        self.spliced.clear();
         self.texts.clear();
         self.text_attrs.clear();
     }
@@ -235,6 +274,21 @@ impl Record {
         self.text_attrs.push(TextAttr {
             key,
             end: self.texts.len(),
+            own: None,
+            deferred,
+        });
+    }
+
+    /// [`push_text`](Self::push_text) for a text given as a `String`: a large one is held as it
+    /// is, with no copy (see [`OWN_TEXT_MIN`]).
+    pub(crate) fn push_owned_text(&mut self, key: Key, text: String, deferred: bool) {
+        if text.len() < OWN_TEXT_MIN {
+            return self.push_text(key, &text, deferred);
+        }
+        self.text_attrs.push(TextAttr {
+            key,
+            end: self.texts.len(),
+            own: Some(text),
             deferred,
         });
     }
@@ -250,12 +304,15 @@ impl Record {
         let mut kept = Vec::new();
         for t in std::mem::take(&mut self.text_attrs) {
             if !t.deferred {
-                kept.push((t.key, start, t.end));
+                kept.push((t.key, start, t.end, t.own));
             }
             start = t.end;
         }
-        for (key, start, end) in kept {
-            self.push_text(key, &all[start..end], false);
+        for (key, start, end, own) in kept {
+            match own {
+                Some(text) => self.push_owned_text(key, text, false),
+                None => self.push_text(key, &all[start..end], false),
+            }
         }
     }
 
@@ -263,7 +320,7 @@ impl Record {
     fn texts(&self) -> impl Iterator<Item = (&Key, &str)> {
         let mut start = 0;
         self.text_attrs.iter().map(move |t| {
-            let value = &self.texts[start..t.end];
+            let value = t.text(&self.texts, start);
             start = t.end;
             (&t.key, value)
         })
@@ -277,21 +334,28 @@ impl Record {
             return;
         }
         // Exactly the room the texts take (a packed header's entries each get the key prefix
-        // again): a new record's buffer grows once here, and no more than it needs (a large
-        // body must not hold twice its size).
+        // again; a text held apart takes only its field's head): a new record's buffer grows once
+        // here, and no more than it needs (a large body must not hold twice its size).
         let room: usize = self
-            .texts()
-            .map(|(k, t)| super::encode::text_attributes_len(k.as_str(), t))
+            .text_attrs
+            .iter()
+            .scan(0, |start, t| {
+                let text = t.text(&self.texts, *start);
+                *start = t.end;
+                let apart = if t.own.is_some() { text.len() } else { 0 };
+                Some(super::encode::text_attributes_len(t.key.as_str(), text) - apart)
+            })
             .sum();
         self.encoded.reserve(room);
+        let mut attrs = std::mem::take(&mut self.text_attrs);
         let mut start = 0;
-        for t in &self.text_attrs {
-            let text = &self.texts[start..t.end];
+        for t in attrs.drain(..) {
+            let text = t.text(&self.texts, start);
             start = t.end;
             // A `.truncated` mark is encoded, or (rarely) a `KeyValue`.
-            let (encoded, attrs) = (&self.encoded, &self.data.attributes);
+            let (encoded, kvs) = (&self.encoded, &self.data.attributes);
             let has = |key: &str| {
-                attrs.iter().any(|kv| kv.key.as_str() == key)
+                kvs.iter().any(|kv| kv.key.as_str() == key)
                     || encoded.windows(key.len()).any(|w| w == key.as_bytes())
             };
             let key = match redaction.verdict(&t.key, text, has) {
@@ -302,17 +366,34 @@ impl Record {
                     continue;
                 }
             };
-            let n = super::encode::put_text_attributes(&mut self.encoded, key.as_str(), text);
-            self.encoded_count += n as u32;
+            match t.own {
+                // A body is never a packed attribute: one field, its value spliced in.
+                Some(own) if key.as_str() != crate::capture::packed::PACKED_KEY => {
+                    super::encode::put_str_attribute_head(
+                        &mut self.encoded,
+                        key.as_str(),
+                        own.len(),
+                    );
+                    self.spliced.push((self.encoded.len(), own));
+                    self.encoded_count += 1;
+                }
+                _ => {
+                    let n =
+                        super::encode::put_text_attributes(&mut self.encoded, key.as_str(), text);
+                    self.encoded_count += n as u32;
+                }
+            }
         }
         self.texts.clear();
-        self.text_attrs.clear();
+        self.text_attrs = attrs;
     }
 
     /// Frees the span's `KeyValue` attributes after export, on the export thread: for a span
     /// whose texts were encoded here they are few, and mostly allocated here (redacted bodies).
     pub(crate) fn release_attributes(&mut self) {
         self.data.attributes.clear();
+        // Large bodies, freed here rather than held in the pool until the record's next request.
+        self.spliced.clear();
     }
 
     /// Adds the string attribute `key` = `value`, encoded (never a key that stays a `KeyValue`).
@@ -565,6 +646,69 @@ mod tests {
         assert_eq!(keys, ["k", "\0hypertrace.packed", "e"]);
     }
 
+    /// A large text given as a `String` is held as it is, between texts copied into the buffer,
+    /// and reads, drops (deferred) and encodes exactly as if it had been copied; the buffer stays
+    /// small.
+    #[test]
+    fn a_large_owned_text_is_held_apart_and_reads_as_if_copied() {
+        let redaction = Redaction::of(&crate::config::Config::defaults("test"));
+        let large = "x".repeat(OWN_TEXT_MIN);
+        let fill = |r: &mut Record, own: bool| {
+            r.push_text(Key::from_static_str("h"), "deferred", true);
+            r.push_text(Key::from_static_str("a"), "first", false);
+            if own {
+                r.push_owned_text(Key::from_static_str("big"), large.clone(), false);
+                r.push_owned_text(
+                    Key::from_static_str("small"),
+                    "owned but small".into(),
+                    true,
+                );
+            } else {
+                r.push_text(Key::from_static_str("big"), &large, false);
+                r.push_text(Key::from_static_str("small"), "owned but small", true);
+            }
+            r.push_text(Key::from_static_str("b"), "last", false);
+        };
+        let (mut owned, mut copied) = (Record::new(), Record::new());
+        fill(&mut owned, true);
+        fill(&mut copied, false);
+        assert!(owned.texts.len() < 64, "the large text was copied");
+        let read = |r: &Record| {
+            r.texts()
+                .map(|(k, v)| (k.to_string(), v.to_owned()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(read(&owned), read(&copied));
+        let held = |r: Box<Record>| FinishedSpan(Repr::Agent(r)).held_texts();
+        let (o, c) = (held(owned), held(copied));
+        assert_eq!(o, c);
+        for drop_deferred in [false, true] {
+            let (mut owned, mut copied) = (Record::new(), Record::new());
+            fill(&mut owned, true);
+            fill(&mut copied, false);
+            if drop_deferred {
+                owned.drop_deferred_texts();
+                copied.drop_deferred_texts();
+                assert_eq!(read(&owned).len(), 3);
+            }
+            assert_eq!(read(&owned), read(&copied));
+            owned.encode_texts(&redaction);
+            copied.encode_texts(&redaction);
+            assert_eq!(owned.spliced.len(), 1, "the large text is spliced in");
+            assert!(owned.encoded.len() < 256, "the large text was copied");
+            let pre = |r: &Record| {
+                PreEncoded::new(&r.encoded, &r.spliced)
+                    .contiguous()
+                    .into_owned()
+            };
+            assert_eq!(pre(&owned), pre(&copied), "drop_deferred: {drop_deferred}");
+            assert_eq!(owned.encoded_count, copied.encoded_count);
+            assert!(owned.text_attrs.is_empty() && owned.texts.is_empty());
+            owned.release_attributes();
+            assert!(owned.spliced.is_empty(), "a large body left in the pool");
+        }
+    }
+
     #[test]
     fn a_cleared_record_keeps_its_buffers() {
         let mut r = Record::new();
@@ -595,6 +739,17 @@ mod encoding_tests {
             r.push_attribute(kv);
         }
         r.push_attribute(KeyValue::new("\0hypertrace.unknown", "kept as it is"));
+        // A large body spliced in between the encoded attributes, and one after it.
+        let redaction = Redaction::of(&crate::config::Config::defaults("test"));
+        r.push_owned_text(
+            Key::from_static_str("http.request.body"),
+            "b".repeat(OWN_TEXT_MIN + 1),
+            false,
+        );
+        r.push_text(Key::from_static_str("small"), "after it", false);
+        r.encode_texts(&redaction);
+        r.push_attribute(KeyValue::new("last", 1i64));
+        assert_eq!(r.spliced.len(), 1);
         let finished = FinishedSpan(Repr::Agent(r));
         let plain = finished.to_span_data();
         let resource = opentelemetry_sdk::Resource::builder_empty().build();

@@ -222,7 +222,12 @@ const KEPT_STAGE: usize = 64 * 1024;
 /// What [`put_text`] and [`drop_deferred_texts`] leave for the span to do.
 #[derive(Debug)]
 enum Staged {
-    Put { key: Key, deferred: bool },
+    /// `owned`: the staged text is the caller's `String`, which the record may keep as it is.
+    Put {
+        key: Key,
+        deferred: bool,
+        owned: bool,
+    },
     DropDeferred,
 }
 
@@ -243,17 +248,23 @@ thread_local! {
 
 /// Records `key` = `text` on `span`, which must be an [`AgentSpan`] (the caller knows: the
 /// server span says whether it is, `span::server::Shared::own`): `text` is copied into the span's
-/// pooled record ([`Record::push_text`]), with no `String` of its own.
+/// pooled record ([`Record::push_text`]), with no `String` of its own; a large text given as a
+/// `String` (a body) is kept by the record as it is ([`Record::push_owned_text`]), not copied.
 ///
 /// Why a thread-local: the only way from the OpenTelemetry `Context` onto its span is
 /// `set_attribute(KeyValue)`, which would need the text as a `String`. So the text waits in a
 /// buffer this thread keeps (copied there, or, given as a `String`, moved there), and a marker
-/// attribute makes the span, called synchronously on this thread, copy it from there.
+/// attribute makes the span, called synchronously on this thread, copy it (or take it) from there.
 /// `deferred`: the text may still be dropped at the span's end ([`drop_deferred_texts`]).
 pub(crate) fn put_text(span: &SpanRef<'_>, key: Key, text: Cow<'_, str>, deferred: bool) {
     let kept = STAGE.with(|stage| {
         let mut stage = stage.borrow_mut();
-        stage.op = Some(Staged::Put { key, deferred });
+        let owned = matches!(text, Cow::Owned(_));
+        stage.op = Some(Staged::Put {
+            key,
+            deferred,
+            owned,
+        });
         match text {
             Cow::Owned(text) => Some(std::mem::replace(&mut stage.text, text)),
             Cow::Borrowed(text) => {
@@ -313,9 +324,19 @@ impl AgentSpan {
             let mut stage = stage.borrow_mut();
             let stage = &mut *stage;
             match stage.op.take() {
-                Some(Staged::Put { key, deferred }) => {
-                    let text = &stage.text;
-                    self.add_with(|r| r.push_text(key, text, deferred));
+                Some(Staged::Put {
+                    key,
+                    deferred,
+                    owned,
+                }) => {
+                    if owned {
+                        // `put_text` puts the thread's own buffer back afterwards.
+                        let text = std::mem::take(&mut stage.text);
+                        self.add_with(|r| r.push_owned_text(key, text, deferred));
+                    } else {
+                        let text = &stage.text;
+                        self.add_with(|r| r.push_text(key, text, deferred));
+                    }
                 }
                 Some(Staged::DropDeferred) => {
                     if let Some(r) = &mut self.record {
