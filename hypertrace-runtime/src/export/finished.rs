@@ -191,6 +191,12 @@ const TEXTS_CHUNK: usize = 4 * 1024;
 const OWN_TEXT_MIN: usize = KEPT_CAPACITY;
 
 impl TextAttr {
+    /// Whether the text is spliced into the batch rather than copied into the encoded attributes:
+    /// a text held apart that is one attribute (not packed headers, which become one per entry).
+    fn spliced(&self) -> bool {
+        self.own.is_some() && self.key.as_str() != crate::capture::packed::PACKED_KEY
+    }
+
     /// The text, in `texts` from `start` (where the previous one ended) or held apart.
     fn text<'a>(&'a self, texts: &'a str, start: usize) -> &'a str {
         match &self.own {
@@ -342,7 +348,7 @@ impl Record {
             .scan(0, |start, t| {
                 let text = t.text(&self.texts, *start);
                 *start = t.end;
-                let apart = if t.own.is_some() { text.len() } else { 0 };
+                let apart = if t.spliced() { text.len() } else { 0 };
                 Some(super::encode::text_attributes_len(t.key.as_str(), text) - apart)
             })
             .sum();
@@ -366,9 +372,10 @@ impl Record {
                     continue;
                 }
             };
+            let spliced = t.spliced();
             match t.own {
-                // A body is never a packed attribute: one field, its value spliced in.
-                Some(own) if key.as_str() != crate::capture::packed::PACKED_KEY => {
+                // One field, its value spliced in.
+                Some(own) if spliced => {
                     super::encode::put_str_attribute_head(
                         &mut self.encoded,
                         key.as_str(),
