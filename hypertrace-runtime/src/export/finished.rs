@@ -43,11 +43,12 @@ use crate::capture::packed::unpacked;
 #[derive(Debug)]
 pub struct FinishedSpan(pub(crate) Repr);
 
-// The SDK's spans arrive as `SpanData` by value and stay so; boxing them would add an allocation.
-#[allow(clippy::large_enum_variant)]
+// Both boxed, so that a queued span is two words: the queue and each batch move spans under the
+// queue's lock, and the agent's own spans are most of them. An SDK span (the application's own
+// tracer) pays one allocation for it.
 #[derive(Debug)]
 pub(crate) enum Repr {
-    Sdk(SpanData),
+    Sdk(Box<SpanData>),
     Agent(Box<Record>),
 }
 
@@ -138,7 +139,7 @@ impl FinishedSpan {
 
 impl From<SpanData> for FinishedSpan {
     fn from(d: SpanData) -> Self {
-        FinishedSpan(Repr::Sdk(d))
+        FinishedSpan(Repr::Sdk(Box::new(d)))
     }
 }
 
@@ -556,6 +557,13 @@ fn collect<T>(elems: Vec<Value>, f: impl Fn(Value) -> Option<T>) -> Option<Vec<T
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The queue and every batch move spans by value under the queue's lock: a span is a pointer
+    /// and the enum's tag, whichever kind it is.
+    #[test]
+    fn a_finished_span_is_two_words() {
+        assert_eq!(std::mem::size_of::<FinishedSpan>(), 2 * std::mem::size_of::<usize>());
+    }
 
     /// A cut body whose redaction takes it past the limit again keeps one `.truncated` mark (the
     /// capture's, which the record holds encoded); one that was not cut gets one.
