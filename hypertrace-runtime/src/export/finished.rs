@@ -562,7 +562,10 @@ mod tests {
     /// and the enum's tag, whichever kind it is.
     #[test]
     fn a_finished_span_is_two_words() {
-        assert_eq!(std::mem::size_of::<FinishedSpan>(), 2 * std::mem::size_of::<usize>());
+        assert_eq!(
+            std::mem::size_of::<FinishedSpan>(),
+            2 * std::mem::size_of::<usize>()
+        );
     }
 
     /// A cut body whose redaction takes it past the limit again keeps one `.truncated` mark (the
