@@ -1,6 +1,7 @@
 //! A finished span as the batch processor holds it: either the SDK's `SpanData` (an app's own
-//! OpenTelemetry spans, the client and SQL spans) or the agent's own [`Record`] (every server span),
-//! whose attributes are mostly written already in OTLP's protobuf encoding.
+//! OpenTelemetry spans, and the agent's in a pipeline without span records of its own) or the
+//! agent's own [`Record`] (the server, client, gRPC and SQL spans it starts), whose attributes are
+//! mostly written already in OTLP's protobuf encoding.
 //!
 //! Why the agent records its server spans itself: an SDK span keeps each attribute as a
 //! `KeyValue` in a growing `Vec`, hands the export thread a `SpanData` to free (a free on another
@@ -44,8 +45,7 @@ use crate::capture::packed::unpacked;
 pub struct FinishedSpan(pub(crate) Repr);
 
 // Both boxed, so that a queued span is two words: the queue and each batch move spans under the
-// queue's lock, and the agent's own spans are most of them. An SDK span (the application's own
-// tracer) pays one allocation for it.
+// queue's lock, and the agent's own spans are most of them. An SDK span pays one allocation for it.
 #[derive(Debug)]
 pub(crate) enum Repr {
     Sdk(Box<SpanData>),
