@@ -69,7 +69,7 @@ impl FinishedSpan {
         if let Repr::Agent(r) = &self.0 {
             let texts: Vec<KeyValue> = r
                 .texts()
-                .map(|(k, v)| KeyValue::new(k.clone(), v.to_owned()))
+                .map(|(t, v)| KeyValue::new(t.key.clone(), v.to_owned()))
                 .collect();
             attributes.extend(unpacked(&texts).into_owned());
         }
@@ -323,13 +323,13 @@ impl Record {
         }
     }
 
-    /// The texts as `(key, value)`, in the order they were recorded.
-    fn texts(&self) -> impl Iterator<Item = (&Key, &str)> {
+    /// The texts with their attributes, in the order they were recorded.
+    fn texts(&self) -> impl Iterator<Item = (&TextAttr, &str)> {
         let mut start = 0;
         self.text_attrs.iter().map(move |t| {
             let value = t.text(&self.texts, start);
             start = t.end;
-            (&t.key, value)
+            (t, value)
         })
     }
 
@@ -344,13 +344,10 @@ impl Record {
         // again; a text held apart takes only its field's head): a new record's buffer grows once
         // here, and no more than it needs (a large body must not hold twice its size).
         let room: usize = self
-            .text_attrs
-            .iter()
-            .scan(0, |start, t| {
-                let text = t.text(&self.texts, *start);
-                *start = t.end;
+            .texts()
+            .map(|(t, text)| {
                 let apart = if t.spliced() { text.len() } else { 0 };
-                Some(super::encode::text_attributes_len(t.key.as_str(), text) - apart)
+                super::encode::text_attributes_len(t.key.as_str(), text) - apart
             })
             .sum();
         self.encoded.reserve(room);
@@ -693,7 +690,7 @@ mod tests {
         assert!(owned.texts.len() < 64, "the large text was copied");
         let read = |r: &Record| {
             r.texts()
-                .map(|(k, v)| (k.to_string(), v.to_owned()))
+                .map(|(t, v)| (t.key.to_string(), v.to_owned()))
                 .collect::<Vec<_>>()
         };
         assert_eq!(read(&owned), read(&copied));
